@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11 and make:
+#   make demo   create .venv, install, run the ICP worked example end to end
+#   make test   create .venv, install with test extras, run the whole suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test install bench clean tables
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/python examples/icp/generate.py
+	$(BIN)/costing run examples/icp/run.toml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python benchmarks/bench_pipeline.py --records 1000000
+
+# Re-derive the shipped tables from ../shared/data with our own importers (maintainers only).
+tables: install
+	$(BIN)/python -m costing.importers.build_shipped
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

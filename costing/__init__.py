@@ -1,0 +1,58 @@
+"""costing: notional costs for English hospital activity, per patient per six-month window.
+
+Public API (pinned by tests/unit/test_public_api.py)::
+
+    import costing
+    tables = costing.load_tables()            # shipped, verified, immutable
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from costing.errors import (
+    ConfigError,
+    ConservationError,
+    CostingError,
+    EditionNotFoundError,
+    ImportFormatError,
+    InputError,
+    ManifestError,
+    MissingColumnsError,
+    TableError,
+    TableIntegrityError,
+    TableKeyError,
+    TableMissingError,
+    TableSchemaError,
+    ValidationError,
+)
+from costing.status import CostSource, Status
+from costing.tables import Edition, TableSet, load_tables
+
+try:
+    __version__ = version("costing")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "__version__",
+    "load_tables",
+    "TableSet",
+    "Edition",
+    "Status",
+    "CostSource",
+    "CostingError",
+    "TableError",
+    "TableIntegrityError",
+    "TableMissingError",
+    "TableSchemaError",
+    "TableKeyError",
+    "ManifestError",
+    "EditionNotFoundError",
+    "ImportFormatError",
+    "InputError",
+    "MissingColumnsError",
+    "ValidationError",
+    "ConfigError",
+    "ConservationError",
+]

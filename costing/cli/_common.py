@@ -1,0 +1,35 @@
+"""Shared CLI plumbing: error-to-exit-code mapping and the stderr summary line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from costing.errors import CostingError
+
+
+class CostingGroup(click.Group):
+    """A click group that turns CostingError into a clean message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CostingError as exc:
+            click.echo(f"costing: error: {exc}", err=True)
+            ctx.exit(1)
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            click.echo(f"costing: error: {exc.filename}: {exc.strerror}", err=True)
+            ctx.exit(1)
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, stream=sys.stderr, format="costing: %(message)s")
+
+
+def echo_err(msg: str) -> None:
+    """Write one line to stderr (summaries, progress)."""
+    click.echo(msg, err=True)

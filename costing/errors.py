@@ -1,0 +1,142 @@
+"""Exceptions raised by costing when it cannot proceed.
+
+Per-record problems are data (a status code on the row); an exception means the run
+cannot go on. Every message says what is wrong, where (file, row, column) and what to do.
+
+    CostingError
+    ├── TableError                      a price/reference table cannot be trusted or used
+    │   ├── TableIntegrityError         file bytes differ from the manifest sha256
+    │   ├── TableMissingError           a file named in a manifest (or the manifest) is absent
+    │   ├── TableSchemaError            wrong columns or dtypes in a table
+    │   ├── TableKeyError               duplicate (or null) primary key in a table
+    │   ├── ManifestError               a manifest that does not parse or validate
+    │   └── EditionNotFoundError        no such kind/edition, or no edition in force on a date
+    ├── ImportFormatError               an official workbook/CSV we cannot read (sheet, header, cell)
+    ├── InputError                      a user extract or cohort we cannot use
+    │   ├── MissingColumnsError         required columns absent (with close matches)
+    │   └── ValidationError             strict mode: every failing (row, column, value, reason)
+    ├── ConfigError                     a run file or configuration that is invalid
+    └── ConservationError               money or rows not conserved: a bug in costing, please report
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "CostingError",
+    "TableError",
+    "TableIntegrityError",
+    "TableMissingError",
+    "TableSchemaError",
+    "TableKeyError",
+    "ManifestError",
+    "EditionNotFoundError",
+    "ImportFormatError",
+    "InputError",
+    "MissingColumnsError",
+    "ValidationError",
+    "ConfigError",
+    "ConservationError",
+]
+
+
+class CostingError(Exception):
+    """Base class of every error costing raises on purpose."""
+
+
+class TableError(CostingError):
+    """A price or reference table cannot be trusted or used."""
+
+
+class TableIntegrityError(TableError):
+    """A table file's bytes do not match the sha256 recorded in its manifest."""
+
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{path}: sha256 mismatch (manifest says {expected}, file has {actual}). "
+            "The file was changed after it was imported; restore it from the repository or "
+            "re-import the edition with `costing tables import`."
+        )
+
+
+class TableMissingError(TableError):
+    """A file named in a manifest, or the manifest itself, is missing."""
+
+
+class TableSchemaError(TableError):
+    """A table has missing columns or a column of the wrong dtype."""
+
+
+class TableKeyError(TableError):
+    """A table has duplicate or null primary-key values."""
+
+
+class ManifestError(TableError):
+    """A manifest does not parse or does not validate."""
+
+
+class EditionNotFoundError(TableError):
+    """No table of the requested kind and edition, or none in force on a date."""
+
+
+class ImportFormatError(CostingError):
+    """An official workbook or CSV cannot be read into canonical form."""
+
+
+class InputError(CostingError):
+    """A user's activity extract or cohort cannot be used."""
+
+
+class MissingColumnsError(InputError):
+    """Required columns are absent from an input file."""
+
+    def __init__(
+        self,
+        source: str,
+        missing: Sequence[str],
+        suggestions: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.source = source
+        self.missing = list(missing)
+        self.suggestions = suggestions or {}
+        parts = []
+        for col in self.missing:
+            close = self.suggestions.get(col) or []
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            parts.append(f"{col!r}{hint}")
+        super().__init__(
+            f"{source}: missing required column(s): {'; '.join(parts)}. "
+            "Rename the columns, or map them with a column file (TOML: canonical_name = \"your column\")."
+        )
+
+
+class ValidationError(InputError):
+    """Strict-mode validation failed; ``failures`` lists every (row, column, value, reason)."""
+
+    def __init__(self, source: str, failures: Any, shown: int = 20) -> None:
+        # failures: a polars DataFrame with columns row, column, value, reason
+        self.source = source
+        self.failures = failures
+        n = failures.height
+        lines = [
+            f"  row {r['row']}, column {r['column']}: {r['reason']} (value {r['value']!r})"
+            for r in failures.head(shown).iter_rows(named=True)
+        ]
+        more = f"\n  ... and {n - shown} more" if n > shown else ""
+        super().__init__(
+            f"{source}: {n} invalid value(s) in strict mode:\n" + "\n".join(lines) + more
+            + "\nFix the input, or run without --strict to keep these rows with an invalid-record status."
+        )
+
+
+class ConfigError(CostingError):
+    """A configuration or run file is invalid."""
+
+
+class ConservationError(CostingError):
+    """Rows or money were not conserved between stages: a bug in costing, please report it."""

@@ -1,0 +1,1 @@
+"""Importers: official publication formats -> canonical table editions (one module per format)."""

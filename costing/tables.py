@@ -1,0 +1,722 @@
+"""Table registry: versioned editions on disk, verified on load, immutable in memory.
+
+Layout: ``<root>/<kind>/<edition>/manifest.json`` plus one canonical CSV (or Parquet) per
+resource. ``load_tables`` reads every edition under one or more roots, checks each file's
+sha256, schema and primary key against its manifest and the canonical schema, and returns
+a frozen ``TableSet``. ``write_edition`` is what importers call to create an edition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources as importlib_resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from costing.errors import (
+    EditionNotFoundError,
+    ManifestError,
+    TableError,
+    TableIntegrityError,
+    TableKeyError,
+    TableMissingError,
+    TableSchemaError,
+)
+from costing.schema import (
+    HRG_VERSIONS,
+    NULLABLE_KEY_COLUMNS,
+    TABLE_KINDS,
+    TABLE_PRIMARY_KEYS,
+    TABLE_SCHEMAS,
+    dtype_from_name,
+    dtype_name,
+)
+
+__all__ = [
+    "Source",
+    "Change",
+    "FieldSpec",
+    "Resource",
+    "Manifest",
+    "Edition",
+    "TableSet",
+    "load_tables",
+    "write_edition",
+    "shipped_tables_path",
+    "sha256_file",
+    "edition_dates",
+    "financial_year_of",
+]
+
+MANIFEST_NAME = "manifest.json"
+OGL = "Open Government Licence v3.0"
+_EDITION_RE = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_edition(edition: str) -> str:
+    """Validate a ``YYYY-YY`` financial-year edition string and return it."""
+    m = _EDITION_RE.match(edition)
+    if not m or (int(m.group(1)) + 1) % 100 != int(m.group(2)):
+        raise ValueError(
+            f"edition {edition!r} is not a financial year written YYYY-YY (e.g. 2017-18)"
+        )
+    return edition
+
+
+def edition_dates(edition: str) -> tuple[dt.date, dt.date]:
+    """First and last day of the financial year named by an edition (1 April - 31 March)."""
+    y = int(check_edition(edition)[:4])
+    return dt.date(y, 4, 1), dt.date(y + 1, 3, 31)
+
+
+def financial_year_of(d: dt.date) -> str:
+    """The ``YYYY-YY`` financial year containing a date."""
+    y = d.year if d.month >= 4 else d.year - 1
+    return f"{y}-{(y + 1) % 100:02d}"
+
+
+def shipped_tables_path() -> Path:
+    """Folder of the tables shipped with costing (repository checkout or installed wheel)."""
+    repo = Path(__file__).resolve().parent.parent / "tariffs"
+    if repo.is_dir() and any(repo.iterdir()):
+        return repo
+    try:
+        pkg = importlib_resources.files("costing.tariffs")
+        return Path(str(pkg))
+    except ModuleNotFoundError:  # pragma: no cover - broken install
+        return repo
+
+
+# --------------------------------------------------------------------------------------
+# manifest models
+# --------------------------------------------------------------------------------------
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Source(_Frozen):
+    """An original publication a table was derived from."""
+
+    title: str
+    url: str | None = None
+    publisher: str | None = None
+    file_name: str
+    sha256: str
+    retrieved: dt.date | None = None
+    licence: str = OGL
+    obtained_from: str | None = None
+
+
+class Change(_Frozen):
+    """One entry of an edition's change log."""
+
+    version: int
+    date: dt.date
+    note: str
+
+
+class FieldSpec(_Frozen):
+    """A column of a resource and its manifest type name."""
+
+    name: str
+    type: str
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        dtype_from_name(v)
+        return v
+
+
+class Resource(_Frozen):
+    """A file of an edition with its checksum, schema and primary key."""
+
+    name: str
+    path: str
+    format: Literal["csv", "parquet"] = "csv"
+    sha256: str
+    rows: int
+    fields: tuple[FieldSpec, ...]
+    primary_key: tuple[str, ...]
+
+    @property
+    def schema(self) -> dict[str, pl.DataType]:
+        return {f.name: dtype_from_name(f.type) for f in self.fields}
+
+
+class Manifest(_Frozen):
+    """Everything known about one edition of one kind of table."""
+
+    name: str
+    kind: str
+    edition: str
+    hrg_version: str | None = None
+    grouper: str | None = None
+    valid_from: dt.date
+    valid_to: dt.date
+    published: dt.date | None = None
+    version: int = 1
+    changes: tuple[Change, ...] = ()
+    illustrative: bool = False
+    description: str = ""
+    notes: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
+    resources: tuple[Resource, ...]
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in TABLE_KINDS:
+            raise ValueError(f"kind {v!r} is not one of {', '.join(TABLE_KINDS)}")
+        return v
+
+    @field_validator("edition")
+    @classmethod
+    def _edition(cls, v: str) -> str:
+        return check_edition(v)
+
+    @field_validator("hrg_version")
+    @classmethod
+    def _hrg_version(cls, v: str | None) -> str | None:
+        if v is not None and v not in HRG_VERSIONS:
+            raise ValueError(f"hrg_version {v!r} is not one of {', '.join(HRG_VERSIONS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        if self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        if self.kind in ("tariff", "reference_cost") and self.hrg_version is None:
+            raise ValueError(f"a {self.kind} edition needs an hrg_version (v3.5 or HRG4)")
+        return self
+
+    def resource(self, name: str) -> Resource:
+        for r in self.resources:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------------
+# editions and table sets
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One verified edition: its manifest, folder and loaded (read-only) frames."""
+
+    manifest: Manifest
+    path: Path
+    frames: Mapping[str, pl.DataFrame] = field(repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.kind
+
+    @property
+    def edition(self) -> str:
+        return self.manifest.edition
+
+    @property
+    def hrg_version(self) -> str | None:
+        return self.manifest.hrg_version
+
+    def table(self, resource: str | None = None) -> pl.DataFrame:
+        """A resource's frame (the only one when ``resource`` is None)."""
+        if resource is None:
+            if len(self.frames) != 1:
+                raise KeyError(
+                    f"{self.kind} {self.edition} has resources {sorted(self.frames)}; name one"
+                )
+            return next(iter(self.frames.values()))
+        try:
+            return self.frames[resource]
+        except KeyError:
+            raise KeyError(
+                f"{self.kind} {self.edition} has no resource {resource!r} "
+                f"(it has {sorted(self.frames)})"
+            ) from None
+
+    def in_force(self, d: dt.date) -> bool:
+        return self.manifest.valid_from <= d <= self.manifest.valid_to
+
+
+class TableSet:
+    """An immutable collection of verified editions, looked up by kind and edition or date."""
+
+    __slots__ = ("_editions",)
+
+    def __init__(self, editions: Iterable[Edition]) -> None:
+        by_key: dict[tuple[str, str], Edition] = {}
+        for e in editions:
+            key = (e.kind, e.edition)
+            if key in by_key:
+                raise TableError(
+                    f"{e.kind} edition {e.edition} is defined twice: {by_key[key].path} and "
+                    f"{e.path}. Remove one, or give the correction a new version in place."
+                )
+            by_key[key] = e
+        object.__setattr__(self, "_editions", MappingProxyType(dict(sorted(by_key.items()))))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("TableSet is immutable; build a new one with .with_editions()")
+
+    def __iter__(self) -> Iterator[Edition]:
+        return iter(self._editions.values())
+
+    def __len__(self) -> int:
+        return len(self._editions)
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{k}/{e}" for k, e in self._editions)
+        return f"TableSet({names})"
+
+    def kinds(self) -> list[str]:
+        return sorted({k for k, _ in self._editions})
+
+    def editions(self, kind: str) -> list[str]:
+        """Editions held for a kind, oldest first."""
+        return [e for k, e in self._editions if k == kind]
+
+    def has(self, kind: str, edition: str) -> bool:
+        return (kind, edition) in self._editions
+
+    def get(self, kind: str, edition: str) -> Edition:
+        """The edition of a kind; EditionNotFoundError listing what exists otherwise."""
+        try:
+            return self._editions[(kind, edition)]
+        except KeyError:
+            have = ", ".join(self.editions(kind)) or "none"
+            raise EditionNotFoundError(
+                f"no {kind} edition {edition!r} in the tables (have: {have}). "
+                "Import it with `costing tables import` or choose one of those."
+            ) from None
+
+    def in_force(self, kind: str, on: dt.date) -> Edition | None:
+        """The edition of a kind in force on a date, or None (never the nearest year)."""
+        hits = [e for (k, _), e in self._editions.items() if k == kind and e.in_force(on)]
+        if len(hits) > 1:
+            raise TableError(
+                f"{kind} editions {', '.join(e.edition for e in hits)} overlap on {on}"
+            )
+        return hits[0] if hits else None
+
+    def table(self, kind: str, edition: str, resource: str | None = None) -> pl.DataFrame:
+        return self.get(kind, edition).table(resource)
+
+    def index_series(self, name: str) -> pl.DataFrame:
+        """financial_year, value for a named inflation index, from the newest edition holding it."""
+        for (k, _), e in sorted(self._editions.items(), reverse=True):
+            if k != "index":
+                continue
+            t = e.table("index").filter(pl.col("index_name") == name)
+            if t.height:
+                return t.select("financial_year", "value", "is_forecast")
+        names = sorted(
+            {
+                n
+                for (k, _), e in self._editions.items()
+                if k == "index"
+                for n in e.table("index")["index_name"].unique().to_list()
+            }
+        )
+        raise EditionNotFoundError(
+            f"no inflation index named {name!r} (have: {', '.join(names) or 'none'})"
+        )
+
+    def with_editions(self, *editions: Edition, replace: bool = False) -> TableSet:
+        """A new TableSet with editions added (or replacing same kind+edition if ``replace``)."""
+        keep = [
+            e
+            for e in self
+            if not (replace and any((e.kind, e.edition) == (n.kind, n.edition) for n in editions))
+        ]
+        return TableSet([*keep, *editions])
+
+    def without(self, kind: str, edition: str | None = None) -> TableSet:
+        """A new TableSet without one edition (or every edition of a kind)."""
+        return TableSet(
+            e for e in self if not (e.kind == kind and (edition is None or e.edition == edition))
+        )
+
+    def summary(self) -> pl.DataFrame:
+        """One row per edition: kind, edition, HRG version, validity, rows, version, source."""
+        rows = []
+        for e in self:
+            m = e.manifest
+            rows.append(
+                {
+                    "kind": m.kind,
+                    "edition": m.edition,
+                    "hrg_version": m.hrg_version,
+                    "valid_from": m.valid_from,
+                    "valid_to": m.valid_to,
+                    "rows": sum(r.rows for r in m.resources),
+                    "version": m.version,
+                    "illustrative": m.illustrative,
+                    "source": "; ".join(s.file_name for s in m.sources),
+                    "path": str(e.path),
+                }
+            )
+        schema = {
+            "kind": pl.String, "edition": pl.String, "hrg_version": pl.String,
+            "valid_from": pl.Date, "valid_to": pl.Date, "rows": pl.Int64, "version": pl.Int64,
+            "illustrative": pl.Boolean, "source": pl.String, "path": pl.String,
+        }
+        return pl.DataFrame(rows, schema=schema)
+
+    def fingerprint(self) -> list[dict[str, Any]]:
+        """What a run manifest records of the tables: kind, edition, version and hashes."""
+        return [
+            {
+                "kind": e.kind,
+                "edition": e.edition,
+                "version": e.manifest.version,
+                "hrg_version": e.hrg_version,
+                "illustrative": e.manifest.illustrative,
+                "resources": {r.path: r.sha256 for r in e.manifest.resources},
+            }
+            for e in self
+        ]
+
+
+# --------------------------------------------------------------------------------------
+# loading and verifying
+# --------------------------------------------------------------------------------------
+
+
+def _read_manifest(path: Path) -> Manifest:
+    if not path.is_file():
+        raise TableMissingError(f"{path}: manifest missing; every edition folder needs one")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        return Manifest.model_validate(data)
+    except Exception as exc:  # pydantic ValidationError
+        raise ManifestError(f"{path}: invalid manifest: {exc}") from None
+
+
+def _check_canonical(manifest: Manifest, res: Resource, where: Path) -> None:
+    canon = TABLE_SCHEMAS[manifest.kind].get(res.name)
+    if canon is None:
+        return  # extra resources are allowed; they are verified but not used by pricing
+    declared = res.schema
+    missing = [c for c in canon if c not in declared]
+    if missing:
+        raise TableSchemaError(
+            f"{where}: resource {res.name!r} lacks canonical column(s) {missing}; "
+            "re-import the edition with the current importer."
+        )
+    for col, dtype in canon.items():
+        if declared[col] != dtype:
+            raise TableSchemaError(
+                f"{where}: column {col!r} declared {dtype_name(declared[col])}, "
+                f"canonical type is {dtype_name(dtype)}"
+            )
+    pk = TABLE_PRIMARY_KEYS[manifest.kind][res.name]
+    if tuple(res.primary_key) != pk:
+        raise TableSchemaError(
+            f"{where}: resource {res.name!r} primary key {list(res.primary_key)} "
+            f"differs from canonical {list(pk)}"
+        )
+
+
+def _read_resource(file: Path, res: Resource) -> pl.DataFrame:
+    schema = res.schema
+    try:
+        if res.format == "parquet":
+            df = pl.read_parquet(file)
+        else:
+            with open(file, "rb") as fh:
+                header = fh.readline().decode("utf-8").rstrip("\r\n").split(",")
+            if header != [f.name for f in res.fields]:
+                raise TableSchemaError(
+                    f"{file}: header {header} differs from the manifest's columns "
+                    f"{[f.name for f in res.fields]}"
+                )
+            df = pl.read_csv(file, schema=schema, infer_schema=False)
+    except TableSchemaError:
+        raise
+    except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError,
+            pl.exceptions.SchemaError, UnicodeDecodeError, ValueError) as exc:
+        raise TableSchemaError(
+            f"{file}: values do not match the declared column types "
+            f"({', '.join(f'{f.name}: {f.type}' for f in res.fields)}): {exc}"
+        ) from None
+    for col, dtype in schema.items():
+        if col not in df.columns:
+            raise TableSchemaError(f"{file}: column {col!r} missing")
+        if df.schema[col] != dtype:
+            raise TableSchemaError(
+                f"{file}: column {col!r} has dtype {df.schema[col]}, manifest says {dtype}"
+            )
+    if df.height != res.rows:
+        raise TableSchemaError(f"{file}: {df.height} rows, manifest says {res.rows}")
+    return df
+
+
+def check_primary_key(df: pl.DataFrame, key: Sequence[str], where: str) -> None:
+    """Raise TableKeyError on null (outside nullable key columns) or duplicate keys."""
+    key = list(key)
+    for col in key:
+        if col in NULLABLE_KEY_COLUMNS:
+            continue
+        n_null = df[col].null_count()
+        if n_null:
+            rows = (df.with_row_index("_row").filter(pl.col(col).is_null())["_row"] + 2).to_list()
+            raise TableKeyError(
+                f"{where}: primary-key column {col!r} is empty in {n_null} row(s) "
+                f"(file lines {rows[:10]})"
+            )
+    dup = df.with_row_index("_row").filter(pl.struct(key).is_duplicated())
+    if dup.height:
+        sample = dup.head(6).select(*key, (pl.col("_row") + 2).alias("line")).to_dicts()
+        raise TableKeyError(
+            f"{where}: duplicate primary key {key} in {dup.height} rows, e.g. {sample}. "
+            "Each key must appear once; fix the source or the importer."
+        )
+
+
+def _load_edition(folder: Path) -> Edition:
+    manifest_path = folder / MANIFEST_NAME
+    m = _read_manifest(manifest_path)
+    if folder.name != m.edition or folder.parent.name != m.kind:
+        raise ManifestError(
+            f"{manifest_path}: says {m.kind}/{m.edition} but lives in "
+            f"{folder.parent.name}/{folder.name}; folders are <kind>/<edition>/"
+        )
+    frames: dict[str, pl.DataFrame] = {}
+    for res in m.resources:
+        file = folder / res.path
+        if not file.is_file():
+            raise TableMissingError(
+                f"{file}: file named in {manifest_path} is missing (expected sha256 {res.sha256})"
+            )
+        actual = sha256_file(file)
+        if actual != res.sha256:
+            raise TableIntegrityError(str(file), res.sha256, actual)
+        _check_canonical(m, res, file)
+        df = _read_resource(file, res)
+        check_primary_key(df, res.primary_key, str(file))
+        frames[res.name] = df
+    return Edition(manifest=m, path=folder, frames=MappingProxyType(frames))
+
+
+def _edition_folders(root: Path) -> list[Path]:
+    if (root / MANIFEST_NAME).is_file():  # a single edition folder
+        return [root]
+    found = []
+    for kind_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for ed_dir in sorted(p for p in kind_dir.iterdir() if p.is_dir()):
+            if not ed_dir.name.startswith((".", "_")):
+                found.append(ed_dir)
+    return found
+
+
+def load_tables(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+) -> TableSet:
+    """Load and verify table editions.
+
+    Args:
+        path: None for the shipped tables; a folder laid out ``<kind>/<edition>/``, a
+            single edition folder, or a list of these. The string ``"shipped"`` in a
+            list stands for the shipped tables, so users can add their editions to ours.
+
+    Returns:
+        An immutable TableSet. Raises a TableError subclass naming the file on any
+        sha256, schema, primary-key or manifest problem.
+
+    Example:
+        >>> import costing
+        >>> tables = costing.load_tables()
+        >>> tables.get("reference_cost", "2017-18").hrg_version
+        'HRG4'
+    """
+    if path is None:
+        roots: list[Path] = [shipped_tables_path()]
+    elif isinstance(path, (str, os.PathLike)):
+        roots = [shipped_tables_path() if str(path) == "shipped" else Path(path)]
+    else:
+        roots = [shipped_tables_path() if str(p) == "shipped" else Path(p) for p in path]
+    editions: list[Edition] = []
+    for root in roots:
+        if not root.is_dir():
+            raise TableMissingError(f"{root}: no such tables folder")
+        editions.extend(_load_edition(f) for f in _edition_folders(root))
+    return TableSet(editions)
+
+
+def verify_tables(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+) -> list[tuple[str, str | None]]:
+    """Check every edition folder; return (folder, error message or None) for each.
+
+    Unlike ``load_tables`` this does not stop at the first failure.
+    """
+    if path is None:
+        roots = [shipped_tables_path()]
+    elif isinstance(path, (str, os.PathLike)):
+        roots = [Path(path)]
+    else:
+        roots = [Path(p) for p in path]
+    results: list[tuple[str, str | None]] = []
+    for root in roots:
+        if not root.is_dir():
+            results.append((str(root), "no such tables folder"))
+            continue
+        for folder in _edition_folders(root):
+            try:
+                _load_edition(folder)
+                results.append((str(folder), None))
+            except TableError as exc:
+                results.append((str(folder), str(exc)))
+    return results
+
+
+# --------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _canonical_frame(kind: str, name: str, df: pl.DataFrame, where: str) -> pl.DataFrame:
+    canon = TABLE_SCHEMAS[kind].get(name)
+    if canon is None:
+        raise TableSchemaError(
+            f"{where}: {kind} has no resource {name!r} (canonical: {sorted(TABLE_SCHEMAS[kind])})"
+        )
+    missing = [c for c in canon if c not in df.columns]
+    if missing:
+        raise TableSchemaError(f"{where}: frame lacks canonical column(s) {missing}")
+    extra = [c for c in df.columns if c not in canon]
+    out = df.select(
+        *[pl.col(c).cast(t, strict=True) for c, t in canon.items()],
+        *[pl.col(c) for c in extra],
+    )
+    key = list(TABLE_PRIMARY_KEYS[kind][name])
+    return out.sort(key, nulls_last=False, maintain_order=True)
+
+
+def write_edition(
+    into: str | os.PathLike[str],
+    *,
+    kind: str,
+    edition: str,
+    frames: Mapping[str, pl.DataFrame],
+    sources: Sequence[Source],
+    hrg_version: str | None = None,
+    grouper: str | None = None,
+    valid_from: dt.date | None = None,
+    valid_to: dt.date | None = None,
+    published: dt.date | None = None,
+    version: int = 1,
+    changes: Sequence[Change] = (),
+    illustrative: bool = False,
+    description: str = "",
+    notes: Sequence[str] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Write canonical frames and a manifest as ``<into>/<kind>/<edition>/``.
+
+    Frames are cast to the canonical schema of their kind (TableSchemaError if they cannot
+    be), sorted by primary key and checked for duplicate keys before anything is written.
+    An existing edition is never edited in place unless ``overwrite`` is set (a correction
+    should bump ``version`` and add a ``changes`` entry). Returns the edition folder.
+    """
+    if kind not in TABLE_KINDS:
+        raise TableError(f"unknown table kind {kind!r}; expected one of {', '.join(TABLE_KINDS)}")
+    check_edition(edition)
+    folder = Path(into) / kind / edition
+    if (folder / MANIFEST_NAME).exists() and not overwrite:
+        raise TableError(
+            f"{folder}: edition already exists. Released editions are not edited in place; "
+            "pass overwrite (CLI: --overwrite) to replace it deliberately."
+        )
+    vf, vt = edition_dates(edition)
+    prepared: dict[str, pl.DataFrame] = {}
+    for name, df in frames.items():
+        where = f"{kind}/{edition}/{name}"
+        out = _canonical_frame(kind, name, df, where)
+        check_primary_key(out, TABLE_PRIMARY_KEYS[kind][name], where)
+        prepared[name] = out
+    resources = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in prepared.items():
+        file = folder / f"{name}.csv"
+        data = df.write_csv(line_terminator="\n", float_precision=None).encode("utf-8")
+        _atomic_write_bytes(file, data)
+        resources.append(
+            Resource(
+                name=name,
+                path=file.name,
+                sha256=hashlib.sha256(data).hexdigest(),
+                rows=df.height,
+                fields=tuple(FieldSpec(name=c, type=dtype_name(t)) for c, t in df.schema.items()),
+                primary_key=TABLE_PRIMARY_KEYS[kind][name],
+            )
+        )
+    if not changes:
+        changes = (Change(version=version, date=published or vf, note="first import"),)
+    manifest = Manifest(
+        name=f"{kind}-{edition}",
+        kind=kind,
+        edition=edition,
+        hrg_version=hrg_version,
+        grouper=grouper,
+        valid_from=valid_from or vf,
+        valid_to=valid_to or vt,
+        published=published,
+        version=version,
+        changes=tuple(changes),
+        illustrative=illustrative,
+        description=description,
+        notes=tuple(notes),
+        sources=tuple(sources),
+        resources=tuple(resources),
+    )
+    text = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    _atomic_write_bytes(folder / MANIFEST_NAME, text.encode("utf-8"))
+    return folder
