@@ -1,1 +1,81 @@
-"""Importers: official publication formats -> canonical table editions (one module per format)."""
+"""Importers: official publication formats -> canonical table editions.
+
+One module per publication format; each exposes ``read(source)`` (canonical frames) and
+``import_edition(source, *, edition, into, hrg_version=None, overwrite=False)``. This
+package picks the module from the table kind and the source's form.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from costing.errors import ImportFormatError
+
+__all__ = ["KIND_ALIASES", "importer_for", "import_edition"]
+
+KIND_ALIASES = {
+    "tariff": "tariff",
+    "reference_cost": "reference_cost",
+    "reference-cost": "reference_cost",
+    "reference-costs": "reference_cost",
+    "reference_costs": "reference_cost",
+    "trimpoints": "trimpoints",
+    "mff": "mff",
+    "index": "index",
+    "indices": "index",
+}
+
+# (kind, source form) -> importer module; form is the file extension or "dir".
+_MODULES = {
+    ("tariff", ".xlsx"): "tariff_workbook",
+    ("tariff", ".xls"): "tariff_workbook",
+    ("tariff", ".xlsm"): "tariff_workbook",
+    ("tariff", ".csv"): "tariff_csv",
+    ("tariff", "dir"): "tariff_csv",
+    ("reference_cost", ".xlsx"): "reference_costs",
+    ("reference_cost", ".xls"): "reference_costs",
+    ("reference_cost", ".csv"): "ncc",
+    ("trimpoints", ".csv"): "trimpoints",
+    ("mff", ".csv"): "mff",
+    ("index", ".csv"): "indices",
+}
+
+
+def importer_for(kind: str, source: Path) -> Any:
+    """The importer module for a kind and a source file or folder."""
+    canonical = KIND_ALIASES.get(kind)
+    if canonical is None:
+        raise ImportFormatError(
+            f"unknown table kind {kind!r}; expected one of {', '.join(sorted(set(KIND_ALIASES.values())))}"
+        )
+    form = "dir" if source.is_dir() else source.suffix.lower()
+    name = _MODULES.get((canonical, form))
+    if name is None:
+        forms = sorted(f for k, f in _MODULES if k == canonical)
+        raise ImportFormatError(
+            f"{source}: cannot import a {canonical} table from {form or 'a file without extension'}; "
+            f"supported: {', '.join(forms)}"
+        )
+    return importlib.import_module(f"costing.importers.{name}")
+
+
+def import_edition(
+    kind: str,
+    source: str | Path,
+    *,
+    edition: str,
+    into: str | Path,
+    hrg_version: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Import an official file (or canonical CSV) as a new edition under ``into``."""
+    src = Path(source)
+    if not src.exists():
+        raise ImportFormatError(f"{src}: no such file or folder")
+    module = importer_for(kind, src)
+    kwargs: dict[str, Any] = {"edition": edition, "into": Path(into), "overwrite": overwrite}
+    if hrg_version is not None:
+        kwargs["hrg_version"] = hrg_version
+    return Path(module.import_edition(src, **kwargs))
