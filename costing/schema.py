@@ -177,6 +177,7 @@ ACTIVITY_SCHEMA: Final[dict[str, pl.DataType]] = {
     "spell_id": pl.String(),  # apc, optional: groups episodes into spells
     "spell_hrg_code": pl.String(),  # apc, optional: the spell HRG when input is episodic
     "ae_admitted": pl.Boolean(),  # ae, optional: AEATTENDDISP == 01
+    "episode_order": pl.Int32(),  # apc, optional: EPIORDER, orders episodes within a spell
 }
 
 # Required per setting (a null here makes the record invalid).
