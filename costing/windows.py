@@ -1,0 +1,640 @@
+"""Costs per cohort patient per window around the index date, zero-filled, with an audit.
+
+Window ``k`` of a patient is ``[index_date + months*k, index_date + months*(k+1))`` in
+calendar months, each bound computed directly from the index date (never by chaining
+offsets) with month-end clamping: 2008-08-31 + 6 months = 2009-02-28. Every priced record
+(or apportioned part of a spell) lands in exactly one audit bucket (``BUCKETS``); the
+bucket assignment is one lazy plan (``_assign``) shared by ``cost_by_window`` and
+``audit``, and money and rows are checked for conservation before anything is returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import polars as pl
+
+from costing.cohort import validate_cohort
+from costing.errors import ConfigError, ConservationError, InputError, MissingColumnsError
+from costing.schema import COST_CATEGORIES, WINDOW_COLUMNS
+from costing.status import Status
+
+__all__ = [
+    "cost_by_window",
+    "audit",
+    "audit_summary",
+    "BUCKETS",
+    "POD_CATEGORIES",
+    "ASSIGN_RULES",
+    "DEFAULT_WINDOWS",
+    "COHORT_OUTPUT_COLUMNS",
+]
+
+logger = logging.getLogger(__name__)
+
+Assign = Literal["admission", "discharge", "apportion"]
+By = Literal["category", "pod"]
+
+#: Where a priced record (or apportioned part) is accounted for, in order of precedence.
+BUCKETS: Final = (
+    "in_window",
+    "outside_windows",
+    "after_end_of_follow_up",
+    "not_in_cohort",
+    "no_date",
+)
+#: Categories for ``by="pod"``, in output order; "unknown" holds records with a null POD.
+POD_CATEGORIES: Final = (
+    "DC", "EL", "NEL", "RP",
+    "OP_FIRST", "OP_FOLLOWUP", "OP_PROC",
+    "AE_T12", "AE_T3", "AE_T4",
+    "unknown",
+)
+ASSIGN_RULES: Final = ("admission", "discharge", "apportion")
+DEFAULT_WINDOWS: Final = (-1, 0)
+#: Cohort columns carried onto every output row.
+COHORT_OUTPUT_COLUMNS: Final = (
+    "index_date", "group", "site", "matched_set", "weight", "end_of_follow_up",
+)
+_REL_TOL: Final = 1e-6
+_BUCKET_DTYPE: Final = pl.Enum(BUCKETS)
+_EXCLUDED: Final = int(Status.EXCLUDED_NOT_ATTENDED)
+
+
+# --------------------------------------------------------------------------------------
+# specification
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Spec:
+    windows: tuple[int, ...]
+    months: int
+    assign: Assign
+    by: By
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(COST_CATEGORIES) if self.by == "category" else tuple(POD_CATEGORIES)
+
+    @property
+    def category_column(self) -> str:
+        return "cost_category" if self.by == "category" else "pod"
+
+
+def _spec(windows: Sequence[int], months: int, assign: str, by: str) -> _Spec:
+    ws = tuple(windows)
+    if not ws or not all(isinstance(k, int) and not isinstance(k, bool) for k in ws):
+        raise ConfigError(
+            f"windows must be a non-empty sequence of whole numbers (e.g. (-1, 0)); got {windows!r}"
+        )
+    if len(set(ws)) != len(ws):
+        raise ConfigError(f"windows {ws} repeat a window; give each k once")
+    if not isinstance(months, int) or isinstance(months, bool) or months < 1:
+        raise ConfigError(f"months must be a whole number >= 1 (default 6); got {months!r}")
+    if assign not in ASSIGN_RULES:
+        raise ConfigError(f"assign must be one of {', '.join(ASSIGN_RULES)}; got {assign!r}")
+    if by not in ("category", "pod"):
+        raise ConfigError(f"by must be 'category' or 'pod'; got {by!r}")
+    return _Spec(tuple(sorted(ws)), months, assign, by)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------
+# small named rules
+# --------------------------------------------------------------------------------------
+
+
+def window_bound(k: int, months: int, index_date: str = "index_date") -> pl.Expr:
+    """Start of window ``k``: index date + months*k calendar months, clamped at month end."""
+    return pl.col(index_date).dt.offset_by(f"{months * k}mo")
+
+
+def _days(expr: pl.Expr) -> pl.Expr:
+    return expr.dt.total_days()
+
+
+def _window_index(date: pl.Expr, n_windows: int) -> pl.Expr:
+    """Position (0-based) of the window holding ``date``, null if none (windows are disjoint)."""
+    expr: pl.Expr = pl.lit(None, pl.UInt8)
+    for i in reversed(range(n_windows)):
+        inside = (date >= pl.col(f"_s{i}")) & (date < pl.col(f"_e{i}"))
+        expr = pl.when(inside).then(pl.lit(i, pl.UInt8)).otherwise(expr)
+    return expr
+
+
+def _bucket(date: pl.Expr) -> pl.Expr:
+    """Bucket of a whole record assigned by one date (precedence as in ``BUCKETS`` docs)."""
+    return (
+        pl.when(pl.col("_pidx").is_null()).then(pl.lit("not_in_cohort"))
+        .when(date.is_null()).then(pl.lit("no_date"))
+        .when(date > pl.col("_eofu")).then(pl.lit("after_end_of_follow_up"))
+        .when(pl.col("_wi").is_not_null()).then(pl.lit("in_window"))
+        .otherwise(pl.lit("outside_windows"))
+        .cast(_BUCKET_DTYPE)
+    )
+
+
+def _assign_date(spec: _Spec) -> pl.Expr:
+    """Date a whole record is assigned by: admission/appointment/arrival, or APC discharge."""
+    if spec.assign == "discharge":
+        return (
+            pl.when((pl.col("setting") == "apc") & pl.col("discharge_date").is_not_null())
+            .then(pl.col("discharge_date"))
+            .otherwise(pl.col("activity_date"))
+        )
+    return pl.col("activity_date")
+
+
+# --------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------
+
+
+def _priced_lazy(priced: pl.DataFrame | pl.LazyFrame, spec: _Spec) -> pl.LazyFrame:
+    lf = priced.lazy()
+    names = lf.collect_schema().names()
+    need = ["patient_id", "setting", "activity_date", "cost", "status", spec.category_column]
+    if spec.assign != "admission":
+        need.append("discharge_date")
+    missing = [c for c in need if c not in names]
+    if missing:
+        raise MissingColumnsError("priced frame", missing)
+    return lf
+
+
+def _cohort_windows(cohort: pl.DataFrame, spec: _Spec) -> pl.LazyFrame:
+    """Cohort key columns with a position ``_pidx`` and the bounds ``_s{i}``/``_e{i}``."""
+    bounds = []
+    for i, k in enumerate(spec.windows):
+        bounds.append(window_bound(k, spec.months).alias(f"_s{i}"))
+        bounds.append(window_bound(k + 1, spec.months).alias(f"_e{i}"))
+    return cohort.lazy().select(
+        "patient_id",
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx"),
+        pl.col("end_of_follow_up").alias("_eofu"),
+        *bounds,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# bucket assignment (shared by cost_by_window, audit and coverage)
+# --------------------------------------------------------------------------------------
+
+
+def _assign(
+    priced: pl.LazyFrame, cohort: pl.DataFrame, spec: _Spec, keep: Sequence[str] = ()
+) -> pl.LazyFrame:
+    """One row per record, or per apportioned part of a spell, with its bucket.
+
+    Columns: ``keep``, ``_row`` (input position), ``_pidx`` (cohort position), ``_wi``
+    (window position), ``_ci`` (category position), ``bucket``, ``_record_cost`` (the
+    record's cost), ``_part_cost`` (this part's cost), ``_first`` (True on exactly one part
+    of each record), ``_nights`` (apportioned nights, null when not split), ``status``.
+    """
+    cats = spec.categories
+    cat = pl.col(spec.category_column)
+    if spec.by == "pod":
+        cat = cat.fill_null("unknown")
+    extra = [c for c in keep if c not in ("patient_id", "setting", "activity_date", "status")]
+    cols = ["patient_id", "setting", "activity_date", "status", *extra]
+    if spec.assign != "admission" and "discharge_date" not in cols:
+        cols.append("discharge_date")
+    recs = priced.with_row_index("_row").select(
+        "_row",
+        *cols,
+        pl.col("cost").cast(pl.Float64).alias("_record_cost"),
+        cat.replace_strict(cats, list(range(len(cats))), default=None, return_dtype=pl.UInt8)
+        .alias("_ci"),
+    )
+    joined = recs.join(_cohort_windows(cohort, spec), on="patient_id", how="left")
+    n_w = len(spec.windows)
+    bounds = [f"_s{i}" for i in range(n_w)] + [f"_e{i}" for i in range(n_w)]
+    base = ["_row", *cols, "_pidx", "_ci", "_record_cost", "_eofu"]
+
+    def whole(frame: pl.LazyFrame) -> pl.LazyFrame:
+        date = _assign_date(spec)
+        return (
+            frame.with_columns(_window_index(date, n_w).alias("_wi"))
+            .with_columns(_bucket(date).alias("bucket"))
+            .select(
+                *base, "_wi", "bucket",
+                pl.col("_record_cost").alias("_part_cost"),
+                pl.lit(True).alias("_first"),
+                pl.lit(None, pl.Int32).alias("_nights"),
+            )
+        )
+
+    if spec.assign != "apportion":
+        return whole(joined).drop("_eofu")
+    return pl.concat([whole(joined.filter(~_split_rule())), *_apportioned(joined, spec, base)]).drop(
+        "_eofu"
+    )
+
+
+def _split_rule() -> pl.Expr:
+    """An APC spell of a cohort patient with valid dates and at least one night is split."""
+    nights = _days(pl.col("discharge_date") - pl.col("activity_date"))
+    return (
+        (pl.col("setting") == "apc") & pl.col("_pidx").is_not_null() & (nights > 0)
+    ).fill_null(False)
+
+
+def _apportioned(joined: pl.LazyFrame, spec: _Spec, base: list[str]) -> list[pl.LazyFrame]:
+    """Parts of split spells: nights per window, outside all windows, after follow-up.
+
+    Night ``d`` is the night starting on day ``d``; a spell admitted on ``a`` and
+    discharged on ``b`` has nights ``a .. b-1``. A night belongs to window ``k`` when
+    ``start_k <= d < end_k`` and ``d <= end_of_follow_up``; nights after the end of
+    follow-up go to ``after_end_of_follow_up``; the rest to ``outside_windows``. Each part
+    costs ``cost * nights_part / nights``, except the last non-empty part (in the order
+    windows, outside, after) which takes ``cost`` less the earlier parts, so parts sum to
+    the cost.
+    """
+    n_w = len(spec.windows)
+    a, b = pl.col("activity_date"), pl.col("discharge_date")
+    censor = pl.col("_eofu").dt.offset_by("1d").fill_null(b)  # first day not observed
+    names = [f"_n{i}" for i in range(n_w)] + ["_nout", "_naft"]
+    buckets: list[tuple[str, int | None]] = [("in_window", i) for i in range(n_w)]
+    buckets += [("outside_windows", None), ("after_end_of_follow_up", None)]
+    in_win = [
+        _days(pl.min_horizontal(b, pl.col(f"_e{i}"), censor) - pl.max_horizontal(a, pl.col(f"_s{i}")))
+        .clip(lower_bound=0)
+        .alias(f"_n{i}")
+        for i in range(n_w)
+    ]
+    after = _days(b - pl.max_horizontal(a, censor)).clip(lower_bound=0).alias("_naft")
+    split = (
+        joined.filter(_split_rule())
+        .with_columns(_days(b - a).alias("_n"), *in_win, after)
+        .with_columns(
+            (pl.col("_n") - pl.sum_horizontal(f"_n{i}" for i in range(n_w)) - pl.col("_naft"))
+            .alias("_nout")
+        )
+        .with_columns(
+            (pl.col("_record_cost") * pl.col(nm) / pl.col("_n")).alias(f"_p{j}")
+            for j, nm in enumerate(names)
+        )
+    )
+    parts = []
+    for j, (nm, (bucket, wi)) in enumerate(zip(names, buckets, strict=True)):
+        later_empty = pl.all_horizontal(
+            [pl.col(x) == 0 for x in names[j + 1:]] or [pl.lit(True)]
+        )
+        earlier_empty = pl.all_horizontal([pl.col(x) == 0 for x in names[:j]] or [pl.lit(True)])
+        earlier_sum = pl.sum_horizontal([pl.col(f"_p{x}") for x in range(j)] or [pl.lit(0.0)])
+        part_cost = (
+            pl.when(later_empty)
+            .then(pl.col("_record_cost") - earlier_sum)
+            .otherwise(pl.col(f"_p{j}"))
+        )
+        parts.append(
+            split.filter(pl.col(nm) > 0).select(
+                *base,
+                pl.lit(wi, pl.UInt8).alias("_wi"),
+                pl.lit(bucket).cast(_BUCKET_DTYPE).alias("bucket"),
+                # a null cost stays null (sum_horizontal would treat it as 0)
+                pl.when(pl.col("_record_cost").is_not_null()).then(part_cost).alias("_part_cost"),
+                earlier_empty.alias("_first"),
+                pl.col(nm).cast(pl.Int32).alias("_nights"),
+            )
+        )
+    return parts
+
+
+# --------------------------------------------------------------------------------------
+# conservation
+# --------------------------------------------------------------------------------------
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=_REL_TOL, abs_tol=_REL_TOL)
+
+
+def _check_assigned(assigned: pl.DataFrame, totals: pl.DataFrame, spec: _Spec) -> pl.DataFrame:
+    """Check every input record is assigned once with its whole cost; return bucket totals."""
+    n_in = int(totals["n"][0])
+    cost_in = float(totals["cost"][0] or 0.0)
+    by_bucket = (
+        assigned.group_by("bucket")
+        .agg(
+            pl.col("_first").sum().alias("n_records"),
+            pl.len().alias("n_parts"),
+            pl.col("_part_cost").sum().alias("cost"),
+            pl.col("_record_cost").filter(pl.col("_first")).sum().alias("_whole"),
+        )
+        .sort("bucket")
+    )
+    n_out = int(by_bucket["n_records"].sum())
+    cost_parts = float(by_bucket["cost"].sum())
+    cost_whole = float(by_bucket["_whole"].sum())
+    if n_out != n_in:
+        raise ConservationError(
+            f"windows: {n_in} priced records in but {n_out} assigned to buckets "
+            f"({dict(zip(by_bucket['bucket'], by_bucket['n_records'], strict=True))}); "
+            "a bug in costing, please report it"
+        )
+    if not (_close(cost_parts, cost_in) and _close(cost_whole, cost_in)):
+        raise ConservationError(
+            f"windows: priced cost {cost_in!r} but buckets hold {cost_parts!r} "
+            f"(whole records {cost_whole!r}) under assign={spec.assign!r}; "
+            "a bug in costing, please report it"
+        )
+    return by_bucket
+
+
+def _check_categories(assigned: pl.DataFrame, priced: pl.LazyFrame, spec: _Spec) -> None:
+    if assigned["_ci"].null_count() == 0:
+        return
+    col = spec.category_column
+    bad = (
+        priced.select(pl.col(col).cast(pl.String))
+        .filter(~pl.col(col).is_in(spec.categories) | pl.col(col).is_null())
+        .group_by(col)
+        .len()
+        .sort("len", descending=True)
+        .collect()
+    )
+    shown = ", ".join(f"{v!r} ({n} rows)" for v, n in bad.head(10).iter_rows())
+    raise InputError(
+        f"priced frame: column {col!r} has value(s) outside {list(spec.categories)}: {shown}. "
+        f"Every record needs a known {col} to be placed in a window; check the pricing output."
+    )
+
+
+def _collect_assigned(
+    priced: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame,
+    spec: _Spec,
+    keep: Sequence[str] = (),
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Validated cohort, assigned records (collected once) and bucket totals, checked."""
+    lf = _priced_lazy(priced, spec)
+    coh = validate_cohort(cohort)
+    totals = lf.select(pl.len().alias("n"), pl.col("cost").cast(pl.Float64).sum().alias("cost"))
+    assigned, tot = pl.collect_all([_assign(lf, coh, spec, keep), totals])
+    _check_categories(assigned, lf, spec)
+    by_bucket = _check_assigned(assigned, tot, spec)
+    return coh, assigned, by_bucket
+
+
+# --------------------------------------------------------------------------------------
+# public functions
+# --------------------------------------------------------------------------------------
+
+
+def _skeleton(cohort: pl.DataFrame, spec: _Spec) -> pl.LazyFrame:
+    """Every cohort patient x window x category, in cohort, window, category order."""
+    cats = spec.categories
+    per_window = [
+        cohort.lazy().select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx"),
+            "patient_id",
+            pl.lit(k, pl.Int32).alias("window"),
+            window_bound(k, spec.months).alias("window_start"),
+            window_bound(k + 1, spec.months).alias("window_end"),
+            pl.lit(i, pl.UInt8).alias("_wi"),
+            *COHORT_OUTPUT_COLUMNS,
+        )
+        for i, k in enumerate(spec.windows)
+    ]
+    categories = pl.LazyFrame(
+        {"category": list(cats), "_ci": list(range(len(cats)))},
+        schema={"category": pl.String, "_ci": pl.UInt8},
+    )
+    return pl.concat(per_window).join(categories, how="cross").with_columns(
+        _key(len(spec.windows), len(cats)).alias("_key")
+    )
+
+
+def _key(n_windows: int, n_categories: int) -> pl.Expr:
+    """Position of (patient, window, category) in the zero-filled output."""
+    return (
+        pl.col("_pidx").cast(pl.UInt64) * (n_windows * n_categories)
+        + pl.col("_wi").cast(pl.UInt64) * n_categories
+        + pl.col("_ci").cast(pl.UInt64)
+    )
+
+
+def _days_observed() -> pl.Expr:
+    """Window days up to and including end_of_follow_up (0 if the window starts after it)."""
+    observed_to = pl.min_horizontal(
+        pl.col("window_end"), pl.col("end_of_follow_up").dt.offset_by("1d")
+    )
+    return (
+        _days(observed_to - pl.col("window_start")).clip(lower_bound=0).cast(pl.Int32)
+    )
+
+
+def _wide(long: pl.DataFrame, categories: Sequence[str]) -> pl.DataFrame:
+    n_c = len(categories)
+    ids = ["patient_id", "window", "window_start", "window_end", "window_days", "days_observed"]
+    base = long.gather_every(n_c, 0).select(*ids, *COHORT_OUTPUT_COLUMNS)
+    measures = ("cost", "n_records", "n_unpriced", "n_excluded")
+    per_cat = [
+        long.gather_every(n_c, i).select(pl.col(m).alias(f"{m}_{c}") for m in measures)
+        for i, c in enumerate(categories)
+    ]
+    out = pl.concat([base, *per_cat], how="horizontal")
+    return out.with_columns(
+        pl.sum_horizontal(f"cost_{c}" for c in categories).alias("cost_total")
+    )
+
+
+def cost_by_window(
+    priced: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame,
+    windows: Sequence[int] = DEFAULT_WINDOWS,
+    months: int = 6,
+    assign: Assign = "admission",
+    by: By = "category",
+    wide: bool = False,
+) -> pl.DataFrame:
+    """Cost per cohort patient per window per category, zero-filled.
+
+    Args:
+        priced: the output of ``costing.price`` (DataFrame or LazyFrame): one row per
+            priced record with patient_id, setting, activity_date, discharge_date (APC),
+            cost_category (or pod), cost and status. Other columns are ignored.
+        cohort: one row per patient (see ``validate_cohort``).
+        windows: the window indices k; window k covers
+            ``[index_date + months*k, index_date + months*(k+1))`` in calendar months.
+        months: window length in calendar months.
+        assign: how an APC spell is placed: ``"admission"`` (its admission date),
+            ``"discharge"`` (its discharge date) or ``"apportion"`` (split pro rata over
+            its nights: see ``docs/sections/windows.md``). OP and A&E use their date.
+        by: ``"category"`` (elective, non_elective, outpatient, ae) or ``"pod"``
+            (``POD_CATEGORIES``).
+        wide: one row per patient x window with ``cost_<category>``, ``n_records_<..>``,
+            ``n_unpriced_<..>``, ``n_excluded_<..>`` and ``cost_total`` columns.
+
+    Returns:
+        Long form: one row per cohort patient x window x category (cohort order, then
+        window, then category order) with the ``WINDOW_COLUMNS`` and the cohort columns
+        ``COHORT_OUTPUT_COLUMNS``. ``cost`` is the sum of the costs of priced records only
+        (excluded records add 0); unpriced records (null cost) are counted in
+        ``n_unpriced`` and add nothing to ``cost``, so a window with unpriced activity
+        is an underestimate, never silently zero-costed. ``n_records`` counts every record
+        placed in the window, priced or not (an apportioned spell counts in each window
+        it has nights in). Activity after ``end_of_follow_up``, outside all windows, of
+        patients not in the cohort or with no date is left out here and listed by
+        ``audit``.
+
+    Raises:
+        ConfigError: bad windows, months, assign or by.
+        MissingColumnsError, CohortError, InputError: unusable priced frame or cohort.
+        ConservationError: money or rows not conserved (a bug in costing).
+
+    Example:
+        >>> out = cost_by_window(priced, cohort)  # doctest: +SKIP
+        >>> out.group_by("group", "window").agg(pl.col("cost").sum())  # doctest: +SKIP
+    """
+    spec = _spec(windows, months, assign, by)
+    coh, assigned, by_bucket = _collect_assigned(priced, cohort, spec)
+    n_w, n_c = len(spec.windows), len(spec.categories)
+    unpriced = pl.col("_part_cost").is_null()
+    agg = (
+        assigned.lazy()
+        .filter(pl.col("bucket") == "in_window")
+        .group_by(_key(n_w, n_c).alias("_key"))
+        .agg(
+            pl.col("_part_cost").sum().alias("cost"),
+            pl.len().cast(pl.UInt32).alias("n_records"),
+            unpriced.sum().cast(pl.UInt32).alias("n_unpriced"),
+            (pl.col("status") == _EXCLUDED).sum().cast(pl.UInt32).alias("n_excluded"),
+        )
+    )
+    long = (
+        _skeleton(coh, spec)
+        .join(agg, on="_key", how="left")
+        .sort("_key")
+        .select(
+            "patient_id",
+            "window",
+            "window_start",
+            "window_end",
+            _days(pl.col("window_end") - pl.col("window_start")).cast(pl.Int32).alias("window_days"),
+            "category",
+            pl.col("cost").fill_null(0.0),
+            *(pl.col(c).fill_null(0) for c in ("n_records", "n_unpriced", "n_excluded")),
+            pl.lit(None, pl.Int32).alias("days_observed"),
+            *COHORT_OUTPUT_COLUMNS,
+        )
+        .with_columns(
+            pl.when(pl.col("end_of_follow_up").is_null())
+            .then(pl.col("window_days"))
+            .otherwise(_days_observed())
+            .alias("days_observed")
+        )
+        .cast({c: t for c, t in WINDOW_COLUMNS.items()})
+        .collect()
+    )
+    in_window = by_bucket.filter(pl.col("bucket") == "in_window")
+    want_cost = float(in_window["cost"].sum())
+    want_parts = int(in_window["n_parts"].sum())
+    got_cost = float(long["cost"].sum())
+    got_rows = int(long["n_records"].sum())
+    expected_height = coh.height * n_w * n_c
+    if long.height != expected_height or got_rows != want_parts or not _close(got_cost, want_cost):
+        raise ConservationError(
+            f"windows: zero-filled output has {long.height} rows (expected {expected_height}), "
+            f"{got_rows} records (expected {want_parts}) and cost {got_cost!r} "
+            f"(expected {want_cost!r}); a bug in costing, please report it"
+        )
+    logger.info(
+        "windows: %d patients x %d windows x %d categories; buckets %s",
+        coh.height, n_w, n_c,
+        dict(zip(by_bucket["bucket"].cast(pl.String), by_bucket["n_records"], strict=True)),
+    )
+    return _wide(long, spec.categories) if wide else long
+
+
+_AUDIT_KEEP: Final = (
+    "record_id", "patient_id", "setting", "activity_date", "discharge_date",
+    "pod", "cost_category", "cost_source", "status", "status_name",
+)
+
+
+def audit(
+    priced: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame,
+    windows: Sequence[int] = DEFAULT_WINDOWS,
+    months: int = 6,
+    assign: Assign = "admission",
+    by: By = "category",
+) -> pl.DataFrame:
+    """Every priced record (or apportioned part) with the bucket it was accounted in.
+
+    Buckets (``BUCKETS``), in order of precedence: ``not_in_cohort`` (patient_id not in
+    the cohort), ``no_date`` (no activity date), ``after_end_of_follow_up`` (assigned
+    date after the cohort's end_of_follow_up), ``in_window`` (with its window k and
+    bounds) and ``outside_windows``. Under ``assign="apportion"`` a split spell has one
+    row per part, with ``nights`` and the part's ``cost``; ``record_cost`` is always the
+    whole record's cost. Same arguments as ``cost_by_window``; rows in input order.
+
+    Returns:
+        The input's identifying columns present among record_id, patient_id, setting,
+        activity_date, discharge_date, pod, cost_category, cost_source, status,
+        status_name; then bucket, window, window_start, window_end, nights, record_cost,
+        cost.
+    """
+    spec = _spec(windows, months, assign, by)
+    lf = _priced_lazy(priced, spec)
+    names = lf.collect_schema().names()
+    keep = [c for c in _AUDIT_KEEP if c in names]
+    coh, assigned, _ = _collect_assigned(lf, cohort, spec, keep)
+    bounds = pl.concat(
+        coh.lazy().select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx"),
+            pl.lit(i, pl.UInt8).alias("_wi"),
+            pl.lit(k, pl.Int32).alias("window"),
+            window_bound(k, spec.months).alias("window_start"),
+            window_bound(k + 1, spec.months).alias("window_end"),
+        )
+        for i, k in enumerate(spec.windows)
+    )
+    return (
+        assigned.lazy()
+        .with_row_index("_part")
+        .join(bounds, on=["_pidx", "_wi"], how="left")
+        .sort("_row", "_part")
+        .select(
+            *keep,
+            "bucket",
+            "window",
+            "window_start",
+            "window_end",
+            pl.col("_nights").alias("nights"),
+            pl.col("_record_cost").alias("record_cost"),
+            pl.col("_part_cost").alias("cost"),
+        )
+        .collect()
+    )
+
+
+def audit_summary(audit_frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows and cost by bucket (and window) from an ``audit`` frame.
+
+    Returns:
+        bucket, window, n_rows (records or parts), n_unpriced, n_excluded, cost: one
+        row per bucket in ``BUCKETS`` order (every bucket present, zero when empty) and,
+        for ``in_window``, one row per window seen. The cost column sums to the priced
+        total.
+    """
+    all_buckets = pl.DataFrame({"bucket": list(BUCKETS)}, schema={"bucket": _BUCKET_DTYPE})
+    got = audit_frame.group_by("bucket", "window").agg(
+        pl.len().cast(pl.UInt32).alias("n_rows"),
+        pl.col("cost").is_null().sum().cast(pl.UInt32).alias("n_unpriced"),
+        (pl.col("status") == _EXCLUDED).sum().cast(pl.UInt32).alias("n_excluded"),
+        pl.col("cost").sum().alias("cost"),
+    )
+    return (
+        all_buckets.join(got, on="bucket", how="left")
+        .with_columns(
+            pl.col(c).fill_null(0) for c in ("n_rows", "n_unpriced", "n_excluded", "cost")
+        )
+        .sort("bucket", "window", nulls_last=True)
+    )
