@@ -22,6 +22,7 @@ __all__ = [
     "SheetGrid",
     "open_workbook",
     "read_grid",
+    "read_numbers",
     "normalise_label",
     "normalise_sheet_name",
     "find_header_row",
@@ -115,6 +116,26 @@ def read_grid(reader: fastexcel.ExcelReader, path: Path, sheet: str) -> SheetGri
     first = cols[0].absolute_index if cols else 0
     frame = frame.rename({c: f"c{i}" for i, c in enumerate(frame.columns)})
     return SheetGrid(path=path, sheet=sheet, frame=frame, first_column=first)
+
+
+def read_numbers(reader: fastexcel.ExcelReader, grid: SheetGrid, cols: Sequence[int]) -> pl.DataFrame:
+    """Grid columns ``cols`` read again as Float64 (``n{i}``), row-aligned with ``grid.frame``.
+
+    Text read as text loses digits of stored numbers (calamine writes about 13 significant
+    digits), so figures come from this read; a text cell is null here and is parsed from
+    the grid's text instead (see :func:`money`).
+    """
+    names = [f"__UNNAMED__{i}" for i in cols]
+    try:
+        frame = reader.load_sheet(
+            grid.sheet, header_row=None, skip_rows=0, use_columns=names,
+            dtypes={n: "float" for n in names},
+        ).to_polars()
+    except Exception as exc:
+        raise ImportFormatError(f"{grid.where()}: numbers cannot be read ({exc})") from None
+    if frame.height != grid.frame.height:  # pragma: no cover - both reads start at row 1
+        raise ImportFormatError(f"{grid.where()}: numeric and text reads disagree on row count")
+    return frame.rename({n: f"n{i}" for n, i in zip(names, cols, strict=True)})
 
 
 def find_header_row(

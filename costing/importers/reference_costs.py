@@ -30,6 +30,7 @@ from costing.importers._excel import (
     normalise_sheet_name,
     open_workbook,
     read_grid,
+    read_numbers,
 )
 from costing.schema import TABLE_SCHEMAS
 from costing.tables import Source, sha256_file, write_edition
@@ -82,8 +83,9 @@ _ACTIVITY: Final = (
 _TOTAL_CURRENCY: Final = ("currency", "currency code")
 _TOTAL_BLOCK: Final = "total"
 
-# A currency code is one token of letters/digits (HRG, WF01A, VB01Z); anything else in that
-# column (a footnote, a source line) is not a data row unless it carries numbers.
+# A currency code is one token of letters and digits with at least one digit (HRG codes,
+# WF01A, VB01Z); anything else in that column (a footnote, a "Total" line) is not a data row,
+# and is refused if it carries figures.
 _CODE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,11}$"
 
 # Publication pages (labels, not numbers) for the editions we know.
@@ -138,7 +140,9 @@ NOTES: Final = (
 
 def _is_code(col: str) -> pl.Expr:
     """A cell that looks like a code (one token), not a note."""
-    return pl.col(col).str.contains(_CODE_PATTERN).fill_null(False)
+    return (pl.col(col).str.contains(_CODE_PATTERN) & pl.col(col).str.contains(r"\d")).fill_null(
+        False
+    )
 
 
 def undefined_average() -> pl.Expr:
@@ -215,6 +219,7 @@ def _resolve_sheets(reader: fastexcel.ExcelReader, path: Path) -> dict[str, str]
 
 def _canonical_rows(
     grid: SheetGrid,
+    numbers: pl.DataFrame,
     *,
     header: int,
     department: str,
@@ -223,20 +228,26 @@ def _canonical_rows(
 ) -> pl.DataFrame:
     """Canonical rows from the body below ``header`` given the grid column of each field."""
     raw = {name: (f"c{i}" if i is not None else None) for name, i in cols.items()}
-    body = grid.frame.slice(header + 1).with_row_index("excel_row", offset=header + 2)
+    body = (
+        pl.concat([grid.frame, numbers], how="horizontal")
+        .slice(header + 1)
+        .with_row_index("excel_row", offset=header + 2)
+    )
     body = body.select(
         pl.col("excel_row").cast(pl.Int64),
         *[
             (pl.col(c) if c is not None else pl.lit(None, dtype=pl.String)).alias(f"{n}_raw")
             for n, c in raw.items()
         ],
+        pl.col(f"n{cols['activity']}").alias("activity_num"),
+        pl.col(f"n{cols['unit_cost']}").alias("unit_cost_num"),
     )
     parsed = body.with_columns(
         currency_code=code_text("currency_code_raw"),
         service_code=code_text("service_code_raw"),
         currency_description=pl.col("currency_description_raw").str.strip_chars(),
-        activity=money("activity_raw"),
-        unit_cost=money("unit_cost_raw"),
+        activity=pl.coalesce("activity_num", money("activity_raw")),
+        unit_cost=pl.coalesce("unit_cost_num", money("unit_cost_raw")),
     )
     has_numbers = pl.col("activity").is_not_null() | pl.col("unit_cost").is_not_null()
     orphans = parsed.filter(~_is_code("currency_code") & has_numbers)
@@ -297,26 +308,32 @@ def _check_duplicates(frame: pl.DataFrame, grid: SheetGrid) -> None:
         )
 
 
-def _read_department(grid: SheetGrid, department: str, spec: _Sheet) -> pl.DataFrame:
+def _read_department(
+    reader: fastexcel.ExcelReader, grid: SheetGrid, department: str, spec: _Sheet
+) -> pl.DataFrame:
     required: list[tuple[str, ...]] = [_CURRENCY_CODE, _CURRENCY_DESC, _UNIT_COST]
     if spec.service:
         required.append(_SERVICE_CODE)
     header = find_header_row(grid, required)
     labels = grid.row_texts(header)
     row = header + 1
+    activity = column_index(labels, _ACTIVITY, grid, row, "activity")
+    unit_cost = column_index(labels, _UNIT_COST, grid, row, "national average unit cost")
     cols: dict[str, int | None] = {
         "currency_code": column_index(labels, _CURRENCY_CODE, grid, row, "currency code"),
         "currency_description": column_index(labels, _CURRENCY_DESC, grid, row,
                                              "currency description"),
         "service_code": (column_index(labels, _SERVICE_CODE, grid, row, "service code")
                          if spec.service else None),
-        "activity": column_index(labels, _ACTIVITY, grid, row, "activity"),
-        "unit_cost": column_index(labels, _UNIT_COST, grid, row, "national average unit cost"),
+        "activity": activity,
+        "unit_cost": unit_cost,
     }
-    return _canonical_rows(grid, header=header, department=department, cols=cols, labels=labels)
+    numbers = read_numbers(reader, grid, [activity, unit_cost])
+    return _canonical_rows(grid, numbers, header=header, department=department, cols=cols,
+                           labels=labels)
 
 
-def _read_total(grid: SheetGrid) -> pl.DataFrame:
+def _read_total(reader: fastexcel.ExcelReader, grid: SheetGrid) -> pl.DataFrame:
     """The first "Total" block (Activity, Unit Cost) of the "Total HRG's" sheet."""
     header = find_header_row(grid, [_TOTAL_CURRENCY, _CURRENCY_DESC, ("unit cost",)])
     labels = grid.row_texts(header)
@@ -336,7 +353,9 @@ def _read_total(grid: SheetGrid) -> pl.DataFrame:
         "activity": j,
         "unit_cost": j + 1,
     }
-    return _canonical_rows(grid, header=header, department="TOTAL", cols=cols, labels=labels)
+    numbers = read_numbers(reader, grid, [j, j + 1])
+    return _canonical_rows(grid, numbers, header=header, department="TOTAL", cols=cols,
+                           labels=labels)
 
 
 # --------------------------------------------------------------------------------------
@@ -371,9 +390,9 @@ def read(source: Path) -> dict[str, pl.DataFrame]:
     for dept, sheet in sheets.items():
         grid = read_grid(reader, path, sheet)
         if dept == "TOTAL":
-            part = _read_total(grid)
+            part = _read_total(reader, grid)
         else:
-            part = _read_department(grid, dept, DEPARTMENT_SHEETS[dept])
+            part = _read_department(reader, grid, dept, DEPARTMENT_SHEETS[dept])
         logger.info("%s: sheet %r -> %s, %d rows", path.name, sheet, dept, part.height)
         parts.append(part.drop("excel_row"))
     frame = pl.concat(parts, how="vertical").cast(_CANONICAL)  # type: ignore[arg-type]
