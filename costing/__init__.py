@@ -26,6 +26,8 @@ from costing.errors import (
     TableSchemaError,
     ValidationError,
 )
+from costing.config import CostingConfig
+from costing.pricing import price, price_lazy
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
 
@@ -37,6 +39,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "__version__",
     "load_tables",
+    "price",
+    "price_lazy",
+    "CostingConfig",
     "TableSet",
     "Edition",
     "Status",

@@ -1,0 +1,291 @@
+"""Canonical activity: typing, validation reasons, spells from episodes, point of delivery.
+
+Pricing calls ``prepare``; everything here is lazy polars expressions, no row loops.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from costing.config import CostingConfig
+from costing.errors import InputError
+from costing.schema import (
+    ACTIVITY_REQUIRED,
+    ACTIVITY_SCHEMA,
+    ADMISSION_METHODS,
+    ELECTIVE_METHODS,
+    EMERGENCY_METHODS,
+    HES_DUMMY_DATES,
+    PATIENT_CLASSIFICATIONS,
+    PRICED_COLUMNS,
+    SETTINGS,
+)
+
+__all__ = [
+    "canonicalise",
+    "checks",
+    "with_invalid_reason",
+    "validation_failures",
+    "build_spells",
+    "with_los",
+    "apc_pod",
+    "ae_pod",
+    "category_expr",
+    "Check",
+    "OP_ATTENDED",
+    "OP_NOT_ATTENDED",
+    "OP_FIRST",
+    "OP_FOLLOWUP",
+    "AE_TYPES",
+    "HRG4_PATTERN",
+    "HRG35_PATTERN",
+]
+
+# Code sets (codes, not numbers-as-prices: they belong with the schema of the input).
+OP_ATTENDED = ("5", "6")
+OP_NOT_ATTENDED = ("2", "3", "4", "7")  # cancelled by patient, DNA, cancelled by provider, late not seen
+OP_FIRST = ("1", "3")
+OP_FOLLOWUP = ("2", "4")
+AE_TYPES = ("01", "02", "03", "04")
+HRG4_PATTERN = r"^[A-Z]{2}[0-9]{2}[A-Z]$"
+HRG35_PATTERN = r"^[A-Z][0-9]{2}[A-Z]?$"
+
+ROW = "source_row"
+REASON = "invalid_reason"
+_INTERNAL_ROW = "_row"
+
+
+def _code(col: str) -> pl.Expr:
+    """Trimmed code; empty string -> null."""
+    c = pl.col(col).cast(pl.String).str.strip_chars()
+    return pl.when(c == "").then(None).otherwise(c)
+
+
+def canonicalise(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Add absent canonical columns as typed nulls, cast present ones, normalise codes.
+
+    Keeps every other column. Adds ``source_row`` (1-based) and ``invalid_reason`` when
+    absent. Columns that pricing appends (cost, status, ...) are dropped from the input so
+    a priced file can be priced again.
+    """
+    lf = frame.lazy()
+    names = lf.collect_schema().names()
+    if "setting" not in names:
+        raise InputError(
+            "activity has no 'setting' column; say which setting each record is "
+            f"({', '.join(SETTINGS)}), e.g. read it with costing.read_activity(path, setting='apc')"
+        )
+    lf = lf.drop([c for c in PRICED_COLUMNS if c in names])
+    if ROW not in names:
+        lf = lf.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    if REASON not in names:
+        lf = lf.with_columns(pl.lit(None, dtype=pl.String).alias(REASON))
+    present = set(names)
+    casts = []
+    for col, dtype in ACTIVITY_SCHEMA.items():
+        if col not in present:
+            casts.append(pl.lit(None, dtype=dtype).alias(col))
+        elif dtype == pl.String:
+            casts.append(_code(col).alias(col))
+        else:
+            casts.append(pl.col(col).cast(dtype, strict=False).alias(col))
+    lf = lf.with_columns(casts)
+    return lf.with_columns(
+        pl.col("setting").str.to_lowercase(),
+        pl.col("hrg_code").str.to_uppercase(),
+        pl.col("spell_hrg_code").str.to_uppercase(),
+        pl.col("admission_method").str.to_uppercase(),
+        # A&E department type "1" -> "01"; OP codes such as "01" stay as given.
+        pl.col("department_type").str.zfill(2),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# validation: a declared list of checks, each (column, failing condition, reason)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named validation: rows where ``fails`` is true are invalid for ``reason``."""
+
+    column: str
+    fails: pl.Expr
+    reason: str
+
+
+def with_los() -> pl.Expr:
+    """Length of stay in days: discharge - admission (same day = 0)."""
+    return (pl.col("discharge_date") - pl.col("activity_date")).dt.total_days().cast(pl.Int32)
+
+
+def checks(config: CostingConfig) -> list[Check]:
+    """The validation rules, per setting, for required fields and allowed codes."""
+    s = pl.col("setting")
+    out: list[Check] = []
+    for setting, required in ACTIVITY_REQUIRED.items():
+        for col in required:
+            out.append(Check(col, (s == setting) & pl.col(col).is_null(), f"missing {col}"))
+    apc = s == "apc"
+    los = with_los()
+    dummy = pl.Series([dt.date.fromisoformat(d) for d in HES_DUMMY_DATES], dtype=pl.Date)
+    out += [
+        Check("setting", ~s.is_in(SETTINGS), "unknown setting"),
+        Check("activity_date", pl.col("activity_date").is_in(dummy), "HES dummy date"),
+        Check("discharge_date", apc & pl.col("discharge_date").is_in(dummy), "HES dummy date"),
+        Check("discharge_date", apc & (los < 0), "discharge before admission"),
+        Check("discharge_date", apc & (los > config.max_los_days),
+              f"length of stay over {config.max_los_days} days"),
+        Check("admission_method", apc & pl.col("admission_method").is_not_null()
+              & ~pl.col("admission_method").is_in(ADMISSION_METHODS), "unknown admission method"),
+        Check("patient_classification", apc & pl.col("patient_classification").is_not_null()
+              & ~pl.col("patient_classification").is_in(PATIENT_CLASSIFICATIONS),
+              "unknown patient classification"),
+        Check("attended", (s == "op") & pl.col("attended").is_not_null()
+              & ~pl.col("attended").is_in(OP_ATTENDED + OP_NOT_ATTENDED),
+              "unknown attendance status (5/6 attended; 2/3/4/7 not attended)"),
+        Check("first_attendance", (s == "op") & pl.col("attended").is_in(OP_ATTENDED)
+              & ~pl.col("first_attendance").is_in(OP_FIRST + OP_FOLLOWUP).fill_null(False),
+              "first/follow-up unknown (FIRSTATT 1/3 first, 2/4 follow-up)"),
+        Check("treatment_function_code", (s == "op") & pl.col("attended").is_in(OP_ATTENDED)
+              & pl.col("treatment_function_code").is_null(), "missing treatment_function_code"),
+        Check("department_type", (s == "ae") & pl.col("department_type").is_not_null()
+              & ~pl.col("department_type").is_in(AE_TYPES), "unknown A&E department type"),
+        Check("hrg_version", pl.col("hrg_version").is_not_null()
+              & ~pl.col("hrg_version").is_in(["v3.5", "HRG4"]), "unknown HRG version"),
+        Check("hrg_code", pl.col("hrg_code").is_not_null()
+              & ~pl.col("hrg_code").str.contains(HRG4_PATTERN)
+              & ~pl.col("hrg_code").str.contains(HRG35_PATTERN)
+              & ~pl.col("hrg_code").str.starts_with("U"), "malformed HRG code"),
+    ]
+    return out
+
+
+def with_invalid_reason(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
+    """Append every failing check's "column: reason" to ``invalid_reason`` ("; "-joined)."""
+    parts = [pl.col(REASON)] + [
+        pl.when(c.fails.fill_null(False)).then(pl.lit(f"{c.column}: {c.reason}"))
+        for c in checks(config)
+    ]
+    joined = pl.concat_str(parts, separator="; ", ignore_nulls=True)
+    return lf.with_columns(pl.when(joined == "").then(None).otherwise(joined).alias(REASON))
+
+
+def validation_failures(lf: pl.LazyFrame, config: CostingConfig) -> pl.DataFrame:
+    """Every failing (row, column, value, reason), for strict mode's single report."""
+    frames = [
+        lf.filter(pl.col(REASON).is_not_null()).select(
+            pl.col(ROW).alias("row"), pl.lit("(input)").alias("column"),
+            pl.lit(None, dtype=pl.String).alias("value"), pl.col(REASON).alias("reason"),
+        )
+    ]
+    for c in checks(config):
+        frames.append(
+            lf.filter(c.fails.fill_null(False)).select(
+                pl.col(ROW).alias("row"), pl.lit(c.column).alias("column"),
+                pl.col(c.column).cast(pl.String).alias("value"), pl.lit(c.reason).alias("reason"),
+            )
+        )
+    return pl.concat(pl.collect_all(frames)).sort("row", "column")
+
+
+# --------------------------------------------------------------------------------------
+# spells from episodes
+# --------------------------------------------------------------------------------------
+
+
+def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
+    """Collapse APC episodes into provider spells; other settings pass through.
+
+    Spell key: ``spell_id`` when present, else provider + patient + admission date; a
+    record missing any of those is its own spell (never merged on nulls). Columns come
+    from the first episode (by ``episode_order``, then input order), the discharge date
+    from the last. Spell HRG by ``config.spell_hrg``. Adds ``n_episodes`` and ``spell_key``.
+    """
+    apc = lf.filter(pl.col("setting") == "apc")
+    other = lf.filter(pl.col("setting") != "apc").with_columns(
+        pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
+        pl.lit(None, dtype=pl.String).alias("spell_key"),
+    )
+    key = (
+        pl.when(pl.col("spell_id").is_not_null())
+        .then(pl.lit("S|") + pl.col("spell_id"))
+        .when(pl.all_horizontal(pl.col("provider_code", "patient_id", "activity_date").is_not_null()))
+        .then(pl.concat_str([pl.lit("K"), pl.col("provider_code"), pl.col("patient_id"),
+                             pl.col("activity_date").cast(pl.String)], separator="|"))
+        .otherwise(pl.lit("R|") + pl.col(ROW).cast(pl.String))
+    )
+    names = apc.collect_schema().names()
+    first_cols = [c for c in names if c not in ("discharge_date", "hrg_code")]
+    apc = (
+        apc.with_columns(key.alias("spell_key"))
+        .sort("spell_key", "episode_order", ROW, nulls_last=True)
+        .group_by("spell_key", maintain_order=True)
+        .agg(
+            *[pl.col(c).first() for c in first_cols],
+            pl.col("discharge_date").last(),
+            pl.col("hrg_code").first().alias("_first_hrg"),
+            pl.col("hrg_code").last().alias("_last_hrg"),
+            pl.col("spell_hrg_code").drop_nulls().first().alias("_spell_hrg"),
+            pl.len().cast(pl.Int32).alias("n_episodes"),
+        )
+    )
+    rule = config.spell_hrg
+    if rule == "first_episode":
+        hrg = pl.col("_first_hrg")
+    elif rule == "last_episode":
+        hrg = pl.col("_last_hrg")
+    else:  # declared spell HRG column; a single-episode spell's own HRG is its spell HRG
+        hrg = pl.coalesce(
+            pl.col("_spell_hrg"),
+            pl.when(pl.col("n_episodes") == 1).then(pl.col("_first_hrg")),
+        )
+    apc = apc.with_columns(hrg.alias("hrg_code")).drop("_first_hrg", "_last_hrg", "_spell_hrg")
+    return pl.concat([apc.select(names + ["n_episodes", "spell_key"]),
+                      other.select(names + ["n_episodes", "spell_key"])], how="vertical")
+
+
+# --------------------------------------------------------------------------------------
+# point of delivery and cost category
+# --------------------------------------------------------------------------------------
+
+
+def apc_pod() -> pl.Expr:
+    """DC, EL, NEL or RP for admitted care (DOMAIN.md section 2); null if undeterminable."""
+    method = pl.col("admission_method")
+    cls = pl.col("patient_classification")
+    elective = method.is_in(ELECTIVE_METHODS)
+    return (
+        pl.when(cls.is_in(["3", "4"])).then(pl.lit("RP"))
+        .when(elective & (cls == "2")).then(pl.lit("DC"))
+        .when(elective & cls.is_not_null()).then(pl.lit("EL"))
+        .when(method.is_in(ADMISSION_METHODS) & ~elective & cls.is_not_null()).then(pl.lit("NEL"))
+    )
+
+
+def ae_pod() -> pl.Expr:
+    """AE_T1..AE_T4 by department type."""
+    return pl.when(pl.col("department_type").is_in(AE_TYPES)).then(
+        pl.lit("AE_T") + pl.col("department_type").str.slice(1, 1)
+    )
+
+
+def category_expr() -> pl.Expr:
+    """elective / non_elective / outpatient / ae. Day case and RP report under elective;
+    an APC record whose method is not elective (or unknown) is non_elective."""
+    s = pl.col("setting")
+    return (
+        pl.when(s == "op").then(pl.lit("outpatient"))
+        .when(s == "ae").then(pl.lit("ae"))
+        .when(pl.col("pod").is_in(["DC", "EL", "RP"])).then(pl.lit("elective"))
+        .when(pl.col("admission_method").is_in(ELECTIVE_METHODS) & pl.col("pod").is_null())
+        .then(pl.lit("elective"))
+        .otherwise(pl.lit("non_elective"))
+    )
+
+
+def is_emergency() -> pl.Expr:
+    return pl.col("admission_method").is_in(EMERGENCY_METHODS)

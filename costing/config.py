@@ -1,0 +1,143 @@
+"""CostingConfig: every pricing choice in one declared, hashable, TOML-loadable object."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from costing.errors import ConfigError
+from costing.tables import check_edition
+
+__all__ = ["CostingConfig", "Level", "LEVELS"]
+
+Level = Literal["tariff", "reference_cost", "total_hrg_average"]
+LEVELS: tuple[str, ...] = ("tariff", "reference_cost", "total_hrg_average")
+
+_DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
+    "purchaser": ("tariff", "reference_cost"),
+    "provider": ("reference_cost",),
+}
+
+
+class CostingConfig(BaseModel):
+    """How records are priced.
+
+    Editions: a ``*_edition`` of None means dated mode for that table kind (each record
+    priced at the edition in force on its date); a value fixes one edition for every record
+    (as the ICP evaluation priced everything at 2008/09).
+
+    Example:
+        >>> from costing import CostingConfig
+        >>> cfg = CostingConfig(perspective="provider", reference_cost_edition="2017-18")
+        >>> cfg.resolved_chain()
+        ('reference_cost',)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    perspective: Literal["purchaser", "provider"] = "purchaser"
+    tariff_edition: str | None = None
+    reference_cost_edition: str | None = None
+    trimpoints_edition: str | None = Field(
+        None, description="Episode trim points for reference-cost excess bed days; None: the "
+        "edition of the reference-cost year if held, else the newest."
+    )
+    mff_edition: str | None = Field(None, description="MFF edition; None: the newest held.")
+    chain: tuple[Level, ...] | None = Field(
+        None, description="Declared source order; None: purchaser (tariff, reference_cost), "
+        "provider (reference_cost,)."
+    )
+    mff: bool = False
+    short_stay_emergency: bool = True
+    long_stay: bool = True
+    nes_los_threshold: int = Field(
+        2, ge=0, description="Non-elective spells with LOS below this use the NES reference cost."
+    )
+    sse_max_los: int = Field(1, ge=0, description="Short-stay emergency applies when LOS <= this.")
+    sse_min_age: int = Field(19, ge=0, description="Short-stay emergency applies from this age.")
+    max_los_days: int = Field(
+        3650, gt=0, description="A longer stay is treated as an invalid record (absurd LOS)."
+    )
+    apc_date: Literal["admission", "discharge"] = "admission"
+    apc_unit: Literal["spell", "episode"] | None = Field(
+        None, description="Price APC per spell (built from episodes) or per episode; None: "
+        "spell for purchaser, episode for provider."
+    )
+    spell_hrg: Literal["column", "first_episode", "last_episode"] = Field(
+        "column", description="Spell HRG: the spell_hrg_code column (single-episode spells "
+        "use their own HRG), or a named rule."
+    )
+    rp_source: Literal["reference_cost", "tariff_day_case"] = "reference_cost"
+    op_reference_department: Literal["CL", "NCL"] = "CL"
+    default_hrg_version: Literal["v3.5", "HRG4"] = "HRG4"
+    price_base: str | None = None
+    index: str | None = None
+    strict: bool = False
+
+    @field_validator("tariff_edition", "reference_cost_edition", "trimpoints_edition",
+                     "mff_edition", "price_base")
+    @classmethod
+    def _edition(cls, v: str | None) -> str | None:
+        return None if v is None else check_edition(v)
+
+    @model_validator(mode="after")
+    def _check(self) -> CostingConfig:
+        if (self.price_base is None) != (self.index is None):
+            raise ValueError("price_base and index go together: give both or neither")
+        if self.chain is not None:
+            if not self.chain:
+                raise ValueError("chain must name at least one source")
+            if len(set(self.chain)) != len(self.chain):
+                raise ValueError("chain names a source twice")
+        return self
+
+    def resolved_chain(self) -> tuple[str, ...]:
+        return tuple(self.chain) if self.chain else _DEFAULT_CHAINS[self.perspective]
+
+    def resolved_apc_unit(self) -> str:
+        if self.apc_unit:
+            return self.apc_unit
+        return "spell" if self.perspective == "purchaser" else "episode"
+
+    def resolved(self) -> dict[str, Any]:
+        """The configuration with defaults resolved, as plain JSON-able data."""
+        d = self.model_dump(mode="json")
+        d["chain"] = list(self.resolved_chain())
+        d["apc_unit"] = self.resolved_apc_unit()
+        return d
+
+    def sha256(self) -> str:
+        """Hash of the resolved configuration (canonical JSON)."""
+        text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @classmethod
+    def from_toml(cls, path: str | Path, table: str | None = None) -> CostingConfig:
+        """Load from a TOML file (optionally one [table] of it, e.g. ``pricing``)."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such configuration file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        if table is not None:
+            data = data.get(table, {})
+        return cls.from_mapping(data, source=str(p))
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "configuration") -> CostingConfig:
+        """Build from a mapping, turning validation problems into one ConfigError."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            lines = [
+                f"  {'.'.join(str(x) for x in e['loc']) or '(config)'}: {e['msg']}"
+                for e in exc.errors()
+            ]
+            raise ConfigError(f"{source}: invalid configuration:\n" + "\n".join(lines)) from None

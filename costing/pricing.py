@@ -1,0 +1,656 @@
+"""Pricing: the declared source chain, one small named rule per piece, all lazy polars.
+
+A record is priced by each level of the chain (tariff, reference cost, Total HRG average)
+as columns side by side; the first level with a price wins (left joins + coalesce). Each
+level also says why it could not price (no edition, HRG version mismatch, HRG not found,
+no price for the point of delivery), and the most specific reason becomes the status of a
+record no level priced.
+
+Settings, per level:
+  APC    tariff: base by POD (combined DC/EL price else separate), short-stay emergency,
+         long-stay excess bed days beyond the trim point; reference cost: department by POD
+         (NES below the LOS threshold), excess bed days beyond the episode trim point at the
+         EL_XS / NEL_XS rate.
+  OP     procedure HRG price replaces the attendance price; attendances by treatment function
+         x first/follow-up x single/multi professional (tariff) or CL/NCL WF currency x
+         service code (reference cost).
+  A&E    HRG x department type (tariff: types 1-2, 3); reference cost service T0{type}{A|NA}.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from costing.activity import (
+    OP_ATTENDED,
+    OP_FIRST,
+    OP_NOT_ATTENDED,
+    ROW,
+    ae_pod,
+    apc_pod,
+    build_spells,
+    canonicalise,
+    category_expr,
+    is_emergency,
+    validation_failures,
+    with_invalid_reason,
+    with_los,
+)
+from costing.config import CostingConfig
+from costing.errors import ConfigError, EditionNotFoundError, ValidationError
+from costing.schema import PRICED_COLUMNS
+from costing.status import CostSource, Status, status_name_expr
+from costing.tables import Edition, TableSet, load_tables
+
+__all__ = ["price", "price_lazy"]
+
+_TARIFF_PRIORITY = {  # rank of "why not priced" reasons: the most specific wins
+    Status.NO_EDITION_FOR_DATE: 1,
+    Status.HRG_VERSION_MISMATCH: 2,
+    Status.HRG_NOT_FOUND: 3,
+    Status.NO_PRICE_FOR_POD: 4,
+}
+_RANK_TO_STATUS = {v: k for k, v in _TARIFF_PRIORITY.items()}
+
+_SOURCE_OF_LEVEL = {
+    "tariff": CostSource.TARIFF.value,
+    "reference_cost": CostSource.REFERENCE_COST.value,
+    "total_hrg_average": CostSource.TOTAL_HRG_AVERAGE.value,
+}
+
+
+def _level_status(level: str, position: int) -> Status:
+    if level == "tariff":
+        return Status.PRICED_TARIFF if position == 0 else Status.PRICED_TARIFF_AFTER_REFERENCE_COST
+    if level == "reference_cost":
+        return Status.PRICED_REFERENCE_COST if position == 0 else Status.PRICED_REFERENCE_COST_FALLBACK
+    return Status.PRICED_LAST_RESORT_AVERAGE
+
+
+# --------------------------------------------------------------------------------------
+# editions: fixed or dated, per table kind
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Editions:
+    """The editions a kind contributes, and the per-record expression choosing one."""
+
+    kind: str
+    editions: tuple[Edition, ...]
+    fixed: str | None
+
+    def expr(self, date: pl.Expr) -> pl.Expr:
+        if self.fixed is not None:
+            return pl.lit(self.fixed, dtype=pl.String)
+        out: pl.Expr = pl.lit(None, dtype=pl.String)
+        for e in reversed(self.editions):
+            m = e.manifest
+            out = pl.when(date.is_between(pl.lit(m.valid_from), pl.lit(m.valid_to))).then(
+                pl.lit(e.edition)).otherwise(out)
+        return out
+
+    def versions(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"edition": [e.edition for e in self.editions],
+             "version": [e.hrg_version for e in self.editions]},
+            schema={"edition": pl.String, "version": pl.String},
+        )
+
+    def version_expr(self, edition: pl.Expr) -> pl.Expr:
+        if not self.editions:
+            return pl.lit(None, dtype=pl.String)
+        return edition.replace_strict(
+            [e.edition for e in self.editions], [e.hrg_version for e in self.editions],
+            default=None, return_dtype=pl.String,
+        )
+
+    def concat(self, resource: str) -> pl.LazyFrame | None:
+        frames = [
+            e.table(resource).lazy().with_columns(pl.lit(e.edition).alias("edition"))
+            for e in self.editions
+            if resource in e.frames
+        ]
+        return pl.concat(frames, how="diagonal_relaxed") if frames else None
+
+
+def _editions(tables: TableSet, kind: str, fixed: str | None) -> _Editions:
+    if fixed is not None:
+        return _Editions(kind, (tables.get(kind, fixed),), fixed)
+    return _Editions(kind, tuple(tables.get(kind, e) for e in tables.editions(kind)), None)
+
+
+# --------------------------------------------------------------------------------------
+# shared record-level expressions
+# --------------------------------------------------------------------------------------
+
+
+def _hrg_usable(version_of_edition: pl.Expr) -> pl.Expr:
+    """The record's HRG may be looked up in an edition of this HRG version."""
+    return pl.col("hrg_code").is_not_null() & (pl.col("_hrg_version") == version_of_edition)
+
+
+def _excess_days(los: pl.Expr, trim: pl.Expr) -> pl.Expr:
+    return pl.max_horizontal(los - trim, pl.lit(0)).cast(pl.Int32)
+
+
+def _reason(edition: pl.Expr, version_ok: pl.Expr, known: pl.Expr) -> pl.Expr:
+    """Why a level did not price: no edition < version mismatch < not found < no POD price."""
+    return (
+        pl.when(edition.is_null()).then(pl.lit(_TARIFF_PRIORITY[Status.NO_EDITION_FOR_DATE]))
+        .when(~version_ok).then(pl.lit(_TARIFF_PRIORITY[Status.HRG_VERSION_MISMATCH]))
+        .when(~known).then(pl.lit(_TARIFF_PRIORITY[Status.HRG_NOT_FOUND]))
+        .otherwise(pl.lit(_TARIFF_PRIORITY[Status.NO_PRICE_FOR_POD]))
+        .cast(pl.Int8)
+    )
+
+
+# --------------------------------------------------------------------------------------
+# tariff level
+# --------------------------------------------------------------------------------------
+
+
+def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig) -> pl.LazyFrame:
+    """Adds _tariff_cost, _tariff_base, _tariff_xs_days, _tariff_xs_cost, _tariff_sse,
+    _tariff_reason, _tariff_edition, _tariff_version, _tariff_proc."""
+    s = pl.col("setting")
+    lf = lf.with_columns(ed.expr(pl.col("_price_date")).alias("_tariff_edition"))
+    lf = lf.with_columns(ed.version_expr(pl.col("_tariff_edition")).alias("_tariff_version"))
+    ok = _hrg_usable(pl.col("_tariff_version"))
+    null_f = pl.lit(None, dtype=pl.Float64)
+
+    apc_t = ed.concat("apc")
+    if apc_t is not None:
+        apc_t = apc_t.select(
+            pl.col("edition").alias("_tariff_edition"), pl.col("hrg_code").alias("_t_hrg"),
+            pl.lit(True).alias("_t_apc_known"),
+            *[pl.col(c).alias(f"_t_{c}") for c in (
+                "op_procedure_price", "combined_dc_el_price", "dc_price", "el_price",
+                "el_trim_days", "nel_price", "nel_trim_days", "excess_bed_day_price",
+                "sse_applicable", "sse_price")],
+        )
+        lf = lf.with_columns(
+            pl.when(s.is_in(["apc", "op"]) & ok).then(pl.col("hrg_code")).alias("_t_hrg")
+        ).join(apc_t, on=["_tariff_edition", "_t_hrg"], how="left")
+    else:
+        lf = lf.with_columns(
+            pl.lit(None, dtype=pl.Boolean).alias("_t_apc_known"),
+            *[null_f.alias(f"_t_{c}") for c in (
+                "op_procedure_price", "combined_dc_el_price", "dc_price", "el_price",
+                "nel_price", "excess_bed_day_price", "sse_price")],
+            pl.lit(None, dtype=pl.Int32).alias("_t_el_trim_days"),
+            pl.lit(None, dtype=pl.Int32).alias("_t_nel_trim_days"),
+            pl.lit(None, dtype=pl.Boolean).alias("_t_sse_applicable"),
+        )
+
+    op_t = ed.concat("op_attendance")
+    if op_t is not None:
+        op_t = op_t.select(
+            pl.col("edition").alias("_tariff_edition"),
+            pl.col("treatment_function_code").alias("_t_tf"),
+            pl.lit(True).alias("_t_op_known"),
+            *[pl.col(c).alias(f"_t_{c}") for c in (
+                "first_single_price", "first_multi_price", "followup_single_price",
+                "followup_multi_price")],
+        )
+        lf = lf.with_columns(
+            pl.when(s == "op").then(pl.col("treatment_function_code")).alias("_t_tf")
+        ).join(op_t, on=["_tariff_edition", "_t_tf"], how="left")
+    else:
+        lf = lf.with_columns(
+            pl.lit(None, dtype=pl.Boolean).alias("_t_op_known"),
+            *[null_f.alias(f"_t_{c}") for c in (
+                "first_single_price", "first_multi_price", "followup_single_price",
+                "followup_multi_price")],
+        )
+
+    ae_t = ed.concat("ae")
+    if ae_t is not None:
+        ae_t = ae_t.select(
+            pl.col("edition").alias("_tariff_edition"), pl.col("hrg_code").alias("_t_ae_hrg"),
+            pl.lit(True).alias("_t_ae_known"),
+            pl.col("type_1_2_price").alias("_t_type_1_2_price"),
+            pl.col("type_3_price").alias("_t_type_3_price"),
+        )
+        lf = lf.with_columns(
+            pl.when((s == "ae") & ok).then(pl.col("hrg_code")).alias("_t_ae_hrg")
+        ).join(ae_t, on=["_tariff_edition", "_t_ae_hrg"], how="left")
+    else:
+        lf = lf.with_columns(
+            pl.lit(None, dtype=pl.Boolean).alias("_t_ae_known"),
+            null_f.alias("_t_type_1_2_price"), null_f.alias("_t_type_3_price"),
+        )
+
+    pod = pl.col("_apc_pod")
+    combined = pl.col("_t_combined_dc_el_price")
+    apc_base = (
+        pl.when(pod == "DC").then(pl.coalesce(combined, pl.col("_t_dc_price")))
+        .when(pod == "EL").then(pl.coalesce(combined, pl.col("_t_el_price")))
+        .when(pod == "NEL").then(pl.col("_t_nel_price"))
+    )
+    if cfg.rp_source == "tariff_day_case":
+        apc_base = apc_base.when(pod == "RP").then(pl.coalesce(combined, pl.col("_t_dc_price")))
+    sse = (
+        pl.lit(cfg.short_stay_emergency)
+        & (pod == "NEL") & is_emergency()
+        & pl.col("_t_sse_applicable").fill_null(False)
+        & (pl.col("los_days") <= cfg.sse_max_los)
+        & (pl.col("age") >= cfg.sse_min_age)
+        & pl.col("_t_sse_price").is_not_null()
+    ).fill_null(False)
+    trim = pl.when(pod == "EL").then(pl.col("_t_el_trim_days")).when(pod == "NEL").then(
+        pl.col("_t_nel_trim_days"))
+    xs_days = pl.when(
+        pl.lit(cfg.long_stay) & ~pl.col("_t_sse") & apc_base.is_not_null()
+        & trim.is_not_null() & pl.col("_t_excess_bed_day_price").is_not_null()
+    ).then(_excess_days(pl.col("los_days"), trim)).otherwise(pl.lit(0, dtype=pl.Int32))
+
+    multi = pl.col("multi_professional").fill_null(False)
+    first = pl.col("first_attendance").is_in(OP_FIRST)
+    op_att = (
+        pl.when(first & ~multi).then(pl.col("_t_first_single_price"))
+        .when(first & multi).then(pl.col("_t_first_multi_price"))
+        .when(~first & ~multi).then(pl.col("_t_followup_single_price"))
+        .otherwise(pl.col("_t_followup_multi_price"))
+    )
+    proc = (s == "op") & pl.col("_t_op_procedure_price").is_not_null()
+    dt_ = pl.col("department_type")
+    ae_price = pl.when(dt_.is_in(["01", "02"])).then(pl.col("_t_type_1_2_price")).when(
+        dt_ == "03").then(pl.col("_t_type_3_price"))
+
+    lf = lf.with_columns(sse.alias("_t_sse"), proc.alias("_tariff_proc"))
+    base = (
+        pl.when(s == "apc").then(pl.when(pl.col("_t_sse")).then(pl.col("_t_sse_price")).otherwise(apc_base))
+        .when(s == "op").then(pl.when(pl.col("_tariff_proc")).then(pl.col("_t_op_procedure_price")).otherwise(op_att))
+        .when(s == "ae").then(ae_price)
+    )
+    lf = lf.with_columns(
+        base.alias("_tariff_base"),
+        pl.when(s == "apc").then(xs_days).otherwise(pl.lit(0, dtype=pl.Int32)).alias("_tariff_xs_days"),
+    ).with_columns(
+        (pl.col("_tariff_xs_days") * pl.col("_t_excess_bed_day_price").fill_null(0.0)).alias("_tariff_xs_cost"),
+        pl.col("_t_sse").alias("_tariff_sse"),
+    ).with_columns(
+        (pl.col("_tariff_base") + pl.col("_tariff_xs_cost")).alias("_tariff_cost"),
+    )
+    # OP attendance prices do not use the HRG, so the version does not gate them.
+    known = (
+        pl.when(s == "ae").then(pl.col("_t_ae_known").fill_null(False))
+        .when(s == "op").then(pl.col("_t_op_known").fill_null(False) | pl.col("_t_apc_known").fill_null(False))
+        .otherwise(pl.col("_t_apc_known").fill_null(False))
+    )
+    version_ok = pl.when(s == "op").then(pl.lit(True)).otherwise(
+        pl.col("_tariff_version") == pl.col("_hrg_version")).fill_null(False)
+    return lf.with_columns(_reason(pl.col("_tariff_edition"), version_ok, known).alias("_tariff_reason"))
+
+
+# --------------------------------------------------------------------------------------
+# reference-cost level (and the Total HRG average)
+# --------------------------------------------------------------------------------------
+
+
+def _trimpoint_frame(tables: TableSet, rc: _Editions, cfg: CostingConfig) -> pl.LazyFrame | None:
+    """(reference-cost edition, hrg) -> episode trim point, by the trim-point edition rule."""
+    held = tables.editions("trimpoints")
+    if not held:
+        return None
+    frames = []
+    for e in rc.editions:
+        tp_ed = cfg.trimpoints_edition or (e.edition if e.edition in held else held[-1])
+        t = tables.table("trimpoints", tp_ed, "trimpoints")
+        frames.append(t.lazy().select(
+            pl.lit(e.edition).alias("_rc_edition"), pl.col("hrg_code").alias("_rc_tp_hrg"),
+            pl.col("trim_days").alias("_rc_trim"),
+        ))
+    return pl.concat(frames) if frames else None
+
+
+def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingConfig,
+              with_total: bool) -> pl.LazyFrame:
+    """Adds _rc_cost, _rc_base, _rc_xs_days, _rc_xs_cost, _rc_reason, _rc_edition,
+    _rc_version, _rc_proc, _rc_dept (and _total_cost, _total_reason if asked)."""
+    s = pl.col("setting")
+    lf = lf.with_columns(ed.expr(pl.col("_price_date")).alias("_rc_edition"))
+    lf = lf.with_columns(ed.version_expr(pl.col("_rc_edition")).alias("_rc_version"))
+    ok = _hrg_usable(pl.col("_rc_version"))
+    pod = pl.col("_apc_pod")
+    los = pl.col("los_days")
+    hrg = pl.col("hrg_code")
+
+    dept1 = (
+        pl.when(s == "apc").then(
+            pl.when(pod == "NEL").then(pl.when(los < cfg.nes_los_threshold).then(pl.lit("NES")).otherwise(pl.lit("NEL")))
+            .when(pod.is_in(["EL", "DC", "RP"])).then(pod))
+        .when(s == "op").then(pl.lit("OPROC"))
+        .when(s == "ae").then(pl.lit("AE"))
+    )
+    service1 = (
+        pl.when(s == "op").then(pl.col("treatment_function_code"))
+        .when(s == "ae").then(
+            pl.lit("T") + pl.col("department_type")
+            + pl.when(pl.col("ae_admitted").fill_null(False)).then(pl.lit("A")).otherwise(pl.lit("NA")))
+        .otherwise(pl.lit(""))
+    )
+    multi = pl.col("multi_professional").fill_null(False)
+    first = pl.col("first_attendance").is_in(OP_FIRST)
+    wf = pl.concat_str([
+        pl.lit("WF0"), pl.when(multi).then(pl.lit("2")).otherwise(pl.lit("1")),
+        pl.when(first).then(pl.lit("B")).otherwise(pl.lit("A")),
+    ])
+    # Second lookup: excess bed days (APC) or the attendance currency (OP).
+    dept2 = pl.when(s == "apc").then(
+        pl.when(pod == "EL").then(pl.lit("EL_XS")).when((pod == "NEL") & (los >= cfg.nes_los_threshold)).then(pl.lit("NEL_XS"))
+    ).when(s == "op").then(pl.lit(cfg.op_reference_department))
+    service2 = pl.when(s == "op").then(pl.col("treatment_function_code")).otherwise(pl.lit(""))
+    code2 = pl.when(s == "op").then(wf).otherwise(hrg)
+
+    rc = ed.concat("reference_costs")
+    if rc is None:
+        raise EditionNotFoundError("no reference-cost edition in the tables")
+    rc = rc.select(
+        pl.col("edition").alias("_rc_edition"),
+        pl.col("department_code").alias("_k_dept"),
+        pl.col("service_code").fill_null("").alias("_k_service"),
+        pl.col("currency_code").alias("_k_code"),
+        pl.col("unit_cost"),
+    )
+    known_hrg = rc.filter(~pl.col("_k_dept").is_in(["CL", "NCL"])).select(
+        "_rc_edition", pl.col("_k_code").alias("_rc_known_hrg"), pl.lit(True).alias("_rc_known")
+    ).unique(["_rc_edition", "_rc_known_hrg"])
+
+    def lookup(lf: pl.LazyFrame, dept: pl.Expr, service: pl.Expr, code: pl.Expr, out: str,
+               gate: pl.Expr) -> pl.LazyFrame:
+        keys = [f"{out}_d", f"{out}_s", f"{out}_c"]
+        lf = lf.with_columns(
+            pl.when(gate).then(dept).alias(keys[0]),
+            pl.when(gate).then(service).alias(keys[1]),
+            pl.when(gate).then(code).alias(keys[2]),
+        )
+        right = rc.rename({"_k_dept": keys[0], "_k_service": keys[1], "_k_code": keys[2],
+                           "unit_cost": out})
+        return lf.join(right, on=["_rc_edition", *keys], how="left").drop(keys)
+
+    lf = lookup(lf, dept1, service1, hrg, "_rc_p1", ok)
+    gate2 = pl.when(s == "op").then(pl.lit(True)).otherwise(ok & pl.lit(cfg.long_stay))
+    lf = lookup(lf, dept2, service2, code2, "_rc_p2", gate2)
+    lf = lf.join(known_hrg, left_on=["_rc_edition", "hrg_code"],
+                 right_on=["_rc_edition", "_rc_known_hrg"], how="left")
+
+    tp = _trimpoint_frame(tables, ed, cfg)
+    if tp is not None:
+        lf = lf.with_columns(pl.when(s == "apc").then(hrg).alias("_rc_tp_hrg")).join(
+            tp, on=["_rc_edition", "_rc_tp_hrg"], how="left").drop("_rc_tp_hrg")
+    else:
+        lf = lf.with_columns(pl.lit(None, dtype=pl.Int32).alias("_rc_trim"))
+
+    proc = (s == "op") & pl.col("_rc_p1").is_not_null()
+    xs_days = pl.when(
+        (s == "apc") & pl.lit(cfg.long_stay) & pl.col("_rc_p1").is_not_null()
+        & pl.col("_rc_p2").is_not_null() & pl.col("_rc_trim").is_not_null()
+    ).then(_excess_days(los, pl.col("_rc_trim"))).otherwise(pl.lit(0, dtype=pl.Int32))
+    base = (
+        pl.when(s == "op").then(pl.when(proc).then(pl.col("_rc_p1")).otherwise(pl.col("_rc_p2")))
+        .otherwise(pl.col("_rc_p1"))
+    )
+    lf = lf.with_columns(
+        proc.alias("_rc_proc"), dept1.alias("_rc_dept"), base.alias("_rc_base"),
+        xs_days.alias("_rc_xs_days"),
+    ).with_columns(
+        (pl.col("_rc_xs_days") * pl.col("_rc_p2").fill_null(0.0)).alias("_rc_xs_cost"),
+    ).with_columns((pl.col("_rc_base") + pl.col("_rc_xs_cost")).alias("_rc_cost"))
+
+    known = pl.when(s == "op").then(pl.lit(True)).otherwise(pl.col("_rc_known").fill_null(False))
+    version_ok = pl.when(s == "op").then(pl.lit(True)).otherwise(
+        pl.col("_rc_version") == pl.col("_hrg_version")).fill_null(False)
+    lf = lf.with_columns(_reason(pl.col("_rc_edition"), version_ok, known).alias("_rc_reason"))
+
+    if with_total:
+        lf = lookup(lf, pl.lit("TOTAL"), pl.lit(""), hrg, "_total_cost", ok)
+        hrg_version_ok = (pl.col("_rc_version") == pl.col("_hrg_version")).fill_null(False)
+        lf = lf.with_columns(
+            _reason(pl.col("_rc_edition"), hrg_version_ok, pl.col("_rc_known").fill_null(False))
+            .alias("_total_reason"))
+    return lf
+
+
+# --------------------------------------------------------------------------------------
+# putting it together
+# --------------------------------------------------------------------------------------
+
+_LEVEL_PREFIX = {"tariff": "_tariff", "reference_cost": "_rc", "total_hrg_average": "_total"}
+
+
+def _components(level: str) -> dict[str, pl.Expr]:
+    """The price components a level produced, by component name."""
+    if level == "tariff":
+        p = "_tariff"
+        sse = pl.col("_tariff_sse")
+    elif level == "reference_cost":
+        p = "_rc"
+        sse = pl.lit(False)
+    else:  # total_hrg_average: one all-department price per HRG, bed days already inside
+        return {
+            "cost": pl.col("_total_cost"), "base": pl.col("_total_cost"),
+            "xs_days": pl.lit(0, dtype=pl.Int32), "xs_cost": pl.lit(0.0), "sse": pl.lit(False),
+            "proc": pl.lit(False), "edition": pl.col("_rc_edition"),
+            "version": pl.col("_rc_version"),
+        }
+    return {
+        "cost": pl.col(f"{p}_cost"), "base": pl.col(f"{p}_base"),
+        "xs_days": pl.col(f"{p}_xs_days"), "xs_cost": pl.col(f"{p}_xs_cost"), "sse": sse,
+        "proc": pl.col(f"{p}_proc"), "edition": pl.col(f"{p}_edition"),
+        "version": pl.col(f"{p}_version"),
+    }
+
+
+def _chain_columns(chain: tuple[str, ...]) -> list[pl.Expr]:
+    """cost, status, level and components from the first level of the chain with a price."""
+    comps = [_components(lv) for lv in chain]
+    won = [c["cost"].is_not_null() for c in comps]
+
+    def first_winning(values: list[pl.Expr], dtype: pl.DataType) -> pl.Expr:
+        out: pl.Expr = pl.lit(None, dtype=dtype)
+        for w, v in reversed(list(zip(won, values, strict=True))):
+            out = pl.when(w).then(v).otherwise(out)
+        return out.cast(dtype)
+
+    def pick(name: str, dtype: pl.DataType) -> pl.Expr:
+        return first_winning([c[name] for c in comps], dtype)
+
+    status = first_winning(
+        [pl.lit(int(_level_status(lv, pos))) for pos, lv in enumerate(chain)], pl.Int16())
+    best = pl.max_horizontal([pl.col(f"{_LEVEL_PREFIX[lv]}_reason") for lv in chain])
+    unpriced = best.replace_strict(
+        list(_RANK_TO_STATUS), [int(v) for v in _RANK_TO_STATUS.values()], return_dtype=pl.Int16)
+    return [
+        pick("cost", pl.Float64()).alias("_chain_cost"),
+        pick("base", pl.Float64()).alias("base_price"),
+        pick("xs_days", pl.Int32()).alias("excess_bed_days"),
+        pick("xs_cost", pl.Float64()).alias("excess_bed_day_cost"),
+        pick("sse", pl.Boolean()).alias("short_stay_applied"),
+        pick("proc", pl.Boolean()).alias("_proc"),
+        pick("version", pl.String()).alias("hrg_version_used"),
+        pick("edition", pl.String()).alias("_price_edition"),
+        first_winning([pl.lit(lv) for lv in chain], pl.String()).alias("_level"),
+        pl.coalesce(status, unpriced).alias("_chain_status"),
+    ]
+
+
+def _resolve_tables(tables: TableSet | None) -> TableSet:
+    return load_tables() if tables is None else tables
+
+
+def _mff_frame(tables: TableSet, cfg: CostingConfig) -> pl.LazyFrame:
+    held = tables.editions("mff")
+    if not held:
+        raise ConfigError("mff is on but the tables hold no MFF edition; import one or turn mff off")
+    edition = cfg.mff_edition or held[-1]
+    return tables.table("mff", edition, "mff").lazy().select(
+        pl.col("provider_code").alias("_mff_provider"), pl.col("mff_factor").alias("_mff"))
+
+
+def _index_frame(tables: TableSet, cfg: CostingConfig) -> pl.LazyFrame:
+    assert cfg.index is not None and cfg.price_base is not None
+    series = tables.index_series(cfg.index)
+    base = series.filter(pl.col("financial_year") == cfg.price_base)
+    if base.height == 0:
+        raise ConfigError(
+            f"price_base {cfg.price_base} is not in index {cfg.index!r} "
+            f"(it covers {series['financial_year'].min()} to {series['financial_year'].max()})")
+    base_value = base["value"][0]
+    return series.lazy().select(
+        pl.col("financial_year").alias("_price_edition"),
+        (pl.lit(base_value) / pl.col("value")).alias("_inflation"),
+    )
+
+
+def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig) -> pl.LazyFrame:
+    """Canonical, validated activity with spells built (when asked), LOS and POD."""
+    lf = canonicalise(activity)
+    if cfg.resolved_apc_unit() == "spell":
+        lf = build_spells(lf, cfg)
+    else:
+        lf = lf.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
+                             pl.lit(None, dtype=pl.String).alias("spell_key"))
+    lf = with_invalid_reason(lf, cfg)
+    return lf
+
+
+def price_lazy(
+    activity: pl.DataFrame | pl.LazyFrame,
+    tables: TableSet | None = None,
+    config: CostingConfig | None = None,
+) -> pl.LazyFrame:
+    """Price activity lazily; see :func:`price`. Strict mode validates eagerly first."""
+    cfg = config or CostingConfig()
+    ts = _resolve_tables(tables)
+    chain = cfg.resolved_chain()
+    lf = prepare(activity, cfg)
+    if cfg.strict:
+        failures = validation_failures(lf, cfg)
+        if failures.height:
+            raise ValidationError("activity", failures)
+
+    input_cols = [c for c in lf.collect_schema().names() if c not in ("n_episodes", "spell_key")]
+    s = pl.col("setting")
+    apc_date = pl.col("discharge_date") if cfg.apc_date == "discharge" else pl.col("activity_date")
+    lf = lf.with_columns(
+        pl.when(s == "apc").then(with_los()).alias("los_days"),
+        pl.when(s == "apc").then(apc_date).otherwise(pl.col("activity_date")).alias("_price_date"),
+        pl.coalesce(pl.col("hrg_version"), pl.lit(cfg.default_hrg_version)).alias("_hrg_version"),
+        pl.when(s == "apc").then(apc_pod()).alias("_apc_pod"),
+    )
+    if "tariff" in chain:
+        lf = _tariff_level(lf, _editions(ts, "tariff", cfg.tariff_edition), cfg)
+    if "reference_cost" in chain or "total_hrg_average" in chain:
+        lf = _rc_level(lf, _editions(ts, "reference_cost", cfg.reference_cost_edition), ts, cfg,
+                       with_total="total_hrg_average" in chain)
+    lf = lf.with_columns(_chain_columns(chain))
+
+    # record-level status before the chain: invalid, excluded, HRG missing / ungroupable
+    hrg = pl.col("hrg_code")
+    needs_hrg = s.is_in(["apc", "ae"])
+    excluded = (s == "op") & pl.col("attended").is_in(OP_NOT_ATTENDED)
+    pre_status = (
+        pl.when(pl.col("invalid_reason").is_not_null()).then(pl.lit(int(Status.INVALID_RECORD)))
+        .when(excluded).then(pl.lit(int(Status.EXCLUDED_NOT_ATTENDED)))
+        .when(needs_hrg & hrg.is_null()).then(pl.lit(int(Status.HRG_MISSING)))
+        .when(hrg.str.starts_with("U").fill_null(False)).then(pl.lit(int(Status.HRG_UNGROUPABLE)))
+        .cast(pl.Int16)
+    )
+    lf = lf.with_columns(pre_status.alias("_pre_status")).with_columns(
+        pl.coalesce(pl.col("_pre_status"), pl.col("_chain_status")).alias("status")
+    )
+    priced_by_chain = pl.col("_pre_status").is_null() & pl.col("_chain_cost").is_not_null()
+
+    # MFF (tariff-priced rows only) and inflation
+    cost = pl.col("_chain_cost")
+    if cfg.mff:
+        lf = lf.join(_mff_frame(ts, cfg), left_on="provider_code", right_on="_mff_provider", how="left")
+        mff = pl.when(priced_by_chain & (pl.col("_level") == "tariff")).then(pl.col("_mff"))
+    else:
+        mff = pl.lit(None, dtype=pl.Float64)
+    lf = lf.with_columns(mff.cast(pl.Float64).alias("mff_factor"))
+    cost = cost * pl.col("mff_factor").fill_null(1.0)
+    if cfg.index is not None:
+        lf = lf.join(_index_frame(ts, cfg), on="_price_edition", how="left")
+        infl = pl.when(priced_by_chain).then(pl.col("_inflation"))
+        lf = lf.with_columns(infl.alias("inflation_factor"))
+        cost = cost * pl.col("inflation_factor")
+        no_index = priced_by_chain & pl.col("inflation_factor").is_null()
+        lf = lf.with_columns(
+            pl.when(no_index).then(pl.lit(int(Status.NO_INDEX_FOR_YEAR), dtype=pl.Int16))
+            .otherwise(pl.col("status")).alias("status"))
+    else:
+        lf = lf.with_columns(pl.lit(None, dtype=pl.Float64).alias("inflation_factor"))
+
+    st = pl.col("status")
+    priced = st < 50
+    is_excluded = st == int(Status.EXCLUDED_NOT_ATTENDED)
+    op_pod = (
+        pl.when(pl.col("_proc") & priced & ~is_excluded).then(pl.lit("OP_PROC"))
+        .when(pl.col("first_attendance").is_in(OP_FIRST)).then(pl.lit("OP_FIRST"))
+        .when(pl.col("first_attendance").is_not_null()).then(pl.lit("OP_FOLLOWUP"))
+    )
+    lf = lf.with_columns(
+        pl.when(s == "apc").then(pl.col("_apc_pod")).when(s == "op").then(op_pod)
+        .when(s == "ae").then(ae_pod()).alias("pod"),
+    ).with_columns(
+        category_expr().alias("cost_category"),
+        pl.when(is_excluded).then(pl.lit(0.0)).when(priced).then(cost).alias("cost"),
+        pl.when(is_excluded).then(pl.lit(CostSource.EXCLUDED.value))
+        .when(priced).then(pl.col("_level").replace_strict(_SOURCE_OF_LEVEL, default=None))
+        .alias("cost_source"),
+        status_name_expr("status").alias("status_name"),
+        (pl.col("_tariff_edition") if "tariff" in chain else pl.lit(None, dtype=pl.String)).alias("tariff_edition"),
+        (pl.col("_rc_edition") if ("reference_cost" in chain or "total_hrg_average" in chain)
+         else pl.lit(None, dtype=pl.String)).alias("reference_cost_edition"),
+    )
+    # components are only meaningful on rows the chain priced
+    comp = ["base_price", "excess_bed_days", "excess_bed_day_cost", "short_stay_applied", "hrg_version_used"]
+    lf = lf.with_columns([pl.when(priced & ~is_excluded).then(pl.col(c)).alias(c) for c in comp])
+    lf = lf.with_columns(
+        [pl.when(s == "apc").then(pl.col(c)).alias(c)
+         for c in ("excess_bed_days", "excess_bed_day_cost")]
+    )
+    out_cols = input_cols + ["spell_key"] + list(PRICED_COLUMNS)
+    out = lf.select(
+        [pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c) for c in out_cols])
+    if cfg.resolved_apc_unit() == "spell":
+        # building spells groups APC rows together; restore input order (first episode's row)
+        out = out.sort(ROW)
+    return out
+
+
+def price(
+    activity: pl.DataFrame | pl.LazyFrame,
+    tables: TableSet | None = None,
+    config: CostingConfig | None = None,
+) -> pl.DataFrame:
+    """Price every record: one output row per input record (per spell when spells are built).
+
+    Args:
+        activity: canonical activity (see costing.schema.ACTIVITY_SCHEMA), e.g. from
+            ``costing.read_activity``; a DataFrame or LazyFrame with a ``setting`` column.
+        tables: a TableSet; default the shipped tables.
+        config: a CostingConfig; default purchaser perspective, dated editions.
+
+    Returns:
+        Every input column plus pod, cost_category, cost (null when not priced), cost_source,
+        status, status_name, table editions and the price components.
+
+    Example:
+        >>> import datetime as dt, polars as pl, costing
+        >>> episode = pl.DataFrame({
+        ...     "record_id": ["e1"], "patient_id": ["p1"], "setting": ["apc"],
+        ...     "activity_date": [dt.date(2017, 6, 1)], "discharge_date": [dt.date(2017, 6, 13)],
+        ...     "admission_method": ["21"], "patient_classification": ["1"],
+        ...     "hrg_code": ["DZ11V"], "hrg_version": ["HRG4"]})
+        >>> cfg = costing.CostingConfig(perspective="provider", reference_cost_edition="2017-18")
+        >>> round(costing.price(episode, config=cfg)["cost"][0], 2)  # NEL + 4 excess days
+        2747.06
+    """
+    return price_lazy(activity, tables, config).collect()
