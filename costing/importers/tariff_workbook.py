@@ -76,9 +76,9 @@ _TRUE_TOKENS: Final = ("yes", "y", "true")
 _FALSE_TOKENS: Final = ("no", "n", "false")
 
 # Code patterns: any HRG (v3.5 "H02", HRG4 "HN12F"); and per version for import_edition.
-_ANY_HRG_RE: Final = r"^[A-Z]{1,2}\d{2}[A-Z]?$"
+_ANY_HRG_RE: Final = r"^[A-Z]{1,2}\d{2}[A-Z0-9]?$"
 HRG_CODE_PATTERNS: Final[dict[str, str]] = {
-    "v3.5": r"^[A-Z]\d{2}$",
+    "v3.5": r"^[A-Z]\d{2}[A-Z0-9]?$",
     "HRG4": r"^[A-Z]{2}\d{2}[A-Z]$",
 }
 _TF_CODE_RE: Final = r"^[0-9A-Z]{3}$"
@@ -356,10 +356,12 @@ def _find_header(head: pl.DataFrame, resource: str) -> tuple[int, dict[str, list
     return None
 
 
-def _where(source: Path, sheet: str, row: int | None = None, letter: str | None = None) -> str:
-    place = f"{source.name}, sheet {sheet!r}"
+def _where(source: Path, sheet: str | None, row: int | None = None,
+           letter: str | None = None) -> str:
+    """"file, sheet 'S', row R, column C" (a CSV, with sheet None: "file, line R, column C")."""
+    place = source.name if sheet is None else f"{source.name}, sheet {sheet!r}"
     if row is not None:
-        place += f", row {row}"
+        place += f", {'line' if sheet is None else 'row'} {row}"
     if letter is not None:
         place += f", column {letter}"
     return place
@@ -467,7 +469,7 @@ def _locate(reader: fastexcel.ExcelReader, source: Path,
 # --------------------------------------------------------------------------------------
 
 
-def _format_problems(source: Path, sheet: str, problems: pl.DataFrame, what: str) -> str:
+def _format_problems(source: Path, sheet: str | None, problems: pl.DataFrame, what: str) -> str:
     shown = 20
     lines = [
         f"  {_where(source, sheet, r['excel_row'], r['column'])} ({r['header']!r}): "
@@ -506,7 +508,7 @@ def _read_table(reader: fastexcel.ExcelReader, source: Path, loc: _Located) -> p
 
 
 def _to_canonical(body: pl.DataFrame, spec: tuple[_Col, ...], resource: str, source: Path,
-                  sheet: str, *, letters: Mapping[str, str],
+                  sheet: str | None, *, letters: Mapping[str, str],
                   headers: Mapping[str, str]) -> pl.DataFrame:
     """Turn ``t_<col>`` (text) / ``n_<col>`` (numeric) cell columns into canonical rows.
 
@@ -577,7 +579,8 @@ def _to_canonical(body: pl.DataFrame, spec: tuple[_Col, ...], resource: str, sou
             .head(10)
             .iter_rows()
         )
-        listed = "; ".join(f"{code} in rows {r}" for code, r in sample)
+        unit = "lines" if sheet is None else "rows"
+        listed = "; ".join(f"{code} in {unit} {r}" for code, r in sample)
         raise ImportFormatError(
             f"{_where(source, sheet)}, column {letters[key.name]} ({headers[key.name]!r}): "
             f"duplicate {key.header}: {listed}. Each code must appear once; remove the "
