@@ -1,0 +1,698 @@
+"""Difference in differences on window costs, with a clustered Poisson bootstrap.
+
+``did`` compares the change in mean cost per patient between a pre and a post window in the
+treated arm with the same change in the control arm, per cost category and in total, and
+attaches a bootstrap confidence interval and p-value in which whole clusters (matched sets)
+are resampled together.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import polars as pl
+
+from costing.errors import ConfigError, InputError
+from costing.schema import COST_CATEGORIES
+
+__all__ = ["did", "did_pretrend", "arm_window_means", "CENSORING_POLICIES", "TOTAL"]
+
+log = logging.getLogger(__name__)
+
+CENSORING_POLICIES: Final = ("observed", "complete", "scale")
+TOTAL: Final = "total"
+_SOURCE: Final = "window costs"
+
+# Bootstrap layout: replicates are drawn 32 at a time, clusters in blocks of 32768 so the
+# random draws of one block stay in cache while they are turned into counts.
+_ROWS: Final = 32
+_BLOCK: Final = 32768
+_BITS: Final = 16
+
+
+def _poisson1_thresholds() -> np.ndarray:
+    """Inverse-CDF thresholds of Poisson(1) on a 16-bit uniform: count = #(u >= t_k)."""
+    scale = 1 << _BITS
+    cdf, k, out = 0.0, 0, []
+    while True:
+        cdf += math.exp(-1.0) / math.factorial(k)
+        t = round(cdf * scale)
+        if t >= scale:
+            break
+        out.append(t)
+        k += 1
+    return np.asarray(out, dtype=np.uint16)
+
+
+_THRESHOLDS: Final = _poisson1_thresholds()
+
+
+def poisson_replicate_sums(sums: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap replicates of column totals, each cluster reweighted by a Poisson(1) count.
+
+    Replicate ``b`` is ``sum_c m[b, c] * sums[c, :]`` with independent ``m[b, c] ~ Poisson(1)``
+    (the Poisson bootstrap, which approximates the multinomial one and needs no per-replicate
+    Python loop). Counts come from 16-bit uniforms through the Poisson(1) inverse CDF, so each
+    probability is exact to 2**-16. Replicates are generated in chunks of 32 from
+    ``SeedSequence(seed).spawn``: the same seed gives the same replicates, and the first
+    replicates do not depend on ``n_boot``.
+
+    Args:
+        sums: per-cluster sums, shape (n_clusters, m), float64.
+        n_boot: number of replicates.
+        seed: random seed.
+
+    Returns:
+        Array of shape (n_boot, m).
+    """
+    s = np.ascontiguousarray(sums, dtype=np.float64)
+    n, m = s.shape
+    out = np.empty((n_boot, m), dtype=np.float64)
+    n_chunks = -(-n_boot // _ROWS)
+    children = np.random.SeedSequence(seed).spawn(n_chunks)
+    counts = np.empty((_ROWS, min(_BLOCK, max(n, 1))), dtype=np.uint8)
+    step = np.empty_like(counts, dtype=np.bool_)
+    for i, child in enumerate(children):
+        rows = min(_ROWS, n_boot - i * _ROWS)
+        rng = np.random.Generator(np.random.PCG64(child))
+        acc = np.zeros((rows, m), dtype=np.float64)
+        for start in range(0, n, _BLOCK):
+            stop = min(n, start + _BLOCK)
+            u = rng.integers(0, 1 << _BITS, size=(rows, stop - start), dtype=np.uint16)
+            c = counts[:rows, : stop - start]
+            t = step[:rows, : stop - start]
+            np.greater_equal(u, _THRESHOLDS[0], out=c.view(np.bool_))
+            for threshold in _THRESHOLDS[1:]:
+                np.greater_equal(u, threshold, out=t)
+                np.add(c, t.view(np.uint8), out=c)
+            acc += c.astype(np.float64) @ s[start:stop]
+        out[i * _ROWS : i * _ROWS + rows] = acc
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Input preparation
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """Per-patient arrays for a set of windows: values[i, k, j] for category k, period j."""
+
+    patient_id: np.ndarray  # object array of str
+    treated: np.ndarray  # bool (n,)
+    weight: np.ndarray  # float64 (n,)
+    cluster: np.ndarray  # int64 (n,) codes 0..n_clusters-1
+    n_clusters: int
+    categories: tuple[str, ...]
+    values: np.ndarray  # float64 (n, K, P)
+    n_excluded: int
+    control_label: str
+
+
+def _as_windows(spec: int | Sequence[int], name: str) -> tuple[int, ...]:
+    ws = (spec,) if isinstance(spec, (int, np.integer)) else tuple(spec)
+    if not ws or not all(isinstance(w, (int, np.integer)) for w in ws):
+        raise ConfigError(f"{name}={spec!r}: give a window number or a sequence of them, e.g. -1")
+    if len(set(ws)) != len(ws):
+        raise ConfigError(f"{name}={spec!r}: a window is listed twice")
+    return tuple(int(w) for w in ws)
+
+
+def _order_categories(found: Sequence[str]) -> tuple[str, ...]:
+    known = [c for c in COST_CATEGORIES if c in found]
+    return tuple(known + sorted(c for c in found if c not in COST_CATEGORIES))
+
+
+def _examples(values: Sequence[object], n: int = 5) -> str:
+    shown = ", ".join(repr(v) for v in list(values)[:n])
+    return shown + (", ..." if len(values) > n else "")
+
+
+def _attach_cohort(
+    lf: pl.LazyFrame, cohort: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]
+) -> pl.LazyFrame:
+    coh = cohort.lazy()
+    names = coh.collect_schema().names()
+    if "patient_id" not in names:
+        raise InputError("cohort: no 'patient_id' column; the cohort must have one row per patient")
+    keep = [c for c in dict.fromkeys(columns) if c in names and c != "patient_id"]
+    coh = coh.select(pl.col("patient_id").cast(pl.String), *keep)
+    dup = coh.group_by("patient_id").len().filter(pl.col("len") > 1).collect()
+    if dup.height:
+        raise InputError(
+            f"cohort: {dup.height} patient_id value(s) appear more than once "
+            f"(e.g. {_examples(dup['patient_id'].sort().to_list())}); keep one row per patient"
+        )
+    base = lf.with_columns(pl.col("patient_id").cast(pl.String))
+    have = base.collect_schema().names()
+    base = base.drop([c for c in keep if c in have])
+    missing = base.select("patient_id").unique().join(coh, on="patient_id", how="anti").collect()
+    if missing.height:
+        raise InputError(
+            f"{_SOURCE}: {missing.height} patient(s) are not in the cohort "
+            f"(e.g. {_examples(missing['patient_id'].sort().to_list())}); "
+            "pass the cohort the windows were built from"
+        )
+    absent = coh.join(base.select("patient_id").unique(), on="patient_id", how="anti").collect()
+    if absent.height:
+        raise InputError(
+            f"{_SOURCE}: {absent.height} cohort patient(s) have no window rows "
+            f"(e.g. {_examples(absent['patient_id'].sort().to_list())}); the window output is "
+            "zero-filled (every cohort patient has every window and category), so rebuild the "
+            "windows with this cohort"
+        )
+    return base.join(coh, on="patient_id", how="left")
+
+
+def _value_expr(censoring: str) -> pl.Expr:
+    """Cost counted for a patient-window under the censoring policy."""
+    if censoring == "scale":
+        return (
+            pl.when(pl.col("days_observed") > 0)
+            .then(pl.col("cost") * pl.col("window_days") / pl.col("days_observed"))
+            .otherwise(0.0)
+        )
+    return pl.col("cost")
+
+
+def _censored_expr(censoring: str) -> pl.Expr:
+    """True for a patient-window that excludes the patient under the censoring policy."""
+    if censoring == "complete":
+        return pl.col("days_observed") < pl.col("window_days")
+    if censoring == "scale":
+        return pl.col("days_observed") <= 0
+    return pl.lit(False)
+
+
+def _panel(
+    window_costs: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame | None,
+    periods: Sequence[tuple[int, ...]],
+    group: str,
+    treated: str,
+    by: str,
+    weight: str | None,
+    cluster: str | None,
+    censoring: str,
+) -> _Panel:
+    """Validate window costs and reduce them to one row of arrays per patient."""
+    if censoring not in CENSORING_POLICIES:
+        raise ConfigError(
+            f"censoring={censoring!r}: choose one of {', '.join(CENSORING_POLICIES)}"
+        )
+    lf = window_costs.lazy()
+    if cohort is not None:
+        lf = _attach_cohort(lf, cohort, [group, *(c for c in (cluster, weight, "site") if c)])
+    names = lf.collect_schema().names()
+    if by not in names and by == "pod" and "category" in names:
+        by = "category"  # the window output keeps POD codes in `category` when built by POD
+    required = ["patient_id", "window", by, "cost"]
+    if censoring != "observed":
+        required += ["days_observed", "window_days"]
+    missing = [c for c in required if c not in names]
+    if missing:
+        hint = (
+            " (censoring='complete'/'scale' needs days_observed and window_days)"
+            if {"days_observed", "window_days"} & set(missing)
+            else ""
+        )
+        raise InputError(
+            f"{_SOURCE}: missing column(s) {', '.join(repr(c) for c in missing)}{hint}; "
+            "pass the output of costing.cost_by_window"
+        )
+    if group not in names:
+        raise InputError(
+            f"{_SOURCE}: no {group!r} column, so the arms are unknown; build the windows from a "
+            f"cohort with a {group!r} column, or pass cohort= with patient_id and {group!r}"
+        )
+    if weight is not None and weight not in names:
+        raise InputError(
+            f"{_SOURCE}: weight column {weight!r} not found; add it to the cohort or drop weight="
+        )
+    use_cluster = cluster is not None and cluster in names
+    if cluster is not None and not use_cluster:
+        log.info("no %r column: resampling patients, not clusters", cluster)
+
+    all_windows = tuple(w for p in periods for w in p)
+    present = set(lf.select(pl.col("window").unique()).collect().to_series().to_list())
+    absent = [w for w in all_windows if w not in present]
+    if absent:
+        raise InputError(
+            f"{_SOURCE}: window(s) {', '.join(map(str, absent))} not present "
+            f"(windows present: {', '.join(map(str, sorted(present))) or 'none'}); "
+            "rebuild the windows with a range that includes them, e.g. windows=(-2, -1, 0)"
+        )
+    lf = lf.filter(pl.col("window").is_in(all_windows))
+    cats_found = (
+        lf.select(pl.col(by).cast(pl.String).unique()).collect().to_series().to_list()
+    )
+    if None in cats_found:
+        raise InputError(f"{_SOURCE}: column {by!r} has null values; every row needs a category")
+    categories = _order_categories(cats_found)
+    if TOTAL in categories:
+        raise InputError(f"{_SOURCE}: {by!r} has a category named {TOTAL!r}, which did() reserves")
+    n_cells = len(all_windows) * len(categories)
+
+    cost_nulls = lf.select(pl.col("cost").is_null().sum()).collect().item()
+    if cost_nulls:
+        raise InputError(
+            f"{_SOURCE}: {cost_nulls} row(s) have a null cost; the window output is zero-filled "
+            "(cost 0 where nothing was priced), so pass costing.cost_by_window output unchanged"
+        )
+
+    value = _value_expr(censoring)
+    cat = pl.col(by).cast(pl.String)
+    cell_aggs = [
+        (value * ((cat == k) & pl.col("window").is_in(p)).cast(pl.Float64)).sum().truediv(len(p))
+        .alias(f"_v{ki}_{pi}")
+        for ki, k in enumerate(categories)
+        for pi, p in enumerate(periods)
+    ]
+    cell = pl.col("window").cast(pl.Int64) * len(categories) + cat.replace_strict(
+        {k: i for i, k in enumerate(categories)}, return_dtype=pl.Int64
+    )
+    attrs = {"_group": pl.col(group).cast(pl.String)}
+    if use_cluster:
+        attrs["_cluster"] = pl.col(cluster).cast(pl.String)  # type: ignore[arg-type]
+    if weight is not None:
+        attrs["_weight"] = pl.col(weight).cast(pl.Float64)
+    per_patient = (
+        lf.with_columns(pl.col("patient_id").cast(pl.String), **attrs)
+        .group_by("patient_id")
+        .agg(
+            pl.len().alias("_rows"),
+            cell.n_unique().alias("_cells"),
+            _censored_expr(censoring).any().alias("_censored"),
+            *(pl.col(a).first() for a in attrs),
+            *(pl.col(a).n_unique().alias(f"{a}_n") for a in attrs),
+            *cell_aggs,
+        )
+        .sort("patient_id")
+        .collect()
+    )
+
+    bad_cells = per_patient.filter((pl.col("_rows") != n_cells) | (pl.col("_cells") != n_cells))
+    if bad_cells.height:
+        raise InputError(
+            f"{_SOURCE}: {bad_cells.height} patient(s) do not have exactly one row per window x "
+            f"category ({len(all_windows)} windows x {len(categories)} categories = {n_cells}); "
+            f"e.g. {_examples(bad_cells['patient_id'].to_list())}. The window output is expected "
+            "to be zero-filled (a row with cost 0 where nothing happened): pass "
+            "costing.cost_by_window output, not a filtered or aggregated copy"
+        )
+    for a, label in (("_group", group), ("_cluster", cluster), ("_weight", weight)):
+        if a in attrs:
+            multi = per_patient.filter(pl.col(f"{a}_n") > 1)
+            if multi.height:
+                raise InputError(
+                    f"{_SOURCE}: {multi.height} patient(s) have more than one {label!r} value "
+                    f"(e.g. {_examples(multi['patient_id'].to_list())}); a patient belongs to "
+                    "one arm, one matched set and has one weight"
+                )
+    no_group = per_patient.filter(pl.col("_group").is_null())
+    if no_group.height:
+        raise InputError(
+            f"{_SOURCE}: {no_group.height} patient(s) have no {group!r} value "
+            f"(e.g. {_examples(no_group['patient_id'].to_list())}); give every patient an arm"
+        )
+    if weight is not None:
+        bad_w = per_patient.filter(
+            pl.col("_weight").is_null() | ~pl.col("_weight").is_finite() | (pl.col("_weight") < 0)
+        )
+        if bad_w.height:
+            raise InputError(
+                f"{_SOURCE}: {bad_w.height} patient(s) have a missing, negative or non-finite "
+                f"{weight!r} (e.g. {_examples(bad_w['patient_id'].to_list())}); weights must be "
+                ">= 0, e.g. 1/k for k controls per case"
+            )
+
+    groups = sorted(per_patient["_group"].unique().to_list())
+    if treated not in groups:
+        raise InputError(
+            f"{_SOURCE}: no treated patients: no {group!r} equal to {treated!r} "
+            f"(values found: {_examples(groups)}); set treated= to the intervention arm's label"
+        )
+    others = [g for g in groups if g != treated]
+    if not others:
+        raise InputError(
+            f"{_SOURCE}: no control patients: every patient has {group!r} = {treated!r}"
+        )
+    if len(others) > 1:
+        raise InputError(
+            f"{_SOURCE}: {group!r} has {len(groups)} values ({_examples(groups)}); did() compares "
+            f"the treated arm {treated!r} with one control arm: filter the rows to two groups"
+        )
+
+    n_excluded = int(per_patient["_censored"].sum())
+    if n_excluded:
+        log.info("censoring=%s excludes %d patient(s)", censoring, n_excluded)
+        per_patient = per_patient.filter(~pl.col("_censored"))
+
+    ids = per_patient["patient_id"]
+    if use_cluster:
+        # A patient with no matched set is its own cluster.
+        key = per_patient.select(
+            pl.coalesce(pl.lit("s:") + pl.col("_cluster"), pl.lit("p:") + pl.col("patient_id"))
+        ).to_series()
+    else:
+        key = ids
+    codes = key.rank("dense").cast(pl.Int64).to_numpy() - 1 if key.len() else np.zeros(0, np.int64)
+    values = np.stack(
+        [
+            np.column_stack([per_patient[f"_v{ki}_{pi}"].to_numpy() for pi in range(len(periods))])
+            for ki in range(len(categories))
+        ],
+        axis=1,
+    ) if per_patient.height else np.zeros((0, len(categories), len(periods)))
+    w = (
+        per_patient["_weight"].to_numpy().astype(np.float64)
+        if weight is not None
+        else np.ones(per_patient.height)
+    )
+    return _Panel(
+        patient_id=ids.to_numpy(),
+        treated=(per_patient["_group"] == treated).to_numpy(),
+        weight=w,
+        cluster=codes,
+        n_clusters=int(codes.max()) + 1 if codes.size else 0,
+        categories=categories,
+        values=values,
+        n_excluded=n_excluded,
+        control_label=others[0],
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Estimation
+# --------------------------------------------------------------------------------------
+
+
+def _check_arms(panel: _Panel, censoring: str) -> None:
+    for arm, mask in (("treated", panel.treated), ("control", ~panel.treated)):
+        if not mask.any() or panel.weight[mask].sum() <= 0:
+            why = (
+                f" after censoring={censoring!r} excluded {panel.n_excluded} patient(s)"
+                if panel.n_excluded
+                else " with positive weight"
+            )
+            raise InputError(f"{_SOURCE}: no {arm} patients{why}; no estimate is possible")
+
+
+def _quantiles(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
+    alpha = 1.0 - ci
+    lo = np.nanquantile(reps, alpha / 2, axis=0)
+    hi = np.nanquantile(reps, 1 - alpha / 2, axis=0)
+    return lo, hi
+
+
+def _p_values(reps: np.ndarray) -> np.ndarray:
+    """Two-sided bootstrap p-value: twice the smaller tail share at zero, capped at 1."""
+    valid = ~np.isnan(reps)
+    b = valid.sum(axis=0)
+    below = ((reps <= 0) & valid).sum(axis=0)
+    above = ((reps >= 0) & valid).sum(axis=0)
+    return np.minimum(1.0, 2.0 * (np.minimum(below, above) + 1) / (b + 1))
+
+
+def _estimate(
+    panel: _Panel, pre: tuple[int, ...], post: tuple[int, ...], n_boot: int, seed: int,
+    ci: float, censoring: str, comparison: str,
+) -> pl.DataFrame:
+    _check_arms(panel, censoring)
+    t, w = panel.treated, panel.weight
+    vals = np.concatenate([panel.values, panel.values.sum(axis=1, keepdims=True)], axis=1)
+    pre_v, post_v = vals[:, :, 0], vals[:, :, 1]  # (n, K+1)
+    change = post_v - pre_v
+    wt, wc = w * t, w * ~t
+
+    def mean(x: np.ndarray, wa: np.ndarray) -> np.ndarray:
+        return (wa @ x) / wa.sum()
+
+    t_pre, t_post, c_pre, c_post = mean(pre_v, wt), mean(post_v, wt), mean(pre_v, wc), mean(
+        post_v, wc
+    )
+    estimate = (t_post - t_pre) - (c_post - c_pre)
+
+    # Per-cluster sums: [w_T, w_C, w_T * change_k..., w_C * change_k...]
+    k1 = vals.shape[1]
+    cols = np.column_stack([wt, wc, wt[:, None] * change, wc[:, None] * change])
+    sums = np.column_stack(
+        [np.bincount(panel.cluster, weights=cols[:, j], minlength=panel.n_clusters)
+         for j in range(cols.shape[1])]
+    )
+    reps = poisson_replicate_sums(sums, n_boot, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = reps[:, 2 : 2 + k1] / reps[:, [0]] - reps[:, 2 + k1 :] / reps[:, [1]]
+    boot[~np.isfinite(boot)] = np.nan
+    n_valid = int((~np.isnan(boot[:, 0])).sum())
+    if n_valid < n_boot:
+        log.warning(
+            "%d of %d bootstrap replicates drew no patient of one arm and were dropped",
+            n_boot - n_valid, n_boot,
+        )
+    if n_valid == 0:
+        raise InputError(f"{_SOURCE}: every bootstrap replicate lacked an arm; too few patients")
+    lo, hi = _quantiles(boot, ci)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.nanstd(boot, axis=0, ddof=1) if n_valid > 1 else np.full(k1, np.nan)
+        pct = np.where(t_pre != 0, 100.0 * estimate / np.where(t_pre != 0, t_pre, 1.0), np.nan)
+    n_t, n_c = int(t.sum()), int((~t).sum())
+    cats = [*panel.categories, TOTAL]
+    frame = pl.DataFrame(
+        {
+            "comparison": [comparison] * k1,
+            "category": cats,
+            "pre_windows": [",".join(map(str, pre))] * k1,
+            "post_windows": [",".join(map(str, post))] * k1,
+            "n_treated": [n_t] * k1,
+            "n_control": [n_c] * k1,
+            "n_clusters": [panel.n_clusters] * k1,
+            "treated_pre": t_pre,
+            "treated_post": t_post,
+            "treated_change": t_post - t_pre,
+            "control_pre": c_pre,
+            "control_post": c_post,
+            "control_change": c_post - c_pre,
+            "did": estimate,
+            "se": se,
+            "ci_low": lo,
+            "ci_high": hi,
+            "p_value": _p_values(boot),
+            "did_pct_of_treated_pre": pct,
+            "ci_level": [ci] * k1,
+            "n_boot": [n_valid] * k1,
+            "censoring": [censoring] * k1,
+            "n_excluded_censoring": [panel.n_excluded] * k1,
+        },
+        schema_overrides={
+            "n_treated": pl.Int64, "n_control": pl.Int64, "n_clusters": pl.Int64,
+            "n_boot": pl.Int64, "n_excluded_censoring": pl.Int64,
+        },
+    )
+    return frame.with_columns(pl.col(pl.Float64).fill_nan(None))
+
+
+def _check_params(n_boot: int, ci: float) -> None:
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ConfigError(f"n_boot={n_boot!r}: give a positive number of bootstrap replicates")
+    if not 0.0 < ci < 1.0:
+        raise ConfigError(f"ci={ci!r}: give a confidence level between 0 and 1, e.g. 0.95")
+
+
+def did(
+    window_costs: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame | None = None,
+    pre: int | Sequence[int] = -1,
+    post: int | Sequence[int] = 0,
+    group: str = "group",
+    treated: str = "intervention",
+    by: str = "category",
+    weight: str | None = None,
+    cluster: str | None = "matched_set",
+    n_boot: int = 2000,
+    seed: int = 0,
+    ci: float = 0.95,
+    censoring: str = "observed",
+) -> pl.DataFrame:
+    """Difference in differences of mean cost per patient, per category and in total.
+
+    For each category (and ``total``, the sum over categories per patient-window) the
+    estimate is ``(treated_post - treated_pre) - (control_post - control_pre)``, where each
+    term is a (weighted) mean cost per patient over the patients of that arm. Zero-cost
+    patient-windows count as zeros. The confidence interval is the percentile interval of a
+    Poisson bootstrap in which clusters (``cluster`` column, e.g. the matched set; a patient
+    with no cluster is its own) are reweighted as a whole, so matched controls move with their
+    case. The p-value is two-sided: twice the smaller share of replicates on either side of 0.
+
+    Args:
+        window_costs: long window output of ``costing.cost_by_window`` (one row per patient x
+            window x category, zero-filled).
+        cohort: optional cohort (patient_id plus ``group``, ``cluster``, ``weight`` columns)
+            joined on patient_id; its columns replace those of ``window_costs``.
+        pre: pre window, or several whose per-window mean cost forms the pre period.
+        post: post window, or several (per-window mean, as for ``pre``).
+        group: column naming each patient's arm.
+        treated: value of ``group`` for the treated arm; the one other value is the control.
+        by: column of categories ("pod" reads ``category`` when there is no ``pod`` column).
+        weight: optional column of patient weights (e.g. 1/k for k controls per case);
+            means become weighted means.
+        cluster: column of resampling clusters; None, or a column not present, resamples
+            patients.
+        n_boot: bootstrap replicates.
+        seed: random seed; the same seed gives identical results.
+        ci: confidence level of the interval.
+        censoring: "observed" (count windows as observed), "complete" (exclude patients not
+            observed for the whole of every window used) or "scale" (cost per observed day x
+            window days; patients with a window of 0 observed days excluded).
+
+    Returns:
+        One row per category plus ``total``: comparison, category, pre_windows, post_windows,
+        n_treated, n_control, n_clusters, treated_pre, treated_post, treated_change,
+        control_pre, control_post, control_change, did, se, ci_low, ci_high, p_value,
+        did_pct_of_treated_pre, ci_level, n_boot (replicates used), censoring,
+        n_excluded_censoring. Money in GBP per patient per window.
+
+    Raises:
+        InputError: missing columns or windows, no treated or control patients, rows not
+            zero-filled, inconsistent patient attributes, bad weights.
+        ConfigError: invalid parameters (censoring, ci, n_boot, overlapping windows).
+    """
+    _check_params(n_boot, ci)
+    pre_w, post_w = _as_windows(pre, "pre"), _as_windows(post, "post")
+    if set(pre_w) & set(post_w):
+        raise ConfigError(f"pre={pre!r} and post={post!r} share a window; they must be disjoint")
+    panel = _panel(window_costs, cohort, (pre_w, post_w), group, treated, by, weight, cluster,
+                   censoring)
+    return _estimate(panel, pre_w, post_w, n_boot, seed, ci, censoring, "did")
+
+
+def did_pretrend(
+    window_costs: pl.DataFrame | pl.LazyFrame,
+    windows: Sequence[int] = (-2, -1),
+    **kwargs: object,
+) -> pl.DataFrame:
+    """The ``did`` table for consecutive pre-index windows: a pre-trend check.
+
+    With ``windows=(-2, -1)`` this is ``did(pre=-2, post=-1)``: a non-zero "effect" before
+    the index date (e.g. treated costs falling back after a peak: regression to the mean)
+    warns that the main estimate is not to be trusted. Longer sequences give one block per
+    consecutive pair. ``comparison`` is ``"pretrend"``.
+
+    Args:
+        window_costs: as for ``did``.
+        windows: at least two window numbers, in time order.
+        **kwargs: any other ``did`` argument except ``pre`` and ``post``.
+
+    Returns:
+        The ``did`` table, stacked for each consecutive pair.
+    """
+    ws = _as_windows(tuple(windows), "windows")
+    if len(ws) < 2 or list(ws) != sorted(ws):
+        raise ConfigError(f"windows={windows!r}: give two or more windows in order, e.g. (-2, -1)")
+    if "pre" in kwargs or "post" in kwargs:
+        raise ConfigError("did_pretrend takes windows=, not pre= or post=")
+    parts = [
+        did(window_costs, pre=a, post=b, **kwargs).with_columns(  # type: ignore[arg-type]
+            pl.lit("pretrend").alias("comparison")
+        )
+        for a, b in zip(ws[:-1], ws[1:])
+    ]
+    return pl.concat(parts)
+
+
+def arm_window_means(
+    window_costs: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame | None = None,
+    windows: Sequence[int] | None = None,
+    group: str = "group",
+    treated: str = "intervention",
+    by: str = "category",
+    weight: str | None = None,
+    cluster: str | None = "matched_set",
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    censoring: str = "observed",
+) -> pl.DataFrame:
+    """Mean cost per patient per window for each arm, with clustered bootstrap intervals.
+
+    The data behind the event-study chart. Same validation, weights, clusters and
+    censoring as ``did``; the interval is the percentile interval of the same Poisson
+    cluster bootstrap.
+
+    Args:
+        window_costs: long window output of ``costing.cost_by_window``.
+        cohort: optional cohort joined on patient_id (as for ``did``).
+        windows: windows to show (default: every window present).
+        group: arm column. treated: treated arm label (the other value is the control).
+        by: category column. weight: optional weight column. cluster: cluster column.
+        n_boot: bootstrap replicates. seed: random seed. ci: confidence level.
+        censoring: as for ``did``.
+
+    Returns:
+        Columns category, window, arm ("treated"/"control"), group (the label), n_patients,
+        mean, ci_low, ci_high; one row per category (and total) x window x arm.
+    """
+    _check_params(n_boot, ci)
+    if windows is None:
+        present = window_costs.lazy().select(pl.col("window").unique().sort()).collect()
+        windows = present.to_series().to_list()
+    ws = _as_windows(tuple(windows), "windows")  # type: ignore[arg-type]
+    periods = tuple((w,) for w in sorted(ws))
+    panel = _panel(window_costs, cohort, periods, group, treated, by, weight, cluster, censoring)
+    _check_arms(panel, censoring)
+    t, w = panel.treated, panel.weight
+    vals = np.concatenate([panel.values, panel.values.sum(axis=1, keepdims=True)], axis=1)
+    n, k1, n_w = vals.shape
+    flat = vals.reshape(n, k1 * n_w)
+    wt, wc = w * t, w * ~t
+    cols = np.column_stack([wt, wc, wt[:, None] * flat, wc[:, None] * flat])
+    sums = np.column_stack(
+        [np.bincount(panel.cluster, weights=cols[:, j], minlength=panel.n_clusters)
+         for j in range(cols.shape[1])]
+    )
+    reps = poisson_replicate_sums(sums, n_boot, seed)
+    point = sums.sum(axis=0)
+    m = k1 * n_w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot_t = reps[:, 2 : 2 + m] / reps[:, [0]]
+        boot_c = reps[:, 2 + m :] / reps[:, [1]]
+    boot_t[~np.isfinite(boot_t)] = np.nan
+    boot_c[~np.isfinite(boot_c)] = np.nan
+    lo_t, hi_t = _quantiles(boot_t, ci)
+    lo_c, hi_c = _quantiles(boot_c, ci)
+    cats = [*panel.categories, TOTAL]
+    cat_col = np.repeat(np.asarray(cats, dtype=object), n_w)
+    win_col = np.tile(np.asarray([p[0] for p in periods]), k1)
+    frames = [
+        pl.DataFrame(
+            {
+                "category": cat_col.tolist(),
+                "window": win_col.astype(np.int32),
+                "arm": [arm] * m,
+                "group": [label] * m,
+                "n_patients": [int(mask.sum())] * m,
+                "mean": point[2 + off : 2 + off + m] / point[idx],
+                "ci_low": lo,
+                "ci_high": hi,
+            },
+            schema_overrides={"n_patients": pl.Int64, "window": pl.Int32},
+        )
+        for arm, label, mask, off, idx, lo, hi in (
+            ("treated", treated, t, 0, 0, lo_t, hi_t),
+            ("control", panel.control_label, ~t, m, 1, lo_c, hi_c),
+        )
+    ]
+    order = {c: i for i, c in enumerate(cats)}
+    return (
+        pl.concat(frames)
+        .with_columns(pl.col("category").replace_strict(order, return_dtype=pl.Int32).alias("_o"))
+        .sort("_o", "window", "arm", descending=[False, False, True])
+        .drop("_o")
+    )
