@@ -357,7 +357,7 @@ def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingCon
         pl.col("currency_code").alias("_k_code"),
         pl.col("unit_cost"),
     )
-    known_hrg = rc.filter(~pl.col("_k_dept").is_in(["CL", "NCL"])).select(
+    known_hrg = rc.filter(~pl.col("_k_dept").is_in(["CL", "NCL", "TOTAL"])).select(
         "_rc_edition", pl.col("_k_code").alias("_rc_known_hrg"), pl.lit(True).alias("_rc_known")
     ).unique(["_rc_edition", "_rc_known_hrg"])
 
@@ -508,14 +508,13 @@ def _index_frame(tables: TableSet, cfg: CostingConfig) -> pl.LazyFrame:
 
 
 def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig) -> pl.LazyFrame:
-    """Canonical, validated activity with spells built (when asked), LOS and POD."""
+    """Canonical activity with spells built when asked (validation reasons are added later)."""
     lf = canonicalise(activity)
     if cfg.resolved_apc_unit() == "spell":
         lf = build_spells(lf, cfg)
     else:
         lf = lf.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
                              pl.lit(None, dtype=pl.String).alias("spell_key"))
-    lf = with_invalid_reason(lf, cfg)
     return lf
 
 
@@ -533,6 +532,7 @@ def price_lazy(
         failures = validation_failures(lf, cfg)
         if failures.height:
             raise ValidationError("activity", failures)
+    lf = with_invalid_reason(lf, cfg)
 
     input_cols = [c for c in lf.collect_schema().names() if c not in ("n_episodes", "spell_key")]
     s = pl.col("setting")
