@@ -131,7 +131,7 @@ def checks(config: CostingConfig) -> list[Check]:
             out.append(Check(col, (s == setting) & pl.col(col).is_null(), f"missing {col}"))
     apc = s == "apc"
     los = with_los()
-    dummy = pl.Series([dt.date.fromisoformat(d) for d in HES_DUMMY_DATES], dtype=pl.Date)
+    dummy = [dt.date.fromisoformat(d) for d in HES_DUMMY_DATES]
     out += [
         Check("setting", ~s.is_in(SETTINGS), "unknown setting"),
         Check("activity_date", pl.col("activity_date").is_in(dummy), "HES dummy date"),
