@@ -490,13 +490,8 @@ def _read_table(reader: fastexcel.ExcelReader, source: Path, loc: _Located) -> p
     text, _ = _load(reader, loc.sheet, "string")
     nums, _ = _load(reader, loc.sheet, "float")
     body = (
-        pl.concat(
-            [
-                text.select([pl.col(f"c{j}").alias(f"t_{c}") for c, j in loc.columns.items()]),
-                nums.select([pl.col(f"c{j}").alias(f"n_{c}") for c, j in loc.columns.items()]),
-            ],
-            how="horizontal",
-        )
+        text.select([pl.col(f"c{j}").alias(f"t_{c}") for c, j in loc.columns.items()])
+        .hstack(nums.select([pl.col(f"c{j}").alias(f"n_{c}") for c, j in loc.columns.items()]))
         .with_row_index("excel_row", offset=1)
         .slice(loc.header_index + 1)
     )
