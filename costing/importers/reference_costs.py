@@ -229,7 +229,7 @@ def _canonical_rows(
     """Canonical rows from the body below ``header`` given the grid column of each field."""
     raw = {name: (f"c{i}" if i is not None else None) for name, i in cols.items()}
     body = (
-        pl.concat([grid.frame, numbers], how="horizontal")
+        grid.frame.hstack(numbers)
         .slice(header + 1)
         .with_row_index("excel_row", offset=header + 2)
     )
