@@ -278,7 +278,7 @@ def _scan_csv(path: Path, encoding: str, separator: str) -> _Strings:
     return _Strings(lf, headers, str(path))
 
 
-def _read_excel(path: Path, sheet: SheetArg) -> _Strings:
+def _read_excel(path: Path, sheet: SheetArg, drop_blank: bool = True) -> _Strings:
     import fastexcel
 
     try:
@@ -313,7 +313,7 @@ def _read_excel(path: Path, sheet: SheetArg) -> _Strings:
         )
     df = df.with_row_index(_ROW, offset=1)
     blank = pl.all_horizontal(pl.exclude(_ROW).is_null())
-    n_blank = df.select(blank.sum()).item()
+    n_blank = df.select(blank.sum()).item() if drop_blank else 0
     if n_blank:
         logger.info("%s: %d completely blank rows skipped", source, n_blank)
         df = df.filter(~blank)
@@ -338,7 +338,10 @@ def _scan_parquet(path: Path) -> _Strings:
     return _Strings(lf.with_columns(pl.col(headers).cast(pl.String)), headers, str(path))
 
 
-def _read_strings(path: PathArg, sheet: SheetArg = None, encoding: str = "utf8") -> _Strings:
+def _read_strings(
+    path: PathArg, sheet: SheetArg = None, encoding: str = "utf8", drop_blank: bool = True
+) -> _Strings:
+    """Read any supported input with every column as String (Excel blank rows dropped)."""
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in INPUT_FORMATS:
@@ -349,7 +352,7 @@ def _read_strings(path: PathArg, sheet: SheetArg = None, encoding: str = "utf8")
     if not p.is_file():
         raise InputError(f"{p}: file not found")
     if ext in _EXCEL:
-        return _read_excel(p, sheet)
+        return _read_excel(p, sheet, drop_blank)
     if ext == ".parquet":
         return _scan_parquet(p)
     return _scan_csv(p, encoding, "\t" if ext == ".tsv" else ",")
@@ -401,7 +404,7 @@ def _integer(c: str, raw: pl.Expr, preset: ColumnPreset) -> tuple[pl.Expr, pl.Ex
     if c == "age":
         ok = ok & (num <= _MAX_AGE_YEARS)
         what = f"an age in years (0-{_MAX_AGE_YEARS}, or HES 7001-7007 for under one)"
-        infant = raw.is_in(HES_INFANT_AGE_CODES)
+        infant = num.is_in([float(code) for code in HES_INFANT_AGE_CODES])  # "7003" or "7003.0"
         typed = pl.when(infant).then(pl.lit(0, pl.Int32)).when(ok).then(num.floor().cast(pl.Int32))
     else:
         typed = pl.when(ok).then(num.floor().cast(pl.Int32))
@@ -706,19 +709,60 @@ def _from_text(c: str, dtype: pl.DataType) -> pl.Expr:
     return s.cast(dtype, strict=False)
 
 
+def _excel_dtype(dtype: pl.DataType) -> str:
+    if dtype == pl.Float64:
+        return "float"
+    if dtype.is_integer():
+        return "int"
+    if dtype == pl.Date:
+        return "date"
+    if dtype == pl.Boolean:
+        return "boolean"
+    return "string"
+
+
+def _read_excel_typed(path: Path, sheet: SheetArg) -> pl.DataFrame:
+    """Read one of our own sheets with native cell types (Excel keeps 15 significant digits)."""
+    import fastexcel
+
+    strings = _read_excel(path, sheet, drop_blank=False)  # sheet checks and messages
+    dtypes = {h: _excel_dtype(_KNOWN_DTYPES.get(h, pl.String())) for h in strings.headers}
+    reader = fastexcel.read_excel(str(path))
+    chosen: str | int = 0 if sheet is None else sheet
+    try:
+        df = reader.load_sheet(chosen, header_row=0, dtypes=dtypes).to_polars()  # type: ignore[arg-type]
+    except Exception as exc:
+        raise InputError(
+            f"{strings.source}: a cell does not fit its column's type ({exc}); "
+            "was the file edited by hand?"
+        ) from None
+    exprs = []
+    for c in df.columns:
+        dtype = _KNOWN_DTYPES.get(c, pl.String())
+        exprs.append((_from_text(c, dtype) if dtype == pl.String else pl.col(c).cast(dtype)).alias(c))
+    return df.with_columns(exprs)
+
+
 def read_table(path: PathArg, sheet: SheetArg = None) -> pl.DataFrame:
     """Read back one of our own outputs (priced records, window costs, cohort) with its dtypes.
 
     Columns with a known name (activity, priced, window, cohort and source columns) get
     their schema dtype; any other column stays a string (codes keep their leading zeros). Text
-    that ``write_frame`` neutralised (``'=...``) is restored. Parquet keeps its own dtypes.
+    that ``write_frame`` neutralised (``'=...``) is restored. Parquet keeps its own dtypes;
+    Excel numbers keep Excel's 15 significant digits.
 
     Raises:
         InputError: unreadable file, or a known column whose values do not fit its dtype.
     """
-    strings = _read_strings(path, sheet)
-    if Path(path).suffix.lower() == ".parquet":
-        return pl.read_parquet(path)
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext in _EXCEL:
+        if not p.is_file():
+            raise InputError(f"{p}: file not found")
+        return _read_excel_typed(p, sheet)
+    strings = _read_strings(p, sheet, drop_blank=False)
+    if ext == ".parquet":
+        return pl.read_parquet(p)
     df = strings.frame.drop(_ROW).collect()
     known = {c: t for c, t in _KNOWN_DTYPES.items() if c in df.columns}
     typed = df.with_columns(
