@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -135,35 +136,38 @@ def test_total_activity_excludes_excess_bed_days(
     assert xs > 0 and total != sum(acts.values()) + xs
 
 
-def _count_rows_openpyxl(book: openpyxl.Workbook, sheet: str, label: str) -> int:
-    """Data rows of a sheet: rows below the header whose ``label`` column is filled."""
-    ws = book[sheet]
-    col = header = None
-    for i, row in enumerate(ws.iter_rows(max_row=10, values_only=True), start=1):
-        labels = [re.sub(r"\s+", " ", str(v)).strip().lower() if v else "" for v in row]
-        if label in labels:
-            col, header = labels.index(label) + 1, i
-            break
-    assert col is not None and header is not None, (sheet, label)
-    cells = ws.iter_rows(min_row=header + 1, min_col=col, max_col=col, values_only=True)
-    return sum(1 for (v,) in cells if v is not None and str(v).strip())
+def _count_rows_xml(path: Path, sheet: str, column: str, header_row: int) -> int:
+    """Filled cells of ``column`` below ``header_row``, counted in the sheet's raw XML."""
+    with zipfile.ZipFile(path) as z:
+        book = z.read("xl/workbook.xml").decode()
+        rels = z.read("xl/_rels/workbook.xml.rels").decode()
+        rid = re.search(rf'<sheet name="{re.escape(sheet)}" sheetId="\d+" r:id="(rId\d+)"', book)
+        assert rid, sheet
+        target = re.search(rf'Id="{rid.group(1)}"[^>]*Target="([^"]+)"', rels)
+        assert target, sheet
+        xml = z.read("xl/" + target.group(1)).decode()
+    cells = re.findall(rf'<c r="{column}(\d+)"[^>]*?(?:/>|>(.*?)</c>)', xml)
+    return sum(1 for row, body in cells if int(row) > header_row and "<v>" in body)
 
 
 def test_2017_18_department_row_counts_match_the_sheets(
     shared_data: Path, imported: dict[str, pl.DataFrame]
 ) -> None:
-    book = openpyxl.load_workbook(_workbook(shared_data, "2017-18"), read_only=True,
-                                  data_only=True)
+    # Counted in the workbook's XML, not with the importer: the currency code column is A
+    # (C in OPROC and AE, whose first columns are the service), header on row 5 (row 6 in
+    # "Total HRG's"); every sheet carries its department's name in 2017-18.
+    path = _workbook(shared_data, "2017-18")
     counts = dict(imported["2017-18"].group_by("department_code").len().iter_rows())
-    for dept in REQUIRED:  # every sheet carries its department's name in 2017-18
-        assert counts[dept] == _count_rows_openpyxl(book, dept, "currency code"), dept
-    assert counts["TOTAL"] == _count_rows_openpyxl(book, "Total HRG's", "currency")
+    for dept in REQUIRED:
+        column = "C" if dept in ("OPROC", "AE") else "A"
+        assert counts[dept] == _count_rows_xml(path, dept, column, 5), dept
+    assert counts["TOTAL"] == _count_rows_xml(path, "Total HRG's", "A", 6)
     assert set(counts) == {*REQUIRED, "TOTAL"}
-    assert counts["EL"] == 2504  # EL: header on row 5, HRGs on rows 6-2509
+    assert counts["EL"] == 2504  # EL: HRGs on rows 6-2509
 
 
-# Data rows per sheet of the earlier workbooks, counted once with _count_rows_openpyxl
-# (rows below the header with a filled "Currency Code" / "Currency" cell). AE is the "EM"
+# Data rows per sheet of the earlier workbooks, counted once with openpyxl (rows below
+# the header row with a filled "Currency Code" / "Currency" cell). AE is the "EM"
 # sheet; TOTAL is "Total HRG's" ("Total HRGs" in 2016-17).
 EARLIER_COUNTS = {
     "2014-15": {"EL": 2413, "EL_XS": 1854, "NEL": 2298, "NEL_XS": 2035, "NES": 2362,
