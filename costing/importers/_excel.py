@@ -213,6 +213,7 @@ def check_numbers(
     where: str,
     label: str,
     row_col: str = "excel_row",
+    row_word: str = "row",
     allow_negative: bool = False,
 ) -> None:
     """Raise ImportFormatError on the first non-numeric (or negative) cell of a column.
@@ -224,6 +225,7 @@ def check_numbers(
         where: ``file, sheet`` prefix (the row is appended).
         label: Column description for the message, e.g. ``column D ('National Average Unit Cost')``.
         row_col: Column with the row number to report.
+        row_word: How the message names that number ("row" in a sheet, "line" in a CSV).
         allow_negative: Accept negative numbers.
     """
     bad = frame.filter(
@@ -234,7 +236,7 @@ def check_numbers(
     if bad.height:
         first = bad.row(0, named=True)
         raise ImportFormatError(
-            f"{where}, row {first[row_col]}, {label}: {first[raw]!r} is not a number "
+            f"{where}, {row_word} {first[row_col]}, {label}: {first[raw]!r} is not a number "
             f"({bad.height} such cell(s) in this column). Fix the cell, or write '-' "
             "where there is no value."
         )
@@ -243,7 +245,7 @@ def check_numbers(
         if neg.height:
             first = neg.row(0, named=True)
             raise ImportFormatError(
-                f"{where}, row {first[row_col]}, {label}: negative value {first[raw]!r} "
+                f"{where}, {row_word} {first[row_col]}, {label}: negative value {first[raw]!r} "
                 f"({neg.height} such cell(s) in this column); costs and activity cannot be "
                 "negative. Check the source file."
             )

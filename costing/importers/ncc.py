@@ -154,9 +154,9 @@ def read(source: Path) -> dict[str, pl.DataFrame]:
             f"({no_code.height} row(s)). Every row needs a currency code."
         )
     check_numbers(data, raw="activity_raw", parsed="activity", where=path.name,
-                  label="column 'Activity'", row_col="line")
+                  label="column 'Activity'", row_col="line", row_word="line")
     check_numbers(data, raw="unit_cost_raw", parsed="unit_cost", where=path.name,
-                  label="column 'Unit cost'", row_col="line")
+                  label="column 'Unit cost'", row_col="line", row_word="line")
     data = data.with_columns(undefined_average())
     key = ["department_code", "service_code", "currency_code"]
     dup = data.filter(pl.struct(key).is_duplicated())
