@@ -37,8 +37,14 @@ from costing.importers.small_tables import (
 from costing.schema import TABLE_SCHEMAS
 from costing.tables import OGL, Source, sha256_file, write_edition
 
-__all__ = ["read", "import_edition", "detect_form", "NHSCII_BASE_LEVEL", "DEFLATOR_NAMES",
-           "NHSCII_NAMES"]
+__all__ = [
+    "DEFLATOR_NAMES",
+    "NHSCII_BASE_LEVEL",
+    "NHSCII_NAMES",
+    "detect_form",
+    "import_edition",
+    "read",
+]
 
 KIND: Final = "index"
 # Source column -> canonical index name.
@@ -54,7 +60,7 @@ _CANONICAL: Final = ("index_name", "financial_year", "value", "is_forecast")
 
 
 def detect_form(columns: list[str]) -> str:
-    """``deflator``, ``nhscii`` or ``canonical`` from a file's header (ImportFormatError if none)."""
+    """``deflator``, ``nhscii`` or ``canonical`` from a file's header (else ImportFormatError)."""
     cols = [c.lower() for c in columns if c != "line"]
     if {"fiscal_year", *DEFLATOR_NAMES} <= set(cols):
         return "deflator"
@@ -217,20 +223,20 @@ def read(source: Path) -> dict[str, pl.DataFrame]:
 def _notes(form: str, frame: pl.DataFrame) -> list[str]:
     names = ", ".join(sorted(frame["index_name"].unique().to_list()))
     if form == "nhscii":
-        first = frame["financial_year"].min()
+        first = str(frame["financial_year"].min())
         return [
             f"indices: {names}",
-            "Chained from PSSRU yearly % changes: the source label Y is financial year "
-            "Y-(Y+1) and its change is from the previous financial year.",
-            f"Base: {first} = {NHSCII_BASE_LEVEL:g} (the year before the first change); "
-            "level(y) = level(y-1) * (1 + change(y)/100).",
+            ("Chained from PSSRU yearly % changes: the source label Y is financial year "
+             "Y-(Y+1) and its change is from the previous financial year."),
+            (f"Base: {first} = {NHSCII_BASE_LEVEL:g} (the year before the first change); "
+             "level(y) = level(y-1) * (1 + change(y)/100)."),
         ]
     if form == "deflator":
         return [
             f"indices: {names}",
-            "GDP deflator at market prices, 2024-25 = 100 as published; CPI and CPIH are "
-            "fiscal-year means of the ONS monthly indices (2015 = 100); rows with "
-            "is_forecast true are OBR forecasts. Years with no published value have no row.",
+            ("GDP deflator at market prices, 2024-25 = 100 as published; CPI and CPIH are "
+             "fiscal-year means of the ONS monthly indices (2015 = 100); rows with "
+             "is_forecast true are OBR forecasts. Years with no published value have no row."),
         ]
     return [f"indices: {names}"]
 

@@ -1,4 +1,4 @@
-"""Importer for Market Forces Factor values by provider (``provider_code, provider_name, mff_factor``).
+"""Importer for Market Forces Factor values (``provider_code, provider_name, mff_factor``).
 
 Reads the NHS Payment Scheme MFF list (as a CSV) into the canonical ``mff`` table. Codes
 are text (stripped, upper case); the factor must be a positive number; a provider may
@@ -26,7 +26,7 @@ from costing.importers.small_tables import (
 from costing.schema import TABLE_SCHEMAS
 from costing.tables import OGL, Source, sha256_file, write_edition
 
-__all__ = ["read", "import_edition"]
+__all__ = ["import_edition", "read"]
 
 KIND: Final = "mff"
 _COLUMNS: Final = {

@@ -19,7 +19,7 @@ import polars as pl
 from costing.errors import ImportFormatError
 from costing.tables import sha256_file
 
-__all__ = ["build_shipped", "ShippedSource", "SHIPPED", "readme_sha256"]
+__all__ = ["SHIPPED", "ShippedSource", "build_shipped", "readme_sha256"]
 
 
 # --------------------------------------------------------------------------------------
@@ -46,7 +46,9 @@ def read_text_csv(path: Path) -> pl.DataFrame:
     )
 
 
-def pick_columns(df: pl.DataFrame, path: Path, wanted: Mapping[str, Sequence[str]]) -> dict[str, str]:
+def pick_columns(
+    df: pl.DataFrame, path: Path, wanted: Mapping[str, Sequence[str]]
+) -> dict[str, str]:
     """Canonical column -> the file's column, accepting any of the listed header names.
 
     Header names are compared case-insensitively. Raises ImportFormatError listing every

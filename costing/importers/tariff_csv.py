@@ -30,7 +30,7 @@ from costing.importers.tariff_workbook import (
 )
 from costing.tables import Source, sha256_file, write_edition
 
-__all__ = ["read", "import_edition", "RESOURCE_FILES"]
+__all__ = ["RESOURCE_FILES", "import_edition", "read"]
 
 log = logging.getLogger(__name__)
 

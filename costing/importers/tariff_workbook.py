@@ -34,7 +34,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import fastexcel
 import polars as pl
@@ -46,12 +46,12 @@ from costing.schema import HRG_VERSIONS, TABLE_SCHEMAS
 from costing.tables import Source, sha256_file, write_edition
 
 __all__ = [
-    "read",
-    "import_edition",
-    "write_tariff_workbook",
+    "HEADERS",
     "ILLUSTRATIVE_NOTE",
     "SHEET_NAMES",
-    "HEADERS",
+    "import_edition",
+    "read",
+    "write_tariff_workbook",
 ]
 
 log = logging.getLogger(__name__)
@@ -322,14 +322,14 @@ def _open(source: Path) -> fastexcel.ExcelReader:
         raise ImportFormatError(f"{source}: no such file")
     try:
         return fastexcel.read_excel(source)
-    except Exception as exc:  # fastexcel raises its own exception tree
+    except (fastexcel.FastExcelError, OSError) as exc:
         raise ImportFormatError(
             f"{source}: not a readable Excel workbook ({str(exc).splitlines()[0]}). "
             "Export the tariff as .xlsx, or bring it in as a canonical CSV (tariff_csv)."
         ) from None
 
 
-def _load(reader: fastexcel.ExcelReader, sheet: str, dtype: str,
+def _load(reader: fastexcel.ExcelReader, sheet: str, dtype: Literal["string", "float"],
           n_rows: int | None = None) -> tuple[pl.DataFrame, tuple[str, ...]]:
     """A sheet as a frame of one dtype, rows from Excel row 1, with Excel column letters."""
     loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, n_rows=n_rows, dtypes=dtype)
@@ -378,7 +378,8 @@ def _check_columns(source: Path, sheet: str, resource: str, header_index: int,
         idx = hits[col.name]
         if not idx:
             close = difflib.get_close_matches(
-                normalise_header(col.header), [normalise_header(h) for h in present], n=2, cutoff=0.6
+                normalise_header(col.header), [normalise_header(h) for h in present],
+                n=2, cutoff=0.6,
             )
             hint = f" (closest: {', '.join(repr(c) for c in close)})" if close else ""
             problems.append(f"no column headed {col.header!r}{hint}")
@@ -760,7 +761,8 @@ def _write_sheet(wb: Workbook, resource: str, df: pl.DataFrame, title: str,
     ws.cell(row=1, column=1, value=title)
     if illustrative:
         ws.cell(row=2, column=1, value=ILLUSTRATIVE_NOTE)
-    ws.cell(row=3, column=1, value=f"Sheet {SHEET_NAMES[resource]}: prices in £; '-' = no national price")
+    note = f"Sheet {SHEET_NAMES[resource]}: prices in £; '-' = no national price"
+    ws.cell(row=3, column=1, value=note)
     headers = [_writer_header(resource, c) for c in spec]
     if resource == "apc":
         headers.append(_WRITER_EXTRA_HEADER)

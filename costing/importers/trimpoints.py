@@ -30,7 +30,7 @@ from costing.importers.tariff_workbook import HRG_CODE_PATTERNS
 from costing.schema import HRG_VERSIONS, TABLE_SCHEMAS
 from costing.tables import OGL, Source, sha256_file, write_edition
 
-__all__ = ["read", "import_edition"]
+__all__ = ["import_edition", "read"]
 
 KIND: Final = "trimpoints"
 DEFAULT_HRG_VERSION: Final = "HRG4"
@@ -117,8 +117,8 @@ def import_edition(
     frames = read(path, hrg_version=version)
     n_null = frames[KIND]["trim_days"].null_count()
     notes = [
-        "Episode trim points (days) of the reference-costs grouper: reference costs are "
-        "per finished consultant episode; days beyond the trim point are excess bed days."
+        ("Episode trim points (days) of the reference-costs grouper: reference costs are "
+         "per finished consultant episode; days beyond the trim point are excess bed days.")
     ]
     if n_null:
         notes.append(f"{n_null} HRG(s) have no trim point (blank in the source)")

@@ -100,7 +100,8 @@ def test_shipped_tables_equal_a_fresh_import(shared_data: Path, tmp_path: Path) 
         rel = folder.relative_to(tmp_path)
         fresh = json.loads((folder / "manifest.json").read_text())
         ours = json.loads((shipped / rel / "manifest.json").read_text())
-        assert [r["sha256"] for r in ours["resources"]] == [r["sha256"] for r in fresh["resources"]], rel
+        hashes = [r["sha256"] for r in fresh["resources"]]
+        assert [r["sha256"] for r in ours["resources"]] == hashes, rel
         assert ours["sources"] == fresh["sources"], rel
 
 
@@ -132,7 +133,8 @@ def test_build_shipped_refuses_an_undocumented_file(shared_data: Path, tmp_path:
     (copy / "README.md").write_text(readme)
     with open(copy / MFF, "a", encoding="utf-8") as fh:
         fh.write("ZZZ,Made-up Trust,1.0\n")
-    with pytest.raises(ImportFormatError, match=r"mff-2026-27\.csv: sha256 .* differs from the README"):
+    with pytest.raises(ImportFormatError,
+                       match=r"mff-2026-27\.csv: sha256 .* differs from the README"):
         build_shipped(copy, tmp_path / "out")
 
 
@@ -182,7 +184,8 @@ def test_mff_errors(tmp_path: Path) -> None:
 def test_nhscii_gap_is_refused(tmp_path: Path) -> None:
     src = tmp_path / "nhscii.csv"
     src.write_text("\ufeff,prices,pay,pay&prices\n2015,0.56%,0.30%,0.40%\n2017,1.30%,1.21%,1.24%\n")
-    with pytest.raises(ImportFormatError, match=r"line 3, column 'year': years must be consecutive"):
+    with pytest.raises(ImportFormatError,
+                       match=r"line 3, column 'year': years must be consecutive"):
         indices.read(src)
 
 

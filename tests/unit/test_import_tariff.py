@@ -111,13 +111,17 @@ def test_combined_and_separate_prices_kept_as_published(written: Path) -> None:
     hn12f = apc.filter(pl.col("hrg_code") == "HN12F").row(0, named=True)
     dz11v = apc.filter(pl.col("hrg_code") == "DZ11V").row(0, named=True)
     # Combined only: separate prices stay null (never filled from the combined price).
-    assert (hn12f["combined_dc_el_price"], hn12f["dc_price"], hn12f["el_price"]) == (5872.0, None, None)
+    cols = ("combined_dc_el_price", "dc_price", "el_price")
+    assert tuple(hn12f[c] for c in cols) == (5872.0, None, None)
     # Separate only: combined stays null (never their sum).
-    assert (dz11v["combined_dc_el_price"], dz11v["dc_price"], dz11v["el_price"]) == (None, 1234.56, 2345.67)
-    assert (dz11v["sse_applicable"], dz11v["sse_percent"], dz11v["sse_price"]) == (True, 35.0, 553.19)
+    assert tuple(dz11v[c] for c in cols) == (None, 1234.56, 2345.67)
+    sse = ("sse_applicable", "sse_percent", "sse_price")
+    assert tuple(dz11v[c] for c in sse) == (True, 35.0, 553.19)
 
 
-def test_import_edition_writes_a_verified_illustrative_edition(written: Path, tmp_path: Path) -> None:
+def test_import_edition_writes_a_verified_illustrative_edition(
+    written: Path, tmp_path: Path
+) -> None:
     folder = tariff_workbook.import_edition(
         written, edition="2017-18", into=tmp_path / "tables", hrg_version="HRG4",
         grouper="HRG4+ 2017/18 Local Payment Grouper",
@@ -192,7 +196,8 @@ def _hand_built(path: Path) -> Path:
     op = wb.create_sheet("OP attendances")
     op["A1"] = "Outpatient attendances by treatment function"
     op_headers = ["Treatment function code", "Treatment function name",
-                  "First attendance\n- single professional", "First attendance - multi-professional",
+                  "First attendance\n- single professional",
+                  "First attendance - multi-professional",
                   "Follow-up attendance - single professional",
                   "Follow-up attendance - multi-professional"]
     for j, h in enumerate(op_headers, start=1):
@@ -315,7 +320,8 @@ def test_european_decimal_comma_is_refused(written: Path) -> None:
 
 def test_negative_price(written: Path) -> None:
     _edit(written, "2 OP attendances", "C6", -5)
-    with pytest.raises(ImportFormatError, match=r"'2 OP attendances', row 6, column C .*negative price"):
+    with pytest.raises(ImportFormatError,
+                       match=r"'2 OP attendances', row 6, column C .*negative price"):
         tariff_workbook.read(written)
 
 
@@ -407,7 +413,8 @@ def test_csv_column_typo_is_refused(tmp_path: Path) -> None:
 def test_csv_bad_cells_name_line_and_column(tmp_path: Path) -> None:
     src = tmp_path / "t.csv"
     src.write_text("hrg_code,nel_price\nH02,5\nF35,-3\nH02,7\n")
-    with pytest.raises(ImportFormatError, match=r"t\.csv, line 3, column 'nel_price'.*negative price"):
+    with pytest.raises(ImportFormatError,
+                       match=r"t\.csv, line 3, column 'nel_price'.*negative price"):
         tariff_csv.read(src)
     src.write_text("hrg_code,nel_price\nH02,5\nF35,3\nH02,7\n")
     with pytest.raises(ImportFormatError, match=r"duplicate HRG code: H02 in lines \[2, 4\]"):
@@ -417,5 +424,6 @@ def test_csv_bad_cells_name_line_and_column(tmp_path: Path) -> None:
 def test_csv_version_mismatch(tmp_path: Path) -> None:
     src = tmp_path / "t.csv"
     src.write_text(V35_CSV)
-    with pytest.raises(ImportFormatError, match=r"do not look like HRG4 codes, e\.g\. \['H02', 'F35'\]"):
+    with pytest.raises(ImportFormatError,
+                       match=r"do not look like HRG4 codes, e\.g\. \['H02', 'F35'\]"):
         tariff_csv.import_edition(src, edition="2008-09", into=tmp_path, hrg_version="HRG4")
