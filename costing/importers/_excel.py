@@ -118,7 +118,9 @@ def read_grid(reader: fastexcel.ExcelReader, path: Path, sheet: str) -> SheetGri
     return SheetGrid(path=path, sheet=sheet, frame=frame, first_column=first)
 
 
-def read_numbers(reader: fastexcel.ExcelReader, grid: SheetGrid, cols: Sequence[int]) -> pl.DataFrame:
+def read_numbers(
+    reader: fastexcel.ExcelReader, grid: SheetGrid, cols: Sequence[int]
+) -> pl.DataFrame:
     """Grid columns ``cols`` read again as Float64 (``n{i}``), row-aligned with ``grid.frame``.
 
     Text read as text loses digits of stored numbers (calamine writes about 13 significant
@@ -192,7 +194,9 @@ def code_text(col: str) -> pl.Expr:
 
 
 def money(col: str) -> pl.Expr:
-    """A money/count cell as Float64: ``£``, spaces and thousands commas removed; null tokens -> null.
+    """A money or count cell as Float64: ``£``, spaces and thousands commas removed.
+
+    Null tokens (blank, ``-``) give null.
 
     A cell that is neither a number nor a null token becomes null here; find those with
     :func:`check_numbers` before trusting the result.

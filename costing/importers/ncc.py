@@ -80,7 +80,9 @@ NOTES: Final = (
 
 def _department_code() -> pl.Expr:
     """Canonical department code from the NCC department name (null when not imported)."""
-    name = pl.col("department_raw").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
+    name = (
+        pl.col("department_raw").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
+    )
     return name.replace_strict(DEPARTMENT_NAMES, default=None, return_dtype=pl.String)
 
 

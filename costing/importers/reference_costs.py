@@ -107,15 +107,16 @@ _GENERIC_PUBLICATION: Final = (
 )
 
 # The shared copies the shipped editions were imported from: (file, edition, obtained from).
+_ICCONIC: Final = "HFAnalyticsLab/ICCONIC-English-results:Reference_data/HRG_reference_costs"
 SHIPPED_SOURCES: Final = (
     ("reference-costs/national-schedule-2014-15.xlsx", "2014-15",
-     "HFAnalyticsLab/ICCONIC-English-results:Reference_data/HRG_reference_costs/HRG_ref_costs_2014.xlsx"),
+     f"{_ICCONIC}/HRG_ref_costs_2014.xlsx"),
     ("reference-costs/national-schedule-2015-16.xlsx", "2015-16",
-     "HFAnalyticsLab/ICCONIC-English-results:Reference_data/HRG_reference_costs/HRG_ref_costs_2015.xlsx"),
+     f"{_ICCONIC}/HRG_ref_costs_2015.xlsx"),
     ("reference-costs/national-schedule-2016-17.xlsx", "2016-17",
-     "HFAnalyticsLab/ICCONIC-English-results:Reference_data/HRG_reference_costs/HRG_ref_costs_2016.xlsx"),
+     f"{_ICCONIC}/HRG_ref_costs_2016.xlsx"),
     ("reference-costs/national-schedule-2017-18.xlsx", "2017-18",
-     "HFAnalyticsLab/ICCONIC-English-results:Reference_data/HRG_reference_costs/HRG_ref_costs_2017.xlsx"),
+     f"{_ICCONIC}/HRG_ref_costs_2017.xlsx"),
 )
 
 NOTES: Final = (
@@ -161,7 +162,7 @@ def undefined_average() -> pl.Expr:
 
 
 def _title_key(text: str) -> str:
-    """A title cell's last ``" - "`` part, lower-case words only ("Non-Elective" -> "non elective")."""
+    """A title cell's last ``" - "`` part as lower-case words ("Non-Elective" -> "non elective")."""
     tail = text.rsplit(" - ", 1)[-1]
     return " ".join(re.sub(r"[^0-9a-z]+", " ", tail.casefold()).split())
 
@@ -205,7 +206,9 @@ def _resolve_sheets(reader: fastexcel.ExcelReader, path: Path) -> dict[str, str]
     if still:
         raise ImportFormatError(
             f"{path.name}: required sheet(s) missing: "
-            + ", ".join(f"{d} (named {' or '.join(repr(n) for n in wanted[d].names)})" for d in still)
+            + ", ".join(
+                f"{d} (named {' or '.join(repr(n) for n in wanted[d].names)})" for d in still
+            )
             + f". Sheets present: {', '.join(repr(s) for s in reader.sheet_names)}. "
             "Give the complete published National Schedule of Reference Costs workbook."
         )
