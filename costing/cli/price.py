@@ -1,0 +1,110 @@
+"""``costing price``: price one or more extracts and write the priced records."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import polars as pl
+
+from costing.cli import main
+from costing.cli._common import echo_err
+from costing.config import CostingConfig
+from costing.errors import MissingColumnsError
+
+SETTINGS = ("apc", "op", "ae")
+
+
+def _read(extracts: tuple[str, ...], setting: str | None, columns: str, sheet: str | None,
+          encoding: str, strict: bool, hrg_version: str | None) -> tuple[pl.LazyFrame, str]:
+    from costing.io import read_activity
+
+    cols: str | Path = columns if columns in ("hes", "hes35", "canonical") else Path(columns)
+    sheet_arg: str | int | None = int(sheet) if sheet is not None and sheet.isdigit() else sheet
+    if setting:
+        return read_activity(list(extracts), setting=setting, columns=cols, sheet=sheet_arg,
+                             encoding=encoding, strict=strict, hrg_version=hrg_version), setting
+    first_error: MissingColumnsError | None = None
+    for s in SETTINGS:  # infer the setting from which preset's required columns are present
+        try:
+            return read_activity(list(extracts), setting=s, columns=cols, sheet=sheet_arg,
+                                 encoding=encoding, strict=strict, hrg_version=hrg_version), s
+        except MissingColumnsError as exc:
+            first_error = first_error or exc
+    assert first_error is not None
+    raise click.UsageError(
+        f"could not tell the setting of {extracts[0]} from its columns; pass --setting apc|op|ae "
+        f"({first_error})"
+    )
+
+
+@main.command("price")
+@click.argument("extracts", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--setting", type=click.Choice(SETTINGS), help="Setting of the extract(s); inferred from the columns if omitted.")
+@click.option("--columns", default="hes", show_default=True,
+              help="Column preset (hes = SUSHRG/HRG4, hes35 = HRGLATE35/v3.5, canonical) or a TOML mapping file.")
+@click.option("--sheet", help="Excel sheet name or 0-based index.")
+@click.option("--encoding", default="utf8", show_default=True, help="CSV encoding: utf8 (BOM ok) or latin1.")
+@click.option("--hrg-version", type=click.Choice(["v3.5", "HRG4"]), help="Override the HRG version of the extract.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="TOML with CostingConfig fields (command-line options override it).")
+@click.option("--perspective", type=click.Choice(["purchaser", "provider"]))
+@click.option("--tariff", "tariff_edition", help="Fixed tariff edition YYYY-YY (default: dated).")
+@click.option("--reference-costs", "rc_edition", help="Fixed reference-cost edition YYYY-YY (default: dated).")
+@click.option("--chain", help="Source order, comma separated: tariff,reference_cost,total_hrg_average.")
+@click.option("--mff/--no-mff", default=None, help="Apply the Market Forces Factor to tariff prices.")
+@click.option("--price-base", help="Express costs at this financial year's prices (needs --index).")
+@click.option("--index", "index_name", help="Inflation index: gdp_deflator, nhscii_pay_prices, ...")
+@click.option("--tables", "tables_paths", multiple=True, type=click.Path(file_okay=False),
+              help="Tables folder(s); 'shipped' for the shipped ones (default: shipped).")
+@click.option("--strict", is_flag=True, help="Fail on invalid rows, and exit 1 if any record is unpriced.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Output file: .csv, .parquet or .xlsx.")
+def price_cmd(extracts: tuple[str, ...], setting: str | None, columns: str, sheet: str | None,
+              encoding: str, hrg_version: str | None, config_file: str | None,
+              perspective: str | None, tariff_edition: str | None, rc_edition: str | None,
+              chain: str | None, mff: bool | None, price_base: str | None,
+              index_name: str | None, tables_paths: tuple[str, ...], strict: bool,
+              output: str) -> None:
+    """Price HES-style extracts: tariff first, reference cost as fallback (purchaser), or
+    reference cost (provider). Every record comes out with a cost or a status saying why not.
+
+    \b
+    Examples:
+      costing price apc.csv --setting apc -o priced.parquet
+      costing price op.xlsx --sheet OP --perspective provider --reference-costs 2017-18 -o op.csv
+      costing price apc.csv --tables shipped --tables my_tables --tariff 2008-09 \\
+          --columns hes35 --reference-costs 2017-18 -o priced.xlsx
+    """
+    from costing.io import OUTPUT_FORMATS, write_frame
+    from costing.pricing import price
+    from costing.report import summary_line
+    from costing.tables import load_tables
+
+    if Path(output).suffix.lower() not in OUTPUT_FORMATS:
+        raise click.UsageError(f"-o must end in one of {', '.join(OUTPUT_FORMATS)}")
+    if (price_base is None) != (index_name is None):
+        raise click.UsageError("--price-base and --index go together")
+    t0 = time.perf_counter()
+    base = CostingConfig.from_toml(config_file).model_dump() if config_file else {}
+    overrides = {
+        "perspective": perspective, "tariff_edition": tariff_edition,
+        "reference_cost_edition": rc_edition, "mff": mff, "price_base": price_base,
+        "index": index_name, "chain": tuple(c.strip() for c in chain.split(",")) if chain else None,
+    }
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    if strict:
+        base["strict"] = True
+    cfg = CostingConfig.from_mapping(base, source="command line")
+    tables = load_tables(list(tables_paths) if tables_paths else None)
+    activity, used = _read(extracts, setting, columns, sheet, encoding, cfg.strict, hrg_version)
+    n_in = activity.select(pl.len()).collect().item()
+    if n_in > 500_000:
+        echo_err(f"costing: pricing {n_in:,} {used} records ...")
+    priced = price(activity, tables, cfg)
+    write_frame(priced, output)
+    echo_err("costing: " + summary_line(priced, time.perf_counter() - t0, records_in=n_in))
+    if strict and priced.filter(pl.col("status") >= 50).height:
+        echo_err("costing: error: --strict and some records are unpriced (see status_name)")
+        raise click.exceptions.Exit(1)

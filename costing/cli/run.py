@@ -1,0 +1,66 @@
+"""``costing run`` (the whole pipeline from a run file) and ``costing report``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from costing.cli import main
+from costing.cli._common import echo_err
+
+
+@main.command("run")
+@click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
+def run_cmd(run_file: str, quiet: bool) -> None:
+    """Run the whole pipeline from a TOML run file: read extracts, price, windows, optional
+    difference in differences, and write priced records, window costs, coverage, audit, the
+    run manifest, an Excel report and charts into the output folder.
+
+    \b
+    Example:
+      costing run examples/icp/run.toml
+    """
+    from costing.report import summary_line
+    from costing.run import run
+
+    t0 = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        if not quiet:
+            echo_err(f"costing: [{time.perf_counter() - t0:5.1f} s] {msg}")
+
+    result = run(run_file, progress=progress)
+    for name, path in result.files.items():
+        click.echo(f"{name}: {path}")
+    echo_err("costing: " + summary_line(result.priced, result.seconds))
+
+
+@main.command("report")
+@click.argument("output_dir", type=click.Path(exists=True, file_okay=False))
+def report_cmd(output_dir: str) -> None:
+    """Rebuild report.xlsx and the charts from a run's output folder.
+
+    \b
+    Example:
+      costing report examples/icp/output
+    """
+    from costing.errors import InputError
+    from costing.io import read_table
+    from costing.report import write_report
+
+    d = Path(output_dir)
+    priced_path = next((p for p in (d / "priced.parquet", d / "priced.csv") if p.exists()), None)
+    if priced_path is None or not (d / "coverage.csv").exists() or not (d / "run_manifest.json").exists():
+        raise InputError(f"{d}: not a run output folder (needs priced.parquet|csv, coverage.csv, "
+                         "run_manifest.json); run `costing run RUN.toml` first")
+    window_costs = read_table(d / "window_costs.csv") if (d / "window_costs.csv").exists() else None
+    did_table = read_table(d / "did.csv") if (d / "did.csv").exists() else None
+    files = write_report(d, priced=read_table(priced_path), coverage=read_table(d / "coverage.csv"),
+                         window_costs=window_costs, did_table=did_table,
+                         manifest=json.loads((d / "run_manifest.json").read_text(encoding="utf-8")))
+    for name, path in files.items():
+        click.echo(f"{name}: {path}")

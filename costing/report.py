@@ -1,0 +1,115 @@
+"""Summaries for people: the one-line run summary, totals, and the Excel/PNG report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from costing.status import NOT_PRICED_FROM, Status
+
+__all__ = ["summary_line", "totals", "coverage_table", "window_means", "write_report"]
+
+
+def summary_line(priced: pl.DataFrame, seconds: float | None = None, records_in: int | None = None) -> str:
+    """One line: records read, priced by tariff / reference cost, excluded, unpriced by reason."""
+    n = priced.height
+    by = dict(priced.group_by("status").len().iter_rows())
+    tariff = by.get(Status.PRICED_TARIFF, 0) + by.get(Status.PRICED_TARIFF_AFTER_REFERENCE_COST, 0)
+    rc = by.get(Status.PRICED_REFERENCE_COST, 0) + by.get(Status.PRICED_REFERENCE_COST_FALLBACK, 0)
+    avg = by.get(Status.PRICED_LAST_RESORT_AVERAGE, 0)
+    excluded = by.get(Status.EXCLUDED_NOT_ATTENDED, 0)
+    unpriced = {Status(s).label: c for s, c in sorted(by.items()) if s >= NOT_PRICED_FROM}
+    parts = [f"{records_in if records_in is not None else n:,} records read"]
+    if records_in is not None and records_in != n:
+        parts.append(f"{n:,} priced units (spells)")
+    parts.append(f"priced by tariff {tariff:,}, by reference cost {rc:,}")
+    if avg:
+        parts.append(f"by Total HRG average {avg:,}")
+    parts.append(f"excluded {excluded:,}")
+    total_unpriced = sum(unpriced.values())
+    detail = ", ".join(f"{k} {v:,}" for k, v in unpriced.items())
+    parts.append(f"unpriced {total_unpriced:,}" + (f" ({detail})" if detail else ""))
+    cost = priced["cost"].sum()
+    parts.append(f"total £{cost:,.2f}")
+    if seconds is not None:
+        parts.append(f"{seconds:.1f} s")
+    return "; ".join(parts)
+
+
+def totals(priced: pl.DataFrame) -> pl.DataFrame:
+    """Records and £ by cost category, status and source (the report's summary sheet)."""
+    return (
+        priced.group_by("cost_category", "status", "status_name", "cost_source")
+        .agg(pl.len().alias("records"), pl.col("cost").sum().alias("cost_gbp"))
+        .sort("cost_category", "status")
+    )
+
+
+def coverage_table(priced: pl.DataFrame, cohort: pl.DataFrame | None = None,
+                   windows: Any = None, months: int = 6, assign: str = "admission") -> pl.DataFrame:
+    """Coverage by status and source (per arm and window when a cohort is given)."""
+    from costing.coverage import coverage
+
+    if cohort is None:
+        return coverage(priced)
+    return coverage(priced, cohort, windows=windows, months=months, assign=assign)
+
+
+def window_means(window_costs: pl.DataFrame) -> pl.DataFrame:
+    """Mean cost per patient per window by group and category."""
+    group = "group" if "group" in window_costs.columns else None
+    keys = [k for k in (group, "window", "category") if k]
+    return (
+        window_costs.group_by(keys)
+        .agg(pl.col("patient_id").n_unique().alias("patients"),
+             pl.col("cost").mean().alias("mean_cost_gbp"), pl.col("cost").sum().alias("total_cost_gbp"))
+        .sort(keys)
+    )
+
+
+def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
+                 window_costs: pl.DataFrame | None, did_table: pl.DataFrame | None,
+                 manifest: dict[str, Any]) -> dict[str, Path]:
+    """Write report.xlsx (summary, coverage, window means, DiD, manifest) and the PNG charts."""
+    import xlsxwriter  # noqa: F401  (polars' Excel writer)
+
+    from costing.io import atomic_path, neutralise_formulas
+
+    files: dict[str, Path] = {}
+    sheets: dict[str, pl.DataFrame] = {
+        "summary": totals(priced),
+        "coverage": coverage,
+    }
+    if window_costs is not None:
+        sheets["window_means"] = window_means(window_costs)
+    if did_table is not None:
+        sheets["difference_in_differences"] = did_table
+    manifest_rows = pl.DataFrame({
+        "key": list(manifest),
+        "value": [json.dumps(v, default=str) if not isinstance(v, str) else v for v in manifest.values()],
+    })
+    sheets["manifest"] = manifest_rows
+    target = out_dir / "report.xlsx"
+    with atomic_path(target) as tmp:
+        import xlsxwriter as xw
+
+        wb = xw.Workbook(str(tmp))
+        for name, frame in sheets.items():
+            neutralise_formulas(frame).write_excel(wb, worksheet=name[:31], autofit=True,
+                                                   float_precision=2)
+        wb.close()
+    files["report"] = target
+    if window_costs is not None:
+        from costing.charts import window_means_chart
+
+        files["chart_window_means"] = out_dir / "window_means.png"
+        window_means_chart(window_costs, path=files["chart_window_means"])
+        if did_table is not None and "group" in window_costs.columns:
+            from costing.charts import event_study_chart
+
+            files["chart_event_study"] = out_dir / "event_study.png"
+            event_study_chart(window_costs, path=files["chart_event_study"])
+    return files

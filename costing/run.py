@@ -1,0 +1,279 @@
+"""The whole pipeline from one run file: read -> price -> windows -> (DiD) -> outputs.
+
+A run file (TOML) names the tables, the inputs per setting with their column preset, the
+cohort, the pricing configuration, the windows, an optional evaluation and the output
+folder. Paths in it are relative to the run file. ``run`` returns every frame it wrote, so
+evaluation code gets the same results as ``costing run RUN.toml`` without shelling out.
+
+Example run file::
+
+    [tables]
+    paths = ["shipped", "tables"]
+
+    [inputs.apc]
+    path = "data/apc.csv"
+    columns = "hes"
+
+    [cohort]
+    path = "data/cohort.csv"
+
+    [pricing]
+    perspective = "purchaser"
+    tariff_edition = "2017-18"
+    reference_cost_edition = "2017-18"
+
+    [windows]
+    windows = [-1, 0]
+
+    [evaluate]
+    pre = -1
+    post = 0
+
+    [output]
+    dir = "output"
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from costing.config import CostingConfig
+from costing.errors import ConfigError
+from costing.tables import TableSet, load_tables
+
+__all__ = ["RunConfig", "RunResult", "run", "InputSpec"]
+
+Progress = Callable[[str], None]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InputSpec(_Strict):
+    """One activity extract: file(s), column preset or mapping file, sheet, encoding."""
+
+    path: str | list[str]
+    columns: str = "hes"
+    sheet: str | int | None = None
+    encoding: str = "utf8"
+    hrg_version: Literal["v3.5", "HRG4"] | None = None
+    date_format: str | None = None
+
+
+class CohortSpec(_Strict):
+    path: str
+    columns: dict[str, str] | None = None
+    sheet: str | int | None = None
+    date_format: str | None = None
+
+
+class WindowSpec(_Strict):
+    windows: tuple[int, ...] = (-1, 0)
+    months: int = Field(6, gt=0)
+    assign: Literal["admission", "discharge", "apportion"] = "admission"
+    by: Literal["category", "pod"] = "category"
+
+
+class EvaluateSpec(_Strict):
+    pre: int | tuple[int, ...] = -1
+    post: int | tuple[int, ...] = 0
+    group: str = "group"
+    treated: str = "intervention"
+    weight: str | None = None
+    cluster: str | None = "matched_set"
+    n_boot: int = Field(2000, gt=0)
+    seed: int = 0
+    ci: float = Field(0.95, gt=0, lt=1)
+    censoring: Literal["observed", "complete", "scale"] = "observed"
+    pretrend: tuple[int, ...] | None = None
+
+
+class OutputSpec(_Strict):
+    dir: str = "output"
+    priced_format: Literal["parquet", "csv"] = "parquet"
+    report: bool = True
+    wide: bool = True
+
+
+class TablesSpec(_Strict):
+    paths: list[str] = ["shipped"]
+
+
+class RunConfig(_Strict):
+    """A whole run, as read from a TOML run file (paths relative to ``base_dir``)."""
+
+    tables: TablesSpec = TablesSpec()
+    inputs: dict[Literal["apc", "op", "ae"], InputSpec]
+    cohort: CohortSpec | None = None
+    pricing: CostingConfig = CostingConfig()
+    windows: WindowSpec = WindowSpec()
+    evaluate: EvaluateSpec | None = None
+    output: OutputSpec = OutputSpec()
+    base_dir: str = "."
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> RunConfig:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such run file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        data.setdefault("base_dir", str(p.resolve().parent))
+        return cls.from_mapping(data, source=str(p))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "run configuration") -> RunConfig:
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            lines = [f"  [{'.'.join(str(x) for x in e['loc'])}] {e['msg']}" for e in exc.errors()]
+            raise ConfigError(f"{source}: invalid run file:\n" + "\n".join(lines)) from None
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def input_paths(self) -> list[Path]:
+        out: list[Path] = []
+        for spec in self.inputs.values():
+            for p in [spec.path] if isinstance(spec.path, str) else spec.path:
+                out.append(self.resolve(p))
+        if self.cohort:
+            out.append(self.resolve(self.cohort.path))
+        return out
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced, and where it was written."""
+
+    priced: pl.DataFrame
+    window_costs: pl.DataFrame | None
+    audit: pl.DataFrame | None
+    coverage: pl.DataFrame
+    did: pl.DataFrame | None
+    manifest: dict[str, Any]
+    output_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _columns_arg(cfg: RunConfig, columns: str) -> str | Path:
+    if columns in ("hes", "hes35", "canonical"):
+        return columns
+    return cfg.resolve(columns)
+
+
+def read_inputs(cfg: RunConfig) -> pl.LazyFrame:
+    """Every input extract as one canonical activity frame."""
+    from costing.io import read_activity
+
+    frames = []
+    for setting, spec in cfg.inputs.items():
+        paths = [spec.path] if isinstance(spec.path, str) else spec.path
+        frames.append(read_activity(
+            [cfg.resolve(p) for p in paths], setting=setting,
+            columns=_columns_arg(cfg, spec.columns), sheet=spec.sheet,
+            encoding=spec.encoding, strict=cfg.pricing.strict, hrg_version=spec.hrg_version,
+            date_format=spec.date_format,
+        ))
+    if not frames:
+        raise ConfigError("the run file names no inputs ([inputs.apc], [inputs.op] or [inputs.ae])")
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def run(config: RunConfig | str | Path, tables: TableSet | None = None,
+        progress: Progress | None = None) -> RunResult:
+    """Run the whole pipeline and write every output into the run's output folder.
+
+    Args:
+        config: a RunConfig, or the path of a TOML run file.
+        tables: tables to use instead of those the run file names.
+        progress: called with a short message at each stage (the CLI shows them).
+
+    Returns:
+        A RunResult with the frames and the files written.
+    """
+    from costing.io import read_cohort, write_frame
+    from costing.pricing import price
+    from costing.report import coverage_table, write_report
+
+    say = progress or (lambda _msg: None)
+    cfg = config if isinstance(config, RunConfig) else RunConfig.from_toml(config)
+    t0 = time.perf_counter()
+    ts = tables or load_tables([p if p == "shipped" else str(cfg.resolve(p)) for p in cfg.tables.paths])
+    out_dir = cfg.resolve(cfg.output.dir)
+    files: dict[str, Path] = {}
+
+    say("reading inputs")
+    activity = read_inputs(cfg)
+    say("pricing")
+    priced = price(activity, ts, cfg.pricing)
+    files["priced"] = write_frame(priced, out_dir / f"priced.{cfg.output.priced_format}")
+
+    cohort = windows = audit_frame = did_frame = None
+    w = cfg.windows
+    if cfg.cohort is not None:
+        from costing.windows import audit, audit_summary, cost_by_window
+
+        say("reading cohort")
+        cohort = read_cohort(cfg.resolve(cfg.cohort.path), columns=cfg.cohort.columns,
+                             sheet=cfg.cohort.sheet, date_format=cfg.cohort.date_format)
+        say("windows")
+        windows = cost_by_window(priced, cohort, windows=w.windows, months=w.months,
+                                 assign=w.assign, by=w.by)
+        files["window_costs"] = write_frame(windows, out_dir / "window_costs.csv")
+        if cfg.output.wide:
+            wide = cost_by_window(priced, cohort, windows=w.windows, months=w.months,
+                                  assign=w.assign, by=w.by, wide=True)
+            files["window_costs_wide"] = write_frame(wide, out_dir / "window_costs_wide.csv")
+        audit_frame = audit(priced, cohort, windows=w.windows, months=w.months, assign=w.assign,
+                            by=w.by)
+        files["audit"] = write_frame(audit_frame, out_dir / "audit.parquet")
+        files["audit_summary"] = write_frame(audit_summary(audit_frame), out_dir / "audit_summary.csv")
+        if cfg.evaluate is not None:
+            from costing.did import did, did_pretrend
+
+            e = cfg.evaluate
+            say(f"difference in differences ({e.n_boot} bootstrap replicates)")
+            kwargs = dict(group=e.group, treated=e.treated, by="category", weight=e.weight,
+                          cluster=e.cluster, n_boot=e.n_boot, seed=e.seed, ci=e.ci,
+                          censoring=e.censoring)
+            did_frame = did(windows, pre=e.pre, post=e.post, **kwargs)
+            if e.pretrend:
+                did_frame = pl.concat([did_frame, did_pretrend(windows, windows=e.pretrend, **kwargs)],
+                                      how="diagonal_relaxed")
+            files["did"] = write_frame(did_frame, out_dir / "did.csv")
+
+    cov = coverage_table(priced, cohort, w.windows if cohort is not None else None, w.months, w.assign)
+    files["coverage"] = write_frame(cov, out_dir / "coverage.csv")
+
+    say("manifest")
+    from costing.manifest import run_manifest, write_run_manifest
+
+    manifest = run_manifest(
+        config=cfg.model_dump(mode="json", exclude={"base_dir"}) | {"pricing": cfg.pricing.resolved()},
+        tables=ts, inputs=cfg.input_paths(),
+        outputs={k: v for k, v in {"priced": priced, "window_costs": windows, "did": did_frame}.items()
+                 if v is not None},
+        counts_by_status=priced.group_by("status", "status_name").len().sort("status"),
+    )
+    files["manifest"] = write_run_manifest(manifest, out_dir / "run_manifest.json")
+    if cfg.output.report:
+        say("report")
+        files.update(write_report(out_dir, priced=priced, coverage=cov, window_costs=windows,
+                                  did_table=did_frame, manifest=manifest))
+    return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
+                     did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
+                     seconds=time.perf_counter() - t0)
