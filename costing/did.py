@@ -266,55 +266,71 @@ def _panel(
             "(cost 0 where nothing was priced), so pass costing.cost_by_window output unchanged"
         )
 
-    value = _value_expr(censoring)
-    cat = pl.col(by).cast(pl.String)
-    cell_aggs = [
-        (value * ((cat == k) & pl.col("window").is_in(p)).cast(pl.Float64)).sum().truediv(len(p))
-        .alias(f"_v{ki}_{pi}")
-        for ki, k in enumerate(categories)
-        for pi, p in enumerate(periods)
-    ]
-    cell = pl.col("window").cast(pl.Int64) * len(categories) + cat.replace_strict(
-        {k: i for i, k in enumerate(categories)}, return_dtype=pl.Int64
-    )
-    attrs = {"_group": pl.col(group).cast(pl.String)}
+    attrs: dict[str, pl.Expr] = {"_group": pl.col(group).cast(pl.String)}
     if use_cluster:
         attrs["_cluster"] = pl.col(cluster).cast(pl.String)  # type: ignore[arg-type]
     if weight is not None:
         attrs["_weight"] = pl.col(weight).cast(pl.Float64)
-    per_patient = (
-        lf.with_columns(pl.col("patient_id").cast(pl.String), **attrs)
-        .group_by("patient_id")
-        .agg(
-            pl.len().alias("_rows"),
-            cell.n_unique().alias("_cells"),
-            _censored_expr(censoring).any().alias("_censored"),
-            *(pl.col(a).first() for a in attrs),
-            *(pl.col(a).n_unique().alias(f"{a}_n") for a in attrs),
-            *cell_aggs,
-        )
-        .sort("patient_id")
-        .collect()
-    )
-
-    bad_cells = per_patient.filter((pl.col("_rows") != n_cells) | (pl.col("_cells") != n_cells))
-    if bad_cells.height:
+    rows = lf.select(
+        pl.col("patient_id").cast(pl.String),
+        pl.col("window").cast(pl.Int64).alias("_window"),
+        pl.col(by).cast(pl.String).cast(pl.Enum(categories)).to_physical().cast(pl.Int64)
+        .alias("_cat"),
+        _value_expr(censoring).cast(pl.Float64).alias("_value"),
+        _censored_expr(censoring).fill_null(False).alias("_censored"),
+        **attrs,
+    ).collect()
+    if not rows["patient_id"].is_sorted():
+        rows = rows.sort("patient_id", maintain_order=True)
+    # Rows are now grouped by patient: a run of equal patient_id values is one patient.
+    new_patient = rows.select(
+        pl.col("patient_id").ne_missing(pl.col("patient_id").shift()).fill_null(True)
+    ).to_series().to_numpy()
+    starts = np.flatnonzero(new_patient)
+    pid = np.cumsum(new_patient) - 1
+    n_pat = starts.size
+    sizes = np.diff(np.append(starts, rows.height))
+    win_pos = {w: i for i, w in enumerate(all_windows)}
+    w_lut = np.full(max(all_windows) - min(all_windows) + 1, -1, dtype=np.int64)
+    for w, i in win_pos.items():
+        w_lut[w - min(all_windows)] = i
+    n_cat = len(categories)
+    cell = w_lut[rows["_window"].to_numpy() - min(all_windows)] * n_cat + rows["_cat"].to_numpy()
+    key = pid * n_cells + cell
+    per_cell = np.bincount(key, minlength=n_pat * n_cells).reshape(n_pat, n_cells)
+    bad = np.flatnonzero((sizes != n_cells) | (per_cell != 1).any(axis=1))
+    if bad.size:
+        examples = rows["patient_id"].gather(starts[bad[:6]]).to_list()
         raise InputError(
-            f"{_SOURCE}: {bad_cells.height} patient(s) do not have exactly one row per window x "
-            f"category ({len(all_windows)} windows x {len(categories)} categories = {n_cells}); "
-            f"e.g. {_examples(bad_cells['patient_id'].to_list())}. The window output is expected "
-            "to be zero-filled (a row with cost 0 where nothing happened): pass "
-            "costing.cost_by_window output, not a filtered or aggregated copy"
+            f"{_SOURCE}: {bad.size} patient(s) do not have exactly one row per window x "
+            f"category ({len(all_windows)} windows x {n_cat} categories = {n_cells}); "
+            f"e.g. {_examples(examples)}. "
+            "The window output is expected to be zero-filled (a row with cost 0 where nothing "
+            "happened): pass costing.cost_by_window output, not a filtered or aggregated copy"
         )
-    for a, label in (("_group", group), ("_cluster", cluster), ("_weight", weight)):
-        if a in attrs:
-            multi = per_patient.filter(pl.col(f"{a}_n") > 1)
-            if multi.height:
-                raise InputError(
-                    f"{_SOURCE}: {multi.height} patient(s) have more than one {label!r} value "
-                    f"(e.g. {_examples(multi['patient_id'].to_list())}); a patient belongs to "
-                    "one arm, one matched set and has one weight"
-                )
+    labels = {"_group": group, "_cluster": cluster, "_weight": weight}
+    for a in attrs:
+        changed = rows.select(
+            (pl.col(a).ne_missing(pl.col(a).shift()) & ~pl.Series(new_patient)).fill_null(False)
+        ).to_series()
+        if changed.any():
+            who = rows["patient_id"].filter(changed).unique().sort()
+            raise InputError(
+                f"{_SOURCE}: {who.len()} patient(s) have more than one {labels[a]!r} value "
+                f"(e.g. {_examples(who.to_list())}); a patient belongs to one arm, one matched "
+                "set and has one weight"
+            )
+    per_patient = rows.gather(starts).select("patient_id", *attrs).with_columns(
+        pl.Series("_censored", np.logical_or.reduceat(rows["_censored"].to_numpy(), starts)
+                  if n_pat else np.zeros(0, dtype=bool))
+    )
+    by_window = np.zeros(n_pat * n_cells, dtype=np.float64)
+    by_window[key] = rows["_value"].to_numpy()
+    by_window = by_window.reshape(n_pat, len(all_windows), n_cat)  # window-major cells
+    values = np.stack(
+        [by_window[:, [win_pos[w] for w in p], :].mean(axis=1) for p in periods], axis=2
+    )  # (n, K, P)
+
     no_group = per_patient.filter(pl.col("_group").is_null())
     if no_group.height:
         raise InputError(
@@ -349,27 +365,24 @@ def _panel(
             f"the treated arm {treated!r} with one control arm: filter the rows to two groups"
         )
 
-    n_excluded = int(per_patient["_censored"].sum())
+    censored = per_patient["_censored"].to_numpy()
+    n_excluded = int(censored.sum())
     if n_excluded:
         log.info("censoring=%s excludes %d patient(s)", censoring, n_excluded)
-        per_patient = per_patient.filter(~pl.col("_censored"))
+        per_patient = per_patient.filter(~pl.Series(censored))
+        values = values[~censored]
 
     ids = per_patient["patient_id"]
     if use_cluster:
         # A patient with no matched set is its own cluster.
-        key = per_patient.select(
+        key_s = per_patient.select(
             pl.coalesce(pl.lit("s:") + pl.col("_cluster"), pl.lit("p:") + pl.col("patient_id"))
         ).to_series()
     else:
-        key = ids
-    codes = key.rank("dense").cast(pl.Int64).to_numpy() - 1 if key.len() else np.zeros(0, np.int64)
-    values = np.stack(
-        [
-            np.column_stack([per_patient[f"_v{ki}_{pi}"].to_numpy() for pi in range(len(periods))])
-            for ki in range(len(categories))
-        ],
-        axis=1,
-    ) if per_patient.height else np.zeros((0, len(categories), len(periods)))
+        key_s = ids
+    codes = (
+        key_s.rank("dense").cast(pl.Int64).to_numpy() - 1 if key_s.len() else np.zeros(0, np.int64)
+    )
     w = (
         per_patient["_weight"].to_numpy().astype(np.float64)
         if weight is not None
