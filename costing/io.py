@@ -667,7 +667,9 @@ def read_cohort(
     found = match_columns(wanted, strings.headers)
     missing = [c for c in COHORT_REQUIRED if c not in found]
     if missing:
-        raise missing_columns_error(strings.source, wanted, missing, strings.headers)
+        raise missing_columns_error(
+            strings.source, wanted, missing, strings.headers, list(found.values())
+        )
     exprs: list[pl.Expr] = []
     for c, src in found.items():
         raw = _clean(src)

@@ -365,15 +365,19 @@ def missing_columns_error(
     wanted: Mapping[str, Sequence[str]],
     missing: Sequence[str],
     headers: Sequence[str],
+    used: Sequence[str] = (),
 ) -> MissingColumnsError:
     """A MissingColumnsError naming what was looked for, with close matches from ``headers``.
 
     The error's ``missing`` holds canonical names and ``suggestions`` maps each canonical name
-    to up to three headers of the file that look like it (difflib, case-insensitive).
+    to up to three headers of the file that look like it (difflib, case-insensitive), leaving
+    out headers ``used`` for another canonical column.
     """
     folded: dict[str, str] = {}
+    taken = set(used)
     for h in headers:
-        folded.setdefault(_norm(h), h)
+        if h not in taken:
+            folded.setdefault(_norm(h), h)
     suggestions: dict[str, list[str]] = {}
     for col in missing:
         close: list[str] = []
@@ -418,7 +422,7 @@ def resolve_columns(
     found = match_columns(preset.columns, headers)
     missing = [c for c in required if c not in found]
     if missing:
-        raise missing_columns_error(source, preset.columns, missing, headers)
+        raise missing_columns_error(source, preset.columns, missing, headers, list(found.values()))
     return found
 
 
