@@ -11,8 +11,8 @@ a formula (leading ``= + - @``).
 from __future__ import annotations
 
 import atexit
-import datetime as dt
 import codecs
+import datetime as dt
 import logging
 import os
 import shutil
@@ -86,9 +86,7 @@ _DUMMY_DATES: Final = [dt.date.fromisoformat(d) for d in HES_DUMMY_DATES]
 # slash form, compact ISO, SAS DATE9 and the Oracle style. US month-first is never guessed.
 _DATE_FORMATS: Final = ("%Y-%m-%d", "%d/%m/%Y", "%Y%m%d", "%d%b%Y", "%d-%b-%Y")
 # Code columns upper-cased on reading (identifiers are case-sensitive and left alone).
-_UPPER_CODES: Final = frozenset(
-    {"provider_code", "admission_method", "hrg_code", "spell_hrg_code"}
-)
+_UPPER_CODES: Final = frozenset({"provider_code", "admission_method", "hrg_code", "spell_hrg_code"})
 # Two-digit codes whose leading zero a spreadsheet may have dropped ("1" -> "01").
 _PAD2_CODES: Final = frozenset({"department_type"})
 
@@ -224,9 +222,10 @@ def _to_utf8(path: Path, codec: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=_transcode_dir(), suffix=".csv")
     os.close(fd)
     try:
-        with path.open("r", encoding=codec, newline="") as src, open(
-            tmp, "w", encoding="utf-8", newline=""
-        ) as dst:
+        with (
+            path.open("r", encoding=codec, newline="") as src,
+            open(tmp, "w", encoding="utf-8", newline="") as dst,
+        ):
             while chunk := src.read(_CHUNK):
                 dst.write(chunk)
     except UnicodeDecodeError as exc:
@@ -364,7 +363,7 @@ def _read_strings(
 
 
 def _clean(col: str) -> pl.Expr:
-    """Stripped string, with empty (or blank) as null."""
+    """Strip a string column; empty (or blank) becomes null."""
     s = pl.col(col).str.strip_chars()
     return pl.when(s != "").then(s)
 
@@ -405,7 +404,9 @@ def _integer(c: str, raw: pl.Expr, preset: ColumnPreset) -> tuple[pl.Expr, pl.Ex
         ok = ok & (num <= _MAX_AGE_YEARS)
         what = f"an age in years (0-{_MAX_AGE_YEARS}, or HES 7001-7007 for under one)"
         infant = num.is_in([float(code) for code in HES_INFANT_AGE_CODES])  # "7003" or "7003.0"
-        typed = pl.when(infant).then(pl.lit(0, pl.Int32)).when(ok).then(num.floor().cast(pl.Int32))
+        typed: pl.Expr = (
+            pl.when(infant).then(pl.lit(0, pl.Int32)).when(ok).then(num.floor().cast(pl.Int32))
+        )
     else:
         typed = pl.when(ok).then(num.floor().cast(pl.Int32))
     reason = pl.when(raw.is_not_null() & typed.is_null()).then(
@@ -418,7 +419,9 @@ def _boolean(c: str, raw: pl.Expr, preset: ColumnPreset) -> tuple[pl.Expr, pl.Ex
     nulls = list(preset.null_values.get(c, ()))
     trues = preset.true_values.get(c)
     if trues:
-        typed = pl.when(raw.is_null() | raw.is_in(nulls)).then(None).otherwise(raw.is_in(list(trues)))
+        typed = (
+            pl.when(raw.is_null() | raw.is_in(nulls)).then(None).otherwise(raw.is_in(list(trues)))
+        )
         return typed, pl.lit(None, pl.String)
     low = raw.str.to_lowercase()
     typed = (
@@ -509,7 +512,8 @@ def _plan(strings: _Strings, preset: ColumnPreset, source_file: str) -> _Plan:
         typed[c] = value.cast(dtype)
         if c in required:
             reason = pl.coalesce(
-                reason, pl.when(raw.is_null()).then(pl.lit(f"{c}: missing (required for {setting})"))
+                reason,
+                pl.when(raw.is_null()).then(pl.lit(f"{c}: missing (required for {setting})")),
             )
         reasons.append((c, found[c], reason))
     used = set(found.values())
@@ -521,7 +525,9 @@ def _plan(strings: _Strings, preset: ColumnPreset, source_file: str) -> _Plan:
         out = h
         if h in taken:
             out = f"{h}_original"
-            logger.warning("%s: column %r kept as %r (the name is reserved)", strings.source, h, out)
+            logger.warning(
+                "%s: column %r kept as %r (the name is reserved)", strings.source, h, out
+            )
         extras[h] = out
     return _Plan(staged, typed, reasons, extras, source_file)
 
@@ -556,8 +562,10 @@ def _failures(plan: _Plan) -> pl.LazyFrame:
     ]
     if not parts:
         return pl.LazyFrame(schema=schema)
-    return pl.concat(parts).with_columns(pl.lit(plan.source_file).alias("file")).sort(
-        "row", maintain_order=True
+    return (
+        pl.concat(parts)
+        .with_columns(pl.lit(plan.source_file).alias("file"))
+        .sort("row", maintain_order=True)
     )
 
 
@@ -617,13 +625,17 @@ def read_activity(
     if strict:
         failures = pl.concat([_failures(pl_) for pl_ in plans], how="diagonal").collect()
         if failures.height:
-            source = plans[0].source_file if len(plans) == 1 else (
-                f"{len(plans)} files ({', '.join(p.source_file for p in plans)})"
+            source = (
+                plans[0].source_file
+                if len(plans) == 1
+                else (f"{len(plans)} files ({', '.join(p.source_file for p in plans)})")
             )
             raise ValidationError(source, failures)
     frames = [_canonical_frame(p) for p in plans]
     out = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-    logger.debug("read_activity: %d file(s), setting %s, preset %s", len(paths), setting, preset.name)
+    logger.debug(
+        "read_activity: %d file(s), setting %s, preset %s", len(paths), setting, preset.name
+    )
     return out
 
 
@@ -741,7 +753,9 @@ def _read_excel_typed(path: Path, sheet: SheetArg) -> pl.DataFrame:
     exprs = []
     for c in df.columns:
         dtype = _KNOWN_DTYPES.get(c, pl.String())
-        exprs.append((_from_text(c, dtype) if dtype == pl.String else pl.col(c).cast(dtype)).alias(c))
+        exprs.append(
+            (_from_text(c, dtype) if dtype == pl.String else pl.col(c).cast(dtype)).alias(c)
+        )
     return df.with_columns(exprs)
 
 
@@ -767,9 +781,7 @@ def read_table(path: PathArg, sheet: SheetArg = None) -> pl.DataFrame:
         return pl.read_parquet(p)
     df = strings.frame.drop(_ROW).collect()
     known = {c: t for c, t in _KNOWN_DTYPES.items() if c in df.columns}
-    typed = df.with_columns(
-        _from_text(c, known.get(c, pl.String())).alias(c) for c in df.columns
-    )
+    typed = df.with_columns(_from_text(c, known.get(c, pl.String())).alias(c) for c in df.columns)
     for c in known:
         bad = typed[c].is_null() & df[c].is_not_null() & (df[c].str.strip_chars() != "")
         if bad.any():

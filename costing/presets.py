@@ -49,7 +49,13 @@ GENERIC_FALSE: Final[tuple[str, ...]] = ("false", "f", "no", "n", "0")
 #: HES age codes for patients under one year old (7001 = under 1 day ... 7007 = 273-365 days):
 #: read as age 0 (HES APC data dictionary, STARTAGE / ADMIAGE).
 HES_INFANT_AGE_CODES: Final[tuple[str, ...]] = (
-    "7001", "7002", "7003", "7004", "7005", "7006", "7007",
+    "7001",
+    "7002",
+    "7003",
+    "7004",
+    "7005",
+    "7006",
+    "7007",
 )
 
 
@@ -153,8 +159,9 @@ def _hes(setting: str) -> ColumnPreset:
 def _hes35(setting: str) -> ColumnPreset:
     if setting != "apc":
         raise ConfigError(
-            f"column preset 'hes35' is for admitted patient care (HRGLATE35) only, not {setting!r}; "
-            "use columns='hes' with hrg_version='v3.5' if your SUSHRG column holds v3.5 codes"
+            f"column preset 'hes35' is for admitted patient care (HRGLATE35) only, "
+            f"not {setting!r}; use columns='hes' with hrg_version='v3.5' if your SUSHRG "
+            "column holds v3.5 codes"
         )
     cols = dict(_HES_COLUMNS["apc"])
     cols["hrg_code"] = ("HRGLATE35",)
@@ -367,7 +374,7 @@ def missing_columns_error(
     headers: Sequence[str],
     used: Sequence[str] = (),
 ) -> MissingColumnsError:
-    """A MissingColumnsError naming what was looked for, with close matches from ``headers``.
+    """Build a MissingColumnsError naming what was looked for, with close matches.
 
     The error's ``missing`` holds canonical names and ``suggestions`` maps each canonical name
     to up to three headers of the file that look like it (difflib, case-insensitive), leaving

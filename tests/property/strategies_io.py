@@ -1,11 +1,11 @@
 """Hypothesis strategies for I/O round trips: canonical activity frames with awkward values.
 
 Every row has a ``record_id`` (as every real output row has): xlsx does not store an
-all-empty trailing row. Text values avoid three things no spreadsheet format can carry unchanged, documented in
-docs/sections/reading-extracts.md: the empty string (Excel stores no cell, read back as null),
-control characters other than tab/newline (not allowed in xlsx XML), and a leading apostrophe
-before ``= + - @`` (that is how ``write_frame`` marks neutralised formulas, so it is removed
-when read back).
+all-empty trailing row. Text values avoid three things no spreadsheet format can carry
+unchanged, documented in docs/sections/reading-extracts.md: the empty string (Excel stores
+no cell, read back as null), control characters other than tab/newline (not allowed in
+xlsx XML), and a leading apostrophe before ``= + - @`` (that is how ``write_frame`` marks
+neutralised formulas, so it is removed when read back).
 """
 
 from __future__ import annotations
@@ -23,16 +23,27 @@ _ALPHABET = "AZaz09 01_,;\"'=+-@#&/\\.()\néö£€Ł中"
 _text = st.text(alphabet=_ALPHABET, min_size=1, max_size=12).filter(
     lambda s: not (s[0] == "'" and len(s) > 1 and s[1] in "=+-@\t\r")
 )
-_codes = st.from_regex(r"\A0[0-9]{1,3}\Z") | st.sampled_from(["01", "021", "DZ11V", "&", "-1", "=A1"])
+_codes = st.from_regex(r"\A0[0-9]{1,3}\Z") | st.sampled_from(
+    ["01", "021", "DZ11V", "&", "-1", "=A1"]
+)
 _dates = st.dates(min_value=dt.date(1901, 1, 1), max_value=dt.date(2099, 12, 31))
 _money = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 
 # Columns whose values are codes (leading zeros matter); other String columns get free text.
-_CODE_COLUMNS = {"admission_method", "patient_classification", "treatment_function_code",
-                 "first_attendance", "attended", "department_type", "hrg_code"}
+_CODE_COLUMNS = {
+    "admission_method",
+    "patient_classification",
+    "treatment_function_code",
+    "first_attendance",
+    "attended",
+    "department_type",
+    "hrg_code",
+}
 
-_EXTRA_PRICED = {c: PRICED_COLUMNS[c] for c in ("cost", "status", "status_name", "short_stay_applied",
-                                                "los_days", "base_price")}
+_EXTRA_PRICED = {
+    c: PRICED_COLUMNS[c]
+    for c in ("cost", "status", "status_name", "short_stay_applied", "los_days", "base_price")
+}
 #: The frame schema the round-trip strategies produce.
 FRAME_SCHEMA: dict[str, pl.DataType] = {**ACTIVITY_SCHEMA, **_EXTRA_PRICED, "note": pl.String()}
 

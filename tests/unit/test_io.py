@@ -73,7 +73,11 @@ def test_hes_apc_sample_every_row_comes_out_typed(shared_data: Path) -> None:
     first = df.row(0, named=True)
     assert first["activity_date"] == dt.date(2001, 9, 27) and first["discharge_date"] is None
     assert (first["admission_method"], first["patient_classification"]) == ("28", "1")
-    assert (first["provider_code"], first["age"], first["treatment_function_code"]) == ("RTA", 34, "300")
+    assert (first["provider_code"], first["age"], first["treatment_function_code"]) == (
+        "RTA",
+        34,
+        "300",
+    )
     assert first["episode_order"] == 1
     assert first["invalid_reason"] == "discharge_date: missing (required for apc)"
     # Unmapped columns are kept, as strings, with leading zeros (ADMINCAT "01").
@@ -83,16 +87,24 @@ def test_hes_apc_sample_every_row_comes_out_typed(shared_data: Path) -> None:
     n_empty_dis = raw["DISDATE"].null_count()
     assert n_empty_dis == 80
     reasons = df["invalid_reason"].value_counts()
-    assert reasons.filter(
-        pl.col("invalid_reason") == "discharge_date: missing (required for apc)"
-    )["count"].item() == n_empty_dis
+    assert (
+        reasons.filter(pl.col("invalid_reason") == "discharge_date: missing (required for apc)")[
+            "count"
+        ].item()
+        == n_empty_dis
+    )
     dummy = df.filter(pl.col("invalid_reason").str.contains("dummy"))
     assert dummy.height == raw.filter(pl.col("ADMIDATE").str.starts_with("1801")).height == 1
     assert dummy["activity_date"].item() is None
     # STARTAGE 7001-7007 (under one year) read as age 0, none left unread.
-    infants = raw.filter(pl.col("STARTAGE").is_in(["7001", "7002", "7003", "7004", "7005", "7006", "7007"])).height
+    infants = raw.filter(
+        pl.col("STARTAGE").is_in(["7001", "7002", "7003", "7004", "7005", "7006", "7007"])
+    ).height
     assert infants > 0
-    assert df.filter(pl.col("age") == 0).height == infants + raw.filter(pl.col("STARTAGE") == "0").height
+    assert (
+        df.filter(pl.col("age") == 0).height
+        == infants + raw.filter(pl.col("STARTAGE") == "0").height
+    )
     assert df["age"].null_count() == 0
 
 
@@ -240,8 +252,13 @@ def test_header_only_file_gives_an_empty_frame_with_the_full_schema(tmp_path: Pa
     df = read_activity(path, "apc").collect()
     assert df.height == 0
     assert df.schema == pl.Schema(
-        {**ACTIVITY_SCHEMA, "EXTRA": pl.String, "source_file": pl.String,
-         "source_row": pl.Int64, "invalid_reason": pl.String}
+        {
+            **ACTIVITY_SCHEMA,
+            "EXTRA": pl.String,
+            "source_file": pl.String,
+            "source_row": pl.Int64,
+            "invalid_reason": pl.String,
+        }
     )
 
 
@@ -276,7 +293,9 @@ def test_utf8_bom_is_ignored(tmp_path: Path) -> None:
 def test_latin1_without_the_flag_is_refused_with_the_line(tmp_path: Path) -> None:
     text = APC_HEADER + ",SURGEON\n" + GOOD_ROW + ",Smith\n" + GOOD_ROW + ",Zoë Brontë\n"
     path = _csv(tmp_path, text, encoding="latin-1")
-    with pytest.raises(InputError, match=r"not valid UTF-8 \(line 3, byte 0xeb\).*encoding='latin1'"):
+    with pytest.raises(
+        InputError, match=r"not valid UTF-8 \(line 3, byte 0xeb\).*encoding='latin1'"
+    ):
         read_activity(path, "apc")
 
 
@@ -346,7 +365,8 @@ def test_hes_dummy_dates_become_null_with_a_reason(tmp_path: Path, value: str, r
 
 
 @pytest.mark.parametrize(
-    "value", ["2009-04-03", "03/04/2009", "20090403", "03APR2009", "03-Apr-2009", "2009-04-03 00:00:00"]
+    "value",
+    ["2009-04-03", "03/04/2009", "20090403", "03APR2009", "03-Apr-2009", "2009-04-03 00:00:00"],
 )
 def test_built_in_date_formats(tmp_path: Path, value: str) -> None:
     path = _apc(tmp_path, f"1,P,2009-04-01,{value},21,1,DZ11V,RTA,67")
@@ -364,7 +384,11 @@ def test_built_in_date_formats(tmp_path: Path, value: str) -> None:
     ],
 )
 def test_ages(tmp_path: Path, value: str, age: int | None, reason: str | None) -> None:
-    row = read_activity(_apc(tmp_path, f"1,P,2009-04-01,2009-04-03,21,1,X,R,{value}"), "apc").collect().row(0, named=True)
+    row = (
+        read_activity(_apc(tmp_path, f"1,P,2009-04-01,2009-04-03,21,1,X,R,{value}"), "apc")
+        .collect()
+        .row(0, named=True)
+    )
     assert (row["age"], row["invalid_reason"]) == (age, reason)
 
 
@@ -374,9 +398,10 @@ def test_ages(tmp_path: Path, value: str, age: int | None, reason: str | None) -
 
 # A real .xls (BIFF8) workbook, written once with xlwt 1.3.0 and stored zlib+base64 so the test
 # needs no xls writer. Sheet 0 "notes" holds one text cell; sheet 1 "episodes" holds:
-#   EPIKEY  PSEUDO_HESID ADMIDATE           DISDATE     ADMIMETH CLASSPAT SUSHRG PROCODE3 STARTAGE TRETSPEF
-#   000123  P1           2009-04-01 (date)  2009-04-03  21 (num) 1        DZ11V  RTA      7003     021
-#   000124  P2           01/05/2009         1800-01-01  11       2 (num)  hn12f  RTA      70 (num) 100
+#   EPIKEY PSEUDO_HESID ADMIDATE          DISDATE    ADMIMETH CLASSPAT SUSHRG PROCODE3 STARTAGE
+#   000123 P1           2009-04-01 (date) 2009-04-03 21 (num) 1        DZ11V  RTA      7003
+#   000124 P2           01/05/2009        1800-01-01 11       2 (num)  hn12f  RTA      70 (num)
+# and TRETSPEF "021", "100".
 XLS_B64 = (
     "eNrtWEtoFFkUva/63+bTiYmaFqQQ/EUbX3U76Aja9lhlEpw2bVf7RdBoaog4dEunF44L/1kKA7NSZiPowo2fjTPDuHB2sxhw"
     "mFkMCEKiS1eCgguT9t5bVc+oEQxoIEPdzrv1zv1UnXrv1a2X+vthx/i1u+kJeE+2QgimmgmITrMJbAkfpAD9zSZ1/WMcWzOQ"
@@ -413,11 +438,16 @@ def test_xls_by_sheet_name_and_index(xls_path: Path) -> None:
     assert by_name["hrg_code"].to_list() == ["DZ11V", "HN12F"]
     assert by_name["age"].to_list() == [0, 70]
     assert by_name["treatment_function_code"].to_list() == ["021", "100"]
-    assert by_name["invalid_reason"].to_list() == [None, "discharge_date: HES dummy date 1800-01-01"]
+    assert by_name["invalid_reason"].to_list() == [
+        None,
+        "discharge_date: HES dummy date 1800-01-01",
+    ]
 
 
 def test_wrong_sheet_lists_the_sheets(xls_path: Path) -> None:
-    with pytest.raises(InputError, match=r"no sheet named 'Episodes'; the workbook has: 0: 'notes', 1: 'episodes'"):
+    with pytest.raises(
+        InputError, match=r"no sheet named 'Episodes'; the workbook has: 0: 'notes', 1: 'episodes'"
+    ):
         read_activity(xls_path, "apc", sheet="Episodes")
     with pytest.raises(InputError, match="no sheet number 2"):
         read_activity(xls_path, "apc", sheet=2)
@@ -517,7 +547,9 @@ def test_a_large_csv_is_scanned_lazily(tmp_path: Path) -> None:
 
 
 def test_read_cohort_maps_columns_and_parses_dates(tmp_path: Path) -> None:
-    path = _csv(tmp_path, "PID,Index,arm\n007,01/09/2008,icp\n008,2008-09-02,control\n", "cohort.csv")
+    path = _csv(
+        tmp_path, "PID,Index,arm\n007,01/09/2008,icp\n008,2008-09-02,control\n", "cohort.csv"
+    )
     df = read_cohort(path, columns={"patient_id": "PID", "index_date": "Index", "group": "arm"})
     assert df["patient_id"].to_list() == ["007", "008"]
     assert df["index_date"].to_list() == [dt.date(2008, 9, 1), dt.date(2008, 9, 2)]
@@ -544,7 +576,9 @@ def test_read_cohort_bad_date_names_the_row(tmp_path: Path) -> None:
 
 
 def test_formula_like_codes_are_text_and_neutralised_on_write(tmp_path: Path) -> None:
-    path = _apc(tmp_path, '=1+1,@SUM(A1),2009-04-01,2009-04-03,21,1,"=HYPERLINK(""http://x"")",RTA,67')
+    path = _apc(
+        tmp_path, '=1+1,@SUM(A1),2009-04-01,2009-04-03,21,1,"=HYPERLINK(""http://x"")",RTA,67'
+    )
     df = read_activity(path, "apc").collect()
     assert df["record_id"].to_list() == ["=1+1"] and df["patient_id"].to_list() == ["@SUM(A1)"]
     csv_out = write_frame(df, tmp_path / "out.csv")
@@ -560,7 +594,9 @@ def test_formula_like_codes_are_text_and_neutralised_on_write(tmp_path: Path) ->
     assert read_table(xlsx_out)["patient_id"].to_list() == ["@SUM(A1)"]
 
 
-def test_interrupted_write_leaves_no_half_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_write_leaves_no_half_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "priced.csv"
     target.write_text("previous complete output\n")
 
@@ -579,7 +615,9 @@ def test_interrupted_write_leaves_no_half_file(tmp_path: Path, monkeypatch: pyte
 
 
 def test_write_frame_refuses_an_unknown_extension(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"cannot write \.txt; use one of \.csv, \.parquet, \.xlsx"):
+    with pytest.raises(
+        InputError, match=r"cannot write \.txt; use one of \.csv, \.parquet, \.xlsx"
+    ):
         write_frame(pl.DataFrame({"a": [1]}), tmp_path / "out.txt")
 
 
@@ -595,6 +633,7 @@ def test_read_table_types_known_columns_and_refuses_edited_values(tmp_path: Path
     assert df.schema["status"] == pl.Int16 and df.schema["short_stay_applied"] == pl.Boolean
     assert df.row(0) == ("1", dt.date(2009, 4, 1), 1580.53, 1, False, "021")
     bad = _csv(tmp_path, "record_id,cost\n1,12\n2,£3\n", "edited.csv")
-    with pytest.raises(InputError, match=r"column 'cost' should hold Float64 values, but row 2 has '£3'"):
+    with pytest.raises(
+        InputError, match=r"column 'cost' should hold Float64 values, but row 2 has '£3'"
+    ):
         read_table(bad)
-

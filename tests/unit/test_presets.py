@@ -81,7 +81,9 @@ def test_alternatives_are_tried_in_order() -> None:
 
 
 def test_matching_ignores_case_and_surrounding_spaces() -> None:
-    found = match_columns({"record_id": ("EPIKEY",), "age": ("STARTAGE",)}, [" epikey ", "StartAge"])
+    found = match_columns(
+        {"record_id": ("EPIKEY",), "age": ("STARTAGE",)}, [" epikey ", "StartAge"]
+    )
     assert found == {"record_id": " epikey ", "age": "StartAge"}
 
 
