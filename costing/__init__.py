@@ -27,6 +27,8 @@ from costing.errors import (
     ValidationError,
 )
 from costing.config import CostingConfig
+from costing.io import read_activity, read_cohort, read_table, write_frame
+from costing.windows import audit, audit_summary, cost_by_window
 from costing.pricing import price, price_lazy
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
@@ -42,6 +44,13 @@ __all__ = [
     "price",
     "price_lazy",
     "CostingConfig",
+    "read_activity",
+    "read_cohort",
+    "read_table",
+    "write_frame",
+    "cost_by_window",
+    "audit",
+    "audit_summary",
     "TableSet",
     "Edition",
     "Status",
