@@ -1,0 +1,238 @@
+"""Report charts of window costs: the event-study chart and the window-means chart.
+
+Both return a matplotlib Figure (drawn with the Agg backend, no display needed) and write a
+PNG atomically when given a path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from costing.did import TOTAL, arm_window_means
+from costing.errors import InputError
+from costing.io import atomic_path
+from costing.schema import COST_CATEGORIES
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["event_study_chart", "window_means_chart"]
+
+_LABELS = {
+    "elective": "Elective admissions",
+    "non_elective": "Emergency (non-elective) admissions",
+    "outpatient": "Outpatient attendances",
+    "ae": "A&E attendances",
+    TOTAL: "Total secondary care",
+}
+_TREATED_COLOUR = "#c0392b"
+_CONTROL_COLOUR = "#2c6fbb"
+_PALETTE = ("#2c6fbb", "#c0392b", "#27ae60", "#8e44ad", "#e67e22", "#16a085", "#7f8c8d")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _gbp(value: float, _pos: object = None) -> str:
+    sign = "-" if value < 0 else ""
+    return f"{sign}£{abs(value):,.0f}"
+
+
+def _label(category: str) -> str:
+    return _LABELS.get(category, category)
+
+
+def _window_label(window: int) -> str:
+    return f"{window:+d}" if window else "0"
+
+
+def _save(fig: Figure, path: str | os.PathLike[str] | None) -> None:
+    if path is None:
+        return
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise InputError(f"{target}: charts are written as PNG; give a path ending in .png")
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(3, n)
+    return math.ceil(n / cols), cols
+
+
+def event_study_chart(
+    window_costs: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame | None = None,
+    windows: Sequence[int] | None = None,
+    group: str = "group",
+    treated: str = "intervention",
+    by: str = "category",
+    weight: str | None = None,
+    cluster: str | None = "matched_set",
+    censoring: str = "observed",
+    ci: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+    title: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """Mean cost per patient per window by arm with confidence bands, one panel per category.
+
+    The means and bands come from ``costing.did.arm_window_means`` (clustered Poisson
+    bootstrap, percentile bands), so the chart agrees with the ``did`` table. The last panel
+    is the total over categories. A dashed line marks the index date.
+
+    Args:
+        window_costs: long window output of ``costing.cost_by_window``.
+        cohort, windows, group, treated, by, weight, cluster, censoring, ci, n_boot, seed:
+            as for ``arm_window_means``.
+        title: figure title (a default names the arms and the interval).
+        path: optional .png path, written atomically.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    means = arm_window_means(
+        window_costs, cohort=cohort, windows=windows, group=group, treated=treated, by=by,
+        weight=weight, cluster=cluster, n_boot=n_boot, seed=seed, ci=ci, censoring=censoring,
+    )
+    categories = means["category"].unique(maintain_order=True).to_list()
+    plt = _pyplot()
+    rows, cols = _grid(len(categories))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False,
+                             layout="constrained")
+    control_label = means.filter(pl.col("arm") == "control")["group"][0]
+    for ax, cat in zip(axes.flat, categories, strict=False):
+        part = means.filter(pl.col("category") == cat)
+        for arm, colour, marker in (("control", _CONTROL_COLOUR, "s"),
+                                    ("treated", _TREATED_COLOUR, "o")):
+            d = part.filter(pl.col("arm") == arm).sort("window")
+            x = d["window"].to_list()
+            label = f"{d['group'][0]} (n={d['n_patients'][0]:,})"
+            ax.fill_between(x, d["ci_low"].to_list(), d["ci_high"].to_list(), color=colour,
+                            alpha=0.15, linewidth=0)
+            ax.plot(x, d["mean"].to_list(), color=colour, marker=marker, linewidth=2,
+                    markersize=5, label=label)
+        ax.axvline(-0.5, color="#555555", linestyle="--", linewidth=1)
+        ax.set_title(_label(cat), fontsize=11, fontweight="bold" if cat == TOTAL else "normal")
+        ws = sorted(part["window"].unique().to_list())
+        ax.set_xticks(ws, [_window_label(w) for w in ws])
+        ax.yaxis.set_major_formatter(_gbp)
+        ax.set_ylim(bottom=min(0.0, float(part["ci_low"].min() or 0.0)))
+        ax.grid(axis="y", color="#dddddd", linewidth=0.8)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.supxlabel("Six-month window relative to the index date (0 = the six months from it)",
+                  fontsize=10)
+    fig.supylabel("Mean cost per patient per window (£)", fontsize=10)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    spare = list(axes.flat)[len(categories):]
+    for ax in spare:
+        ax.axis("off")
+    if spare:
+        spare[0].legend(handles, labels, loc="center", frameon=False, fontsize=10,
+                        title="Arm (patients)")
+    else:
+        fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=9.5,
+                   title="Arm (patients)")
+    fig.suptitle(
+        title or f"Mean cost per patient per six-month window: {treated} vs {control_label}\n"
+        f"(shaded: {ci:.0%} bootstrap interval; dashed line: index date)",
+        fontsize=12,
+    )
+    _save(fig, path)
+    return fig
+
+
+def window_means_chart(
+    window_costs: pl.DataFrame | pl.LazyFrame,
+    path: str | os.PathLike[str] | None = None,
+    group: str = "group",
+    by: str = "category",
+    title: str | None = None,
+) -> Figure:
+    """Mean cost per patient per window by group and category, as stacked bars.
+
+    One bar per group in each window, stacked by category and labelled with its total. With
+    no ``group`` column (or all groups null) every patient is in one bar, "all patients".
+
+    Args:
+        window_costs: long window output of ``costing.cost_by_window``.
+        path: optional .png path, written atomically.
+        group: group column.
+        by: category column.
+        title: figure title.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    lf = window_costs.lazy()
+    names = lf.collect_schema().names()
+    missing = [c for c in ("patient_id", "window", by, "cost") if c not in names]
+    if missing:
+        raise InputError(
+            f"window costs: missing column(s) {', '.join(map(repr, missing))}; pass the output "
+            "of costing.cost_by_window"
+        )
+    grp = pl.col(group).cast(pl.String).fill_null("all patients") if group in names else pl.lit(
+        "all patients"
+    )
+    means = (
+        lf.with_columns(grp.alias("_group"), pl.col(by).cast(pl.String).alias("_cat"))
+        .group_by("_group", "window", "_cat")
+        .agg(pl.col("cost").sum().alias("cost"), pl.col("patient_id").n_unique().alias("n"))
+        .with_columns((pl.col("cost") / pl.col("n")).alias("mean"))
+        .collect()
+    )
+    if means.height == 0:
+        raise InputError("window costs: no rows to chart")
+    found = means["_cat"].unique().to_list()
+    cats = [c for c in COST_CATEGORIES if c in found] + sorted(
+        c for c in found if c not in COST_CATEGORIES
+    )
+    groups = sorted(means["_group"].unique().to_list())
+    windows = sorted(means["window"].unique().to_list())
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(windows) * len(groups) + 2), 4.8),
+                           layout="constrained")
+    width = 0.8 / len(groups)
+    hatches = ("", "//", "..", "xx", "\\\\", "oo")
+    for gi, g in enumerate(groups):
+        bottoms = [0.0] * len(windows)
+        xs = [wi + (gi - (len(groups) - 1) / 2) * width for wi in range(len(windows))]
+        for ci_, cat in enumerate(cats):
+            d = means.filter((pl.col("_group") == g) & (pl.col("_cat") == cat))
+            lookup = dict(zip(d["window"].to_list(), d["mean"].to_list(), strict=True))
+            heights = [float(lookup.get(w, 0.0)) for w in windows]
+            ax.bar(xs, heights, width * 0.92, bottom=bottoms, color=_PALETTE[ci_ % len(_PALETTE)],
+                   hatch=hatches[gi % len(hatches)], edgecolor="white", linewidth=0.6,
+                   label=_label(cat) if gi == 0 else None)
+            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+        for x, top in zip(xs, bottoms, strict=True):
+            ax.annotate(f"{_gbp(top)}\n{g}", (x, top), ha="center", va="bottom", fontsize=8,
+                        xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(range(len(windows)), [f"window {_window_label(w)}" for w in windows])
+    ax.yaxis.set_major_formatter(_gbp)
+    ax.set_ylabel("Mean cost per patient (£)")
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.15)
+    ax.grid(axis="y", color="#dddddd", linewidth=0.8)
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=9,
+              title="Category")
+    ax.set_title(title or "Mean cost per patient per six-month window, by group and category",
+                 fontsize=12)
+    _save(fig, path)
+    return fig
