@@ -735,12 +735,14 @@ def _excel_dtype(dtype: pl.DataType) -> str:
     return "string"
 
 
-def _read_excel_typed(path: Path, sheet: SheetArg) -> pl.DataFrame:
+def _read_excel_typed(
+    path: Path, sheet: SheetArg, known: Mapping[str, pl.DataType]
+) -> pl.DataFrame:
     """Read one of our own sheets with native cell types (Excel keeps 15 significant digits)."""
     import fastexcel
 
     strings = _read_excel(path, sheet, drop_blank=False)  # sheet checks and messages
-    dtypes = {h: _excel_dtype(_KNOWN_DTYPES.get(h, pl.String())) for h in strings.headers}
+    dtypes = {h: _excel_dtype(known.get(h, pl.String())) for h in strings.headers}
     reader = fastexcel.read_excel(str(path))
     chosen: str | int = 0 if sheet is None else sheet
     try:
@@ -752,20 +754,24 @@ def _read_excel_typed(path: Path, sheet: SheetArg) -> pl.DataFrame:
         ) from None
     exprs = []
     for c in df.columns:
-        dtype = _KNOWN_DTYPES.get(c, pl.String())
+        dtype = known.get(c, pl.String())
         exprs.append(
             (_from_text(c, dtype) if dtype == pl.String else pl.col(c).cast(dtype)).alias(c)
         )
     return df.with_columns(exprs)
 
 
-def read_table(path: PathArg, sheet: SheetArg = None) -> pl.DataFrame:
+def read_table(
+    path: PathArg, sheet: SheetArg = None, schema: Mapping[str, pl.DataType] | None = None
+) -> pl.DataFrame:
     """Read back one of our own outputs (priced records, window costs, cohort) with its dtypes.
 
     Columns with a known name (activity, priced, window, cohort and source columns) get
     their schema dtype; any other column stays a string (codes keep their leading zeros). Text
     that ``write_frame`` neutralised (``'=...``) is restored. Parquet keeps its own dtypes;
-    Excel numbers keep Excel's 15 significant digits.
+    Excel numbers keep Excel's 15 significant digits. ``schema`` types further columns (e.g.
+    those of a coverage table); other unknown columns stay text, since guessing would turn
+    codes such as ``110`` into numbers.
 
     Raises:
         InputError: unreadable file, or a known column whose values do not fit its dtype.
@@ -775,12 +781,12 @@ def read_table(path: PathArg, sheet: SheetArg = None) -> pl.DataFrame:
     if ext in _EXCEL:
         if not p.is_file():
             raise InputError(f"{p}: file not found")
-        return _read_excel_typed(p, sheet)
+        return _read_excel_typed(p, sheet, {**_KNOWN_DTYPES, **(schema or {})})
     strings = _read_strings(p, sheet, drop_blank=False)
     if ext == ".parquet":
         return pl.read_parquet(p)
     df = strings.frame.drop(_ROW).collect()
-    known = {c: t for c, t in _KNOWN_DTYPES.items() if c in df.columns}
+    known = {c: t for c, t in {**_KNOWN_DTYPES, **(schema or {})}.items() if c in df.columns}
     typed = df.with_columns(_from_text(c, known.get(c, pl.String())).alias(c) for c in df.columns)
     for c in known:
         bad = typed[c].is_null() & df[c].is_not_null() & (df[c].str.strip_chars() != "")

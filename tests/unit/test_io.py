@@ -632,6 +632,8 @@ def test_read_table_types_known_columns_and_refuses_edited_values(tmp_path: Path
     assert df.schema["activity_date"] == pl.Date and df.schema["cost"] == pl.Float64
     assert df.schema["status"] == pl.Int16 and df.schema["short_stay_applied"] == pl.Boolean
     assert df.row(0) == ("1", dt.date(2009, 4, 1), 1580.53, 1, False, "021")
+    typed = read_table(path, schema={"TRETSPEF": pl.Int32()})
+    assert typed.schema["TRETSPEF"] == pl.Int32 and typed["TRETSPEF"].to_list() == [21]
     bad = _csv(tmp_path, "record_id,cost\n1,12\n2,£3\n", "edited.csv")
     with pytest.raises(
         InputError, match=r"column 'cost' should hold Float64 values, but row 2 has '£3'"
