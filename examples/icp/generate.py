@@ -1,0 +1,587 @@
+"""Generate the synthetic ICP-style worked example: extracts, cohort and an illustrative tariff.
+
+Everything here is SYNTHETIC. No real patient is described and the tariff written here is
+ILLUSTRATIVE - not a published tariff (its prices are the shipped 2017/18 reference costs
+times a factor, with some prices deliberately left out so the reference-cost fallback shows).
+
+The study is shaped like the Integrated Care Pilots (ICP) case-management evaluation:
+
+* 2 sites x 150 intervention (case-managed) patients, index dates spread over 2008/09-2009/10;
+* 3 or 4 matched controls per case (most 4), sharing their case's index date, with
+  ``matched_set`` = the case's patient id and ``weight`` = 1 for cases, 1/k for k controls;
+* a few deaths (``end_of_follow_up``) in the six months after the index date;
+* HES-layout extracts: admitted patient care episodes (with some two-episode spells), outpatient
+  attendances (with DNAs and procedure HRGs) and A&E attendances, all with HRG4 codes held in
+  the shipped 2017/18 reference costs;
+* activity in the windows k = -2, -1 (before) and 0 (after the index date), and a thinner
+  scatter in k = -3 and k = +1, outside the windows the run uses (it shows in the audit);
+* a handful of awkward records (UZ01Z, an HRG no table knows, a HES dummy date, a spell with
+  no spell HRG, an A&E record with no HRG, activity of a patient not in the cohort).
+
+The intervention effect is built in: after the index date case-managed patients have MORE
+emergency admissions (and A&E attendances) and FEWER elective admissions and outpatient
+attendances than their controls; before it both arms follow the same (slightly rising) trend,
+so the pre-trend check (-2 -> -1) should show no effect.
+
+Run from the repository root (``make demo`` does it)::
+
+    .venv/bin/python examples/icp/generate.py
+
+It writes ``data/*.csv``, ``illustrative_tariff_2017-18.xlsx`` and ``tables/tariff/2017-18/``
+next to this file, overwriting them; the output is byte-identical from run to run (fixed seed,
+fixed workbook timestamps).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+import costing
+from costing.importers import tariff_workbook
+from costing.schema import TABLE_SCHEMAS
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+TABLES = HERE / "tables"
+WORKBOOK = HERE / "illustrative_tariff_2017-18.xlsx"
+
+SEED = 20080401
+EDITION = "2017-18"  # the one price year (fixed mode), as the ICP fixed 2008/09
+
+# ---------------------------------------------------------------------------------------
+# Study design
+# ---------------------------------------------------------------------------------------
+
+SITES = ("A", "B")  # case-management sites
+PROVIDER = {"A": "ZZA", "B": "ZZB"}  # fictitious provider codes (PROCODE3), one per site
+CASES_PER_SITE = 200
+CONTROLS_PER_CASE = (3, 4)
+CONTROLS_PER_CASE_P = (0.2, 0.8)
+FIRST_INDEX = np.datetime64("2008-04-01")  # index dates uniform over 2008/09-2009/10
+INDEX_SPAN_DAYS = 730
+DEATH_P = 0.04  # share of patients who die in the six months after the index date
+AGE_RANGE = (65, 96)  # case management targets older people with long-term conditions
+FRAILTY_SHAPE = 3.0  # patient frailty ~ Gamma(shape, 1/shape): mean 1
+
+MONTHS = 6
+WINDOWS = (-3, -2, -1, 0, 1)  # generated; the run file uses -2, -1 and 0
+WINDOW_EXTENT = {-3: 0.3, -2: 1.0, -1: 1.0, 0: 1.0, 1: 0.3}  # thin activity outside the run's windows
+TREND = {-3: 0.90, -2: 0.95, -1: 1.00, 0: 1.05, 1: 1.10}  # common to both arms: parallel trends
+
+# Events per patient per six months (before trend, frailty and effect).
+BASE_RATE = {"nel": 0.55, "el": 0.60, "op": 1.50, "ae_other": 0.30}
+# Multiplier on the rate of case-managed patients from the index date on (window >= 0).
+EFFECT = {"nel": 1.30, "el": 0.60, "op": 0.65, "ae_other": 1.20}
+AE_BEFORE_NEL_P = 0.70  # share of emergency admissions arriving through A&E the same day
+
+# Admitted care.
+NEL_HRGS = ("DZ65K", "DZ65J", "EB03E", "EB03D", "DZ11V", "DZ11U", "LA04S", "LA04R",
+            "DZ19M", "EB07E", "WJ06J", "AA22G", "EB12B")
+NEL_HRG_P = (0.14, 0.08, 0.10, 0.05, 0.10, 0.05, 0.10, 0.05, 0.08, 0.07, 0.08, 0.05, 0.05)
+NEL_METHODS = ("21", "22", "28")
+NEL_METHOD_P = (0.85, 0.05, 0.10)
+NEL_LOS_P = 0.17  # LOS ~ Geometric(p) - 1 days
+SHORT_STAY_HRGS = ("DZ65K",)  # "with length of stay 1 day or less": LOS capped at 1
+MAX_LOS = 60
+TWO_EPISODE_P = 0.15  # emergency spells with a second (consultant) episode
+SECOND_EPISODE_HRGS = ("WJ06J", "DZ19M", "EB12B")
+DC_P = 0.65  # elective spells that are day cases
+DC_HRGS = ("FE21Z", "FE22Z", "BZ34C", "LB15E", "JC42C", "FE32Z")
+DC_HRG_P = (0.25, 0.15, 0.25, 0.15, 0.10, 0.10)
+EL_HRGS = ("HN12F", "HN22E", "BZ34C", "LB15E", "FE21Z")
+EL_HRG_P = (0.03, 0.04, 0.33, 0.30, 0.30)
+EL_METHODS = ("11", "12", "13")
+EL_METHOD_P = (0.70, 0.25, 0.05)
+EL_LOS = (1, 7)  # ordinary elective LOS uniform in [1, 7) days
+
+# Outpatients.
+OP_TFC = ("300", "320", "340", "430", "130", "110", "101")
+OP_TFC_P = (0.20, 0.20, 0.15, 0.15, 0.15, 0.10, 0.05)
+OP_PROC_HRG = {"320": "EY51Z", "340": "DZ59Z", "130": "BZ88A", "101": "LB72A", "110": "HN46Z"}
+OP_PROC_P = 0.12
+OP_FIRSTATT = ("1", "2", "3", "4")
+OP_FIRSTATT_P = (0.28, 0.66, 0.02, 0.04)
+OP_ATTENDED = ("5", "6", "3", "2", "4", "7")  # 5/6 seen; 3 DNA; 2/4 cancelled; 7 late, not seen
+OP_ATTENDED_P = (0.84, 0.03, 0.08, 0.02, 0.02, 0.01)
+OP_STAFFTYP = ("01", "02", "03", "04")
+OP_STAFFTYP_P = (0.55, 0.10, 0.25, 0.10)
+
+# A&E.
+AE_HRGS_ADMITTED = ("VB01Z", "VB02Z", "VB03Z", "VB04Z")
+AE_HRGS_ADMITTED_P = (0.30, 0.25, 0.25, 0.20)
+AE_HRGS_OTHER = ("VB03Z", "VB04Z", "VB05Z", "VB06Z", "VB07Z", "VB08Z", "VB09Z", "VB11Z")
+AE_HRGS_OTHER_P = (0.10, 0.15, 0.15, 0.10, 0.15, 0.15, 0.10, 0.10)
+AE_DEPT = ("01", "02", "03")
+AE_DEPT_P = (0.85, 0.03, 0.12)
+AE_DISP_OTHER = ("02", "03", "04", "10")
+AE_DISP_OTHER_P = (0.40, 0.45, 0.10, 0.05)
+
+# ---------------------------------------------------------------------------------------
+# The illustrative tariff: shipped 2017/18 reference costs x a factor, rounded to whole £
+# ---------------------------------------------------------------------------------------
+
+TARIFF_TITLE = "National tariff 2017/18 (worked example)"
+TARIFF_FACTOR = {"nel": 1.10, "el": 1.05, "dc": 1.05, "op": 1.05, "ae": 1.05, "oproc": 1.00}
+SSE_HRGS = ("DZ65K", "DZ65J", "EB03E", "DZ11V", "LA04S", "DZ19M", "EB07E")
+SSE_PERCENT = 35.0  # reduced short-stay emergency price = 35% of the non-elective price
+NO_NEL_PRICE = ("WJ06J", "EB12B")  # listed with "-" for the non-elective price
+NOT_IN_TARIFF = ("AA22G", "FE32Z")  # no row at all: priced by reference cost
+NO_OP_PRICE_TFC = ("430",)  # geriatric medicine listed with "-" throughout
+NO_AE_PRICE = ("VB11Z",)
+TFC_NAMES = {
+    "300": "General Medicine", "320": "Cardiology", "340": "Respiratory Medicine",
+    "430": "Geriatric Medicine", "130": "Ophthalmology", "110": "Trauma & Orthopaedics",
+    "101": "Urology",
+}
+
+NO_TRIM = 32000
+
+FIXED_ZIP_TIME = (2017, 4, 1, 0, 0, 0)
+FIXED_XML_TIME = "2017-04-01T00:00:00Z"
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+
+
+def add_months(d: np.ndarray, months: int) -> np.ndarray:
+    """``d`` + ``months`` calendar months, clamped at month end (2008-08-31 + 6 = 2009-02-28)."""
+    month = d.astype("datetime64[M]")
+    day = (d - month.astype("datetime64[D]")).astype(np.int64)
+    target = month + months
+    last = ((target + 1).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(np.int64)
+    return target.astype("datetime64[D]") + np.minimum(day, last - 1)
+
+
+def iso(d: np.ndarray) -> np.ndarray:
+    return np.datetime_as_string(d, unit="D")
+
+
+def pick(rng: np.random.Generator, values: tuple[str, ...], p: tuple[float, ...], n: int) -> np.ndarray:
+    return np.asarray(values)[rng.choice(len(values), size=n, p=np.asarray(p) / np.sum(p))]
+
+
+@dataclass
+class Cohort:
+    patient_id: np.ndarray
+    index_date: np.ndarray
+    treated: np.ndarray
+    site: np.ndarray
+    matched_set: np.ndarray
+    weight: np.ndarray
+    age: np.ndarray
+    frailty: np.ndarray
+    death: np.ndarray  # NaT where alive at the end of follow-up
+
+    @property
+    def n(self) -> int:
+        return len(self.patient_id)
+
+
+@dataclass
+class Events:
+    patient: np.ndarray  # index into the cohort (or -1: not in the cohort)
+    date: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.patient)
+
+
+def make_cohort(rng: np.random.Generator) -> Cohort:
+    n_cases = CASES_PER_SITE * len(SITES)
+    k = pick(rng, tuple(str(x) for x in CONTROLS_PER_CASE), CONTROLS_PER_CASE_P, n_cases).astype(int)
+    n = n_cases + int(k.sum())
+    ids = np.char.upper(np.char.mod("%012x", rng.choice(16**11, size=n + 1, replace=False)))
+    case_of = np.concatenate([np.arange(n_cases), np.repeat(np.arange(n_cases), k)])
+    case_idx = FIRST_INDEX + rng.integers(0, INDEX_SPAN_DAYS, n_cases).astype("timedelta64[D]")
+    case_site = np.repeat(np.asarray(SITES), CASES_PER_SITE)
+    case_age = rng.integers(*AGE_RANGE, n_cases)
+    age = np.clip(case_age[case_of] + np.where(np.arange(n) < n_cases, 0, rng.integers(-2, 3, n)),
+                  AGE_RANGE[0], AGE_RANGE[1] + 2)
+    treated = np.arange(n) < n_cases
+    weight = np.where(treated, 1.0, 1.0 / k[case_of])
+    index_date = case_idx[case_of]
+    dies = rng.random(n) < DEATH_P
+    death = np.where(dies, index_date + rng.integers(5, 180, n).astype("timedelta64[D]"),
+                     np.datetime64("NaT"))
+    return Cohort(
+        patient_id=ids[:n], index_date=index_date, treated=treated, site=case_site[case_of],
+        matched_set=ids[:n][case_of], weight=weight, age=age,
+        frailty=rng.gamma(FRAILTY_SHAPE, 1.0 / FRAILTY_SHAPE, n), death=death,
+    )
+
+
+def draw_events(rng: np.random.Generator, c: Cohort, setting: str) -> Events:
+    """Poisson events per patient per window; dates uniform within the window; none after death."""
+    patients, dates = [], []
+    for k in WINDOWS:
+        start = add_months(c.index_date, MONTHS * k)
+        end = add_months(c.index_date, MONTHS * (k + 1))
+        effect = np.where(c.treated & (k >= 0), EFFECT[setting], 1.0)
+        rate = BASE_RATE[setting] * TREND[k] * WINDOW_EXTENT[k] * c.frailty * effect
+        count = rng.poisson(rate)
+        who = np.repeat(np.arange(c.n), count)
+        span = (end - start).astype(np.int64)[who]
+        when = start[who] + np.floor(rng.random(len(who)) * span).astype("timedelta64[D]")
+        alive = np.isnat(c.death[who]) | (when < c.death[who])
+        patients.append(who[alive])
+        dates.append(when[alive])
+    p, d = np.concatenate(patients), np.concatenate(dates)
+    order = np.lexsort((p, d))
+    return Events(p[order], d[order])
+
+
+# ---------------------------------------------------------------------------------------
+# extracts in HES layout
+# ---------------------------------------------------------------------------------------
+
+
+def apc_extract(rng: np.random.Generator, c: Cohort, nel: Events, el: Events) -> pl.DataFrame:
+    n_nel, n_el = len(nel), len(el)
+    # emergency spells
+    nel_hrg = pick(rng, NEL_HRGS, NEL_HRG_P, n_nel)
+    nel_los = np.minimum(rng.geometric(NEL_LOS_P, n_nel) - 1, MAX_LOS)
+    nel_los = np.where(np.isin(nel_hrg, SHORT_STAY_HRGS), np.minimum(nel_los, 1), nel_los)
+    nel_method = pick(rng, NEL_METHODS, NEL_METHOD_P, n_nel)
+    two = (rng.random(n_nel) < TWO_EPISODE_P) & (nel_los >= 2)
+    # elective spells
+    dc = rng.random(n_el) < DC_P
+    el_hrg = np.where(dc, pick(rng, DC_HRGS, DC_HRG_P, n_el), pick(rng, EL_HRGS, EL_HRG_P, n_el))
+    el_los = np.where(dc, 0, rng.integers(*EL_LOS, n_el))
+    spells = pl.DataFrame({
+        "patient": np.concatenate([nel.patient, el.patient]),
+        "admidate": np.concatenate([nel.date, el.date]),
+        "los": np.concatenate([nel_los, el_los]),
+        "ADMIMETH": np.concatenate([nel_method, pick(rng, EL_METHODS, EL_METHOD_P, n_el)]),
+        "CLASSPAT": np.concatenate([np.full(n_nel, "1"), np.where(dc, "2", "1")]),
+        "SPELL_HRG": np.concatenate([nel_hrg, el_hrg]),
+        "episodes": np.concatenate([np.where(two, 2, 1), np.ones(n_el, dtype=np.int64)]),
+        "second_hrg": np.concatenate([pick(rng, SECOND_EPISODE_HRGS, (1, 1, 1), n_nel),
+                                      np.full(n_el, "")]),
+    }).sort("admidate", "patient").with_row_index("spell")
+    return spells
+
+
+def finish_apc(c: Cohort, spells: pl.DataFrame) -> pl.DataFrame:
+    pid = np.append(c.patient_id, "")
+    prov = np.append(np.vectorize(PROVIDER.get)(c.site), "ZZA")
+    age = np.append(c.age, 70)
+    idx = spells["patient"].to_numpy()
+    eps = (
+        spells.with_columns(
+            pl.Series("PSEUDO_HESID", pid[idx]), pl.Series("PROCODE3", prov[idx]),
+            pl.Series("STARTAGE", age[idx].astype(str)),
+            pl.format("SP{}", (pl.col("spell") + 1).cast(pl.String).str.zfill(6)).alias("SPELL_ID"),
+            pl.col("admidate").dt.to_string("%Y-%m-%d").alias("ADMIDATE"),
+            (pl.col("admidate") + pl.duration(days=pl.col("los"))).dt.to_string("%Y-%m-%d")
+            .alias("DISDATE"),
+            pl.int_ranges(1, pl.col("episodes") + 1).alias("EPIORDER"),
+        )
+        .explode("EPIORDER", empty_as_null=True)
+        .with_columns(
+            pl.when(pl.col("EPIORDER") == 1).then(pl.col("SPELL_HRG")).otherwise(pl.col("second_hrg"))
+            .alias("SUSHRG"),
+            pl.col("EPIORDER").cast(pl.String),
+        )
+        .with_row_index("n")
+        .with_columns(pl.format("1{}", (pl.col("n") + 1).cast(pl.String).str.zfill(11)).alias("EPIKEY"))
+    )
+    return eps.select("EPIKEY", "PSEUDO_HESID", "PROCODE3", "SPELL_ID", "EPIORDER", "ADMIDATE",
+                      "DISDATE", "ADMIMETH", "CLASSPAT", "STARTAGE", "SUSHRG", "SPELL_HRG")
+
+
+def op_extract(rng: np.random.Generator, c: Cohort, op: Events) -> pl.DataFrame:
+    n = len(op)
+    tfc = pick(rng, OP_TFC, OP_TFC_P, n)
+    first = pick(rng, OP_FIRSTATT, OP_FIRSTATT_P, n)
+    attended = pick(rng, OP_ATTENDED, OP_ATTENDED_P, n)
+    proc_hrg = np.vectorize(lambda t: OP_PROC_HRG.get(t, ""))(tfc)
+    has_proc = (rng.random(n) < OP_PROC_P) & (proc_hrg != "")
+    wf = np.where(np.isin(first, ("1", "3")), "WF01B", "WF01A")
+    hrg = np.where(has_proc, proc_hrg, wf)
+    return pl.DataFrame({
+        "ATTENDKEY": np.char.mod("2%011d", np.arange(1, n + 1)),
+        "PSEUDO_HESID": c.patient_id[op.patient],
+        "PROCODE3": np.vectorize(PROVIDER.get)(c.site[op.patient]),
+        "APPTDATE": iso(op.date),
+        "APPTAGE": c.age[op.patient].astype(str),
+        "TRETSPEF": tfc,
+        "FIRSTATT": first,
+        "ATTENDED": attended,
+        "STAFFTYP": pick(rng, OP_STAFFTYP, OP_STAFFTYP_P, n),
+        "SUSHRG": hrg,
+    })
+
+
+def ae_extract(rng: np.random.Generator, c: Cohort, admitted: Events, other: Events) -> pl.DataFrame:
+    na, no = len(admitted), len(other)
+    p = np.concatenate([admitted.patient, other.patient])
+    d = np.concatenate([admitted.date, other.date])
+    hrg = np.concatenate([pick(rng, AE_HRGS_ADMITTED, AE_HRGS_ADMITTED_P, na),
+                          pick(rng, AE_HRGS_OTHER, AE_HRGS_OTHER_P, no)])
+    dept = np.concatenate([np.full(na, "01"), pick(rng, AE_DEPT, AE_DEPT_P, no)])
+    disp = np.concatenate([np.full(na, "01"), pick(rng, AE_DISP_OTHER, AE_DISP_OTHER_P, no)])
+    order = np.lexsort((p, d))
+    p, d, hrg, dept, disp = p[order], d[order], hrg[order], dept[order], disp[order]
+    n = na + no
+    return pl.DataFrame({
+        "AEKEY": np.char.mod("3%011d", np.arange(1, n + 1)),
+        "PSEUDO_HESID": c.patient_id[p],
+        "PROCODE3": np.vectorize(PROVIDER.get)(c.site[p]),
+        "ARRIVALDATE": iso(d),
+        "ARRIVALAGE": c.age[p].astype(str),
+        "AEDEPTTYPE": dept,
+        "AEATTENDDISP": disp,
+        "SUSHRG": hrg,
+    })
+
+
+def add_awkward(c: Cohort, apc: pl.DataFrame, op: pl.DataFrame, ae: pl.DataFrame,
+                outsider: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """A few records any real extract has, so the coverage table has something to show."""
+    def day(i: int, offset: int) -> str:
+        return str(c.index_date[i] + np.timedelta64(offset, "D"))
+
+    pid, site = c.patient_id, c.site
+    prov = [PROVIDER[s] for s in site[:6]]
+    extra_apc = pl.DataFrame({
+        "EPIKEY": ["190000000001", "190000000002", "190000000003", "190000000004",
+                   "190000000005", "190000000006"],
+        "PSEUDO_HESID": [pid[0], pid[1], pid[2], pid[3], pid[3], outsider],
+        "PROCODE3": [prov[0], prov[1], prov[2], prov[3], prov[3], "ZZA"],
+        "SPELL_ID": ["SPX00001", "SPX00002", "SPX00003", "SPX00004", "SPX00004", "SPX00005"],
+        "EPIORDER": ["1", "1", "1", "1", "2", "1"],
+        # UZ01Z (ungroupable) / HRG no table knows / HES dummy admission date /
+        # two-episode spell with no spell HRG / a patient who is not in the cohort
+        "ADMIDATE": [day(0, 30), day(1, -40), "1800-01-01", day(3, 60), day(3, 60), day(0, 10)],
+        "DISDATE": [day(0, 33), day(1, -38), day(2, 20), day(3, 66), day(3, 66), day(0, 12)],
+        "ADMIMETH": ["21", "11", "21", "21", "21", "21"],
+        "CLASSPAT": ["1", "1", "1", "1", "1", "1"],
+        "STARTAGE": [str(a) for a in c.age[[0, 1, 2, 3, 3, 0]]],
+        "SUSHRG": ["UZ01Z", "DZ99Z", "DZ65K", "EB03E", "WJ06J", "DZ65K"],
+        "SPELL_HRG": ["UZ01Z", "DZ99Z", "DZ65K", "", "", "DZ65K"],
+    })
+    extra_op = pl.DataFrame({
+        "ATTENDKEY": ["290000000001", "290000000002"],
+        "PSEUDO_HESID": [outsider, outsider],
+        "PROCODE3": ["ZZA", "ZZA"],
+        "APPTDATE": [day(0, 20), day(0, 50)],
+        "APPTAGE": ["70", "70"],
+        "TRETSPEF": ["300", "300"],
+        "FIRSTATT": ["1", "2"],
+        "ATTENDED": ["5", "5"],
+        "STAFFTYP": ["01", "01"],
+        "SUSHRG": ["WF01B", "WF01A"],
+    })
+    extra_ae = pl.DataFrame({
+        "AEKEY": ["390000000001"],
+        "PSEUDO_HESID": [pid[4]],
+        "PROCODE3": [prov[4]],
+        "ARRIVALDATE": [day(4, 15)],
+        "ARRIVALAGE": [str(c.age[4])],
+        "AEDEPTTYPE": ["01"],
+        "AEATTENDDISP": ["03"],
+        "SUSHRG": [""],  # no HRG recorded
+    })
+    return (pl.concat([apc, extra_apc]), pl.concat([op, extra_op]), pl.concat([ae, extra_ae]))
+
+
+def cohort_frame(c: Cohort) -> pl.DataFrame:
+    return pl.DataFrame({
+        "patient_id": c.patient_id,
+        "index_date": iso(c.index_date),
+        "group": np.where(c.treated, "intervention", "control"),
+        "site": c.site,
+        "matched_set": c.matched_set,
+        "weight": np.round(c.weight, 6),
+        "end_of_follow_up": [None if np.isnat(d) else str(d) for d in c.death],
+    })
+
+
+# ---------------------------------------------------------------------------------------
+# the illustrative tariff
+# ---------------------------------------------------------------------------------------
+
+
+def _rc_wide(rc: pl.DataFrame, departments: tuple[str, ...]) -> pl.DataFrame:
+    return (
+        rc.filter(pl.col("department_code").is_in(departments))
+        .group_by("currency_code", "department_code").agg(pl.col("unit_cost").first())
+        .pivot(on="department_code", index="currency_code", values="unit_cost")
+    )
+
+
+def _price(col: str, factor: float) -> pl.Expr:
+    return (pl.col(col) * factor).round(0)
+
+
+def tariff_frames(tables: costing.TableSet) -> dict[str, pl.DataFrame]:
+    """Canonical tariff frames: reference cost x factor for the HRGs the example uses."""
+    rc = tables.table("reference_cost", EDITION)
+    # 32000 in the trim-point table means "no trim point": shown as "-" in the tariff.
+    trim = (tables.table("trimpoints", EDITION).rename({"hrg_code": "currency_code"})
+            .with_columns(pl.when(pl.col("trim_days") < NO_TRIM).then(pl.col("trim_days"))
+                          .alias("trim_days")))
+    names = (rc.filter(pl.col("department_code") == "TOTAL")
+             .select("currency_code", pl.col("currency_description").alias("hrg_name")))
+    admitted = sorted(set(NEL_HRGS + DC_HRGS + EL_HRGS + SECOND_EPISODE_HRGS) - set(NOT_IN_TARIFF))
+    wide = _rc_wide(rc, ("EL", "DC", "NEL", "EL_XS", "NEL_XS"))
+    apc = (
+        pl.DataFrame({"currency_code": admitted})
+        .join(wide, on="currency_code", how="left")
+        .join(trim, on="currency_code", how="left")
+        .join(names, on="currency_code", how="left")
+        .with_columns(
+            pl.lit(None, pl.Float64).alias("op_procedure_price"),
+            pl.lit(None, pl.Float64).alias("combined_dc_el_price"),
+            _price("DC", TARIFF_FACTOR["dc"]).alias("dc_price"),
+            _price("EL", TARIFF_FACTOR["el"]).alias("el_price"),
+            pl.col("trim_days").alias("el_trim_days"),
+            pl.when(~pl.col("currency_code").is_in(NO_NEL_PRICE))
+            .then(_price("NEL", TARIFF_FACTOR["nel"])).alias("nel_price"),
+            pl.col("trim_days").alias("nel_trim_days"),
+            pl.coalesce("NEL_XS", "EL_XS").round(0).alias("excess_bed_day_price"),
+            pl.col("currency_code").is_in(SSE_HRGS).alias("sse_applicable"),
+        )
+        .with_columns(
+            pl.when(pl.col("sse_applicable")).then(pl.lit(SSE_PERCENT)).alias("sse_percent"),
+            pl.when(pl.col("sse_applicable"))
+            .then((pl.col("nel_price") * SSE_PERCENT / 100).round(0)).alias("sse_price"),
+        )
+        .rename({"currency_code": "hrg_code"})
+    )
+    oproc = (
+        rc.filter(pl.col("department_code") == "OPROC")
+        .join(pl.DataFrame({"service_code": list(OP_PROC_HRG), "currency_code": list(OP_PROC_HRG.values())}),
+              on=["service_code", "currency_code"], how="inner")
+        .join(names, on="currency_code", how="left")
+        .select(pl.col("currency_code").alias("hrg_code"), "hrg_name",
+                _price("unit_cost", TARIFF_FACTOR["oproc"]).alias("op_procedure_price"))
+    )
+    apc = pl.concat([apc, oproc], how="diagonal_relaxed")
+    cl = (
+        rc.filter(pl.col("department_code") == "CL", pl.col("service_code").is_in(OP_TFC))
+        .pivot(on="currency_code", index="service_code", values="unit_cost", aggregate_function="first")
+    )
+    priced_tfc = ~pl.col("treatment_function_code").is_in(NO_OP_PRICE_TFC)
+    op_att = (
+        cl.rename({"service_code": "treatment_function_code"})
+        .with_columns(
+            pl.col("treatment_function_code").replace_strict(TFC_NAMES)
+            .alias("treatment_function_description"),
+            *[pl.when(priced_tfc).then(_price(wf, TARIFF_FACTOR["op"])).alias(name)
+              for wf, name in (("WF01B", "first_single_price"), ("WF02B", "first_multi_price"),
+                               ("WF01A", "followup_single_price"), ("WF02A", "followup_multi_price"))],
+        )
+    )
+    ae_wide = (rc.filter(pl.col("department_code") == "AE")
+               .pivot(on="service_code", index="currency_code", values="unit_cost",
+                      aggregate_function="first"))
+    ae = (
+        ae_wide.filter(pl.col("currency_code").is_in(AE_HRGS_ADMITTED + AE_HRGS_OTHER))
+        .join(names, on="currency_code", how="left")
+        .with_columns(
+            pl.when(~pl.col("currency_code").is_in(NO_AE_PRICE))
+            .then(_price("T01NA", TARIFF_FACTOR["ae"])).alias("type_1_2_price"),
+            pl.when(~pl.col("currency_code").is_in(NO_AE_PRICE))
+            .then(_price("T03NA", TARIFF_FACTOR["ae"])).alias("type_3_price"),
+        )
+        .rename({"currency_code": "hrg_code"})
+    )
+    schema = TABLE_SCHEMAS["tariff"]
+    frames = {"apc": apc, "op_attendance": op_att, "ae": ae}
+    return {k: v.select([pl.col(c).cast(t) for c, t in schema[k].items()]).sort(next(iter(schema[k])))
+            for k, v in frames.items()}
+
+
+def normalise_xlsx(path: Path) -> None:
+    """Fix the timestamps openpyxl writes (zip entries, document properties): same bytes each run."""
+    with zipfile.ZipFile(path) as z:
+        entries = [(info.filename, z.read(info.filename)) for info in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries:
+            if name == "docProps/core.xml":
+                text = data.decode("utf-8")
+                text = re.sub(r"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:)",
+                              rf"\g<1>{FIXED_XML_TIME}\g<3>", text)
+                data = text.encode("utf-8")
+            z.writestr(zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME), data,
+                       compress_type=zipfile.ZIP_DEFLATED)
+
+
+def write_tariff(tables: costing.TableSet, workbook: Path = WORKBOOK, into: Path = TABLES) -> Path:
+    frames = tariff_frames(tables)
+    tariff_workbook.write_tariff_workbook(
+        workbook, frames["apc"], frames["op_attendance"], frames["ae"],
+        title=TARIFF_TITLE, illustrative=True,
+    )
+    normalise_xlsx(workbook)
+    return tariff_workbook.import_edition(
+        workbook, edition=EDITION, into=into, hrg_version="HRG4", overwrite=True,
+        illustrative=True,
+        title=f"{TARIFF_TITLE} - {tariff_workbook.ILLUSTRATIVE_NOTE}",
+        publisher="costing worked example (synthetic; derived from the 2017/18 reference costs)",
+        obtained_from="examples/icp/generate.py",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------
+
+
+def generate(data_dir: Path = DATA, tables_dir: Path = TABLES, workbook: Path = WORKBOOK) -> dict[str, Path]:
+    """Write the cohort, the three extracts and the illustrative tariff; return the paths."""
+    rng = np.random.default_rng(SEED)
+    c = make_cohort(rng)
+    # Cohort ids have 11 hex digits after a leading 0, so an id starting with F is not one.
+    outsider = "F" + c.patient_id[0][1:]
+    nel = draw_events(rng, c, "nel")
+    el = draw_events(rng, c, "el")
+    op = draw_events(rng, c, "op")
+    ae_other = draw_events(rng, c, "ae_other")
+    through_ae = rng.random(len(nel)) < AE_BEFORE_NEL_P
+    ae_admitted = Events(nel.patient[through_ae], nel.date[through_ae])
+
+    apc = finish_apc(c, apc_extract(rng, c, nel, el))
+    op_df = op_extract(rng, c, op)
+    ae_df = ae_extract(rng, c, ae_admitted, ae_other)
+    apc, op_df, ae_df = add_awkward(c, apc, op_df, ae_df, outsider)
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "cohort": data_dir / "cohort.csv",
+        "apc": data_dir / "apc.csv",
+        "op": data_dir / "op.csv",
+        "ae": data_dir / "ae.csv",
+    }
+    cohort_frame(c).write_csv(paths["cohort"], line_terminator="\n")
+    apc.write_csv(paths["apc"], line_terminator="\n")
+    op_df.write_csv(paths["op"], line_terminator="\n")
+    ae_df.write_csv(paths["ae"], line_terminator="\n")
+    paths["workbook"] = workbook
+    paths["tariff"] = write_tariff(costing.load_tables(), workbook, tables_dir)
+    return paths
+
+
+def main() -> int:
+    paths = generate()
+    for name, path in paths.items():
+        try:
+            shown = path.relative_to(Path.cwd())
+        except ValueError:
+            shown = path
+        print(f"{name:9s} {shown}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
