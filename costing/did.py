@@ -270,7 +270,7 @@ def _panel(
     if use_cluster:
         attrs["_cluster"] = pl.col(cluster).cast(pl.String)  # type: ignore[arg-type]
     if weight is not None:
-        attrs["_weight"] = pl.col(weight).cast(pl.Float64)
+        attrs["_weight"] = pl.col(weight).cast(pl.Float64, strict=False)
     rows = lf.select(
         pl.col("patient_id").cast(pl.String),
         pl.col("window").cast(pl.Int64).alias("_window"),
@@ -481,8 +481,8 @@ def _estimate(
         {
             "comparison": [comparison] * k1,
             "category": cats,
-            "pre_windows": [",".join(map(str, pre))] * k1,
-            "post_windows": [",".join(map(str, post))] * k1,
+            "pre_windows": [_window_list(pre)] * k1,
+            "post_windows": [_window_list(post)] * k1,
             "n_treated": [n_t] * k1,
             "n_control": [n_c] * k1,
             "n_clusters": [panel.n_clusters] * k1,
@@ -509,6 +509,11 @@ def _estimate(
         },
     )
     return frame.with_columns(pl.col(pl.Float64).fill_nan(None))
+
+
+def _window_list(ws: Sequence[int]) -> str:
+    """Windows as text, e.g. "[-2,-1]" (a leading bracket, so spreadsheets keep it as text)."""
+    return "[" + ",".join(map(str, ws)) + "]"
 
 
 def _check_params(n_boot: int, ci: float) -> None:

@@ -301,15 +301,15 @@ def test_pretrend_and_pooled_pre_windows() -> None:
     pt = did_pretrend(df, windows=(-2, -1), n_boot=20)
     r = row(pt, "ae")
     # -2 -> -1: treated 300 -> 150 (-150: regression to the mean), control 100 -> 150 (+50)
-    assert (r["comparison"], r["pre_windows"], r["post_windows"]) == ("pretrend", "-2", "-1")
+    assert (r["comparison"], r["pre_windows"], r["post_windows"]) == ("pretrend", "[-2]", "[-1]")
     assert r["did"] == pytest.approx(-200)
     # three windows give two consecutive comparisons
     assert did_pretrend(df, windows=(-2, -1, 0), n_boot=20)["post_windows"].unique(
-        maintain_order=True).to_list() == ["-1", "0"]
+        maintain_order=True).to_list() == ["[-1]", "[0]"]
     # pooled pre (-2, -1): treated pre mean per window (300+150)/2=225, post 100 (-125);
     # control (100+150)/2=125, post 150 (+25); DiD -150
     pooled = row(did(df, pre=(-2, -1), post=0, n_boot=20), "ae")
-    assert pooled["pre_windows"] == "-2,-1"
+    assert pooled["pre_windows"] == "[-2,-1]"
     assert (pooled["treated_pre"], pooled["control_pre"], pooled["did"]) == (225, 125, -150)
 
 

@@ -1,0 +1,100 @@
+"""``costing evaluate`` through click's CliRunner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from click.testing import CliRunner
+
+from costing.cli import main
+
+T, C = "intervention", "control"
+# Hand example (windows -1, 0): treated A, B; controls C, D.
+COSTS = {
+    "A": (T, {"elective": (100, 50), "ae": (0, 200)}),
+    "B": (T, {"elective": (300, 150), "ae": (100, 100)}),
+    "C": (C, {"elective": (200, 200), "ae": (0, 0)}),
+    "D": (C, {"elective": (0, 100), "ae": (50, 150)}),
+}
+
+
+def _write(tmp_path: Path, with_group: bool = True) -> Path:
+    rows = [
+        {"patient_id": pid, "window": w, "window_start": "2010-01-01", "window_end": "2010-07-01",
+         "window_days": 181, "category": cat, "cost": float(c), "n_records": 1, "n_unpriced": 0,
+         "n_excluded": 0, "days_observed": 181, "group": grp, "matched_set": f"m{pid}"}
+        for pid, (grp, costs) in COSTS.items()
+        for cat, pair in costs.items()
+        for w, c in zip((-1, 0), pair, strict=True)
+    ]
+    df = pl.DataFrame(rows)
+    if not with_group:
+        df = df.drop("group")
+    path = tmp_path / "windows.csv"
+    df.write_csv(path)
+    return path
+
+
+def test_evaluate_ok(tmp_path: Path) -> None:
+    wc = _write(tmp_path)
+    out = tmp_path / "did.csv"
+    chart = tmp_path / "event.png"
+    res = CliRunner().invoke(
+        main, ["evaluate", str(wc), "--pre", "-1", "--post", "0", "--boot", "100",
+               "--chart", str(chart), "-o", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    got = pl.read_csv(out)
+    # elective DiD -150, ae +50, total -100 (hand figures in tests/unit/test_did.py)
+    assert got["category"].to_list() == ["elective", "ae", "total"]
+    assert got["did"].to_list() == [-150.0, 50.0, -100.0]
+    assert got["pre_windows"].to_list() == ["[-1]"] * 3
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    assert "total DiD £-100.00 per patient" in res.stderr
+
+
+def test_evaluate_with_cohort_and_pretrend(tmp_path: Path) -> None:
+    wc = _write(tmp_path, with_group=False)
+    cohort = tmp_path / "cohort.csv"
+    pl.DataFrame({"patient_id": ["A", "B", "C", "D"], "group": [T, T, C, C],
+                  "weight": [1.0, 1.0, 1.0, 3.0]}).write_csv(cohort)
+    out = tmp_path / "did.parquet"
+    res = CliRunner().invoke(
+        main, ["evaluate", str(wc), "--cohort", str(cohort), "--weight", "weight",
+               "--boot", "50", "-o", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    # weighted control (C weight 1, D weight 3): elective change +75, DiD -100 - 75 = -175
+    got = pl.read_parquet(out)
+    assert got.filter(pl.col("category") == "elective")["did"].item() == -175.0
+
+
+def test_evaluate_missing_group_column_exits_1(tmp_path: Path) -> None:
+    wc = _write(tmp_path, with_group=False)
+    res = CliRunner().invoke(main, ["evaluate", str(wc), "-o", str(tmp_path / "did.csv")])
+    assert res.exit_code == 1
+    assert "no 'group' column" in res.stderr
+    assert not (tmp_path / "did.csv").exists()
+
+
+def test_evaluate_window_absent_exits_1(tmp_path: Path) -> None:
+    wc = _write(tmp_path)
+    res = CliRunner().invoke(main, ["evaluate", str(wc), "--pre", "-2",
+                                    "-o", str(tmp_path / "did.csv")])
+    assert res.exit_code == 1
+    assert "window(s) -2 not present" in res.stderr
+
+
+def test_evaluate_bad_option_exits_2(tmp_path: Path) -> None:
+    wc = _write(tmp_path)
+    for bad in (["--censoring", "drop"], ["--pre", "minus one"], ["--ci", "1.5"],
+                ["--boot", "0"]):
+        res = CliRunner().invoke(main, ["evaluate", str(wc), *bad, "-o", "x.csv"])
+        assert res.exit_code == 2, bad
+
+
+def test_evaluate_help_has_example() -> None:
+    res = CliRunner().invoke(main, ["evaluate", "--help"])
+    assert res.exit_code == 0
+    assert "costing evaluate windows.parquet -o did.csv" in res.output
