@@ -108,6 +108,8 @@ _HES_COLUMNS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
         "spell_id": ("SPELL_ID", "SUSSPELLID", "SPELLID"),
         "spell_hrg_code": ("SPELL_HRG", "SUSHRG_SPELL", "SPELHRG", "SPELL_HRG_CODE"),
         "episode_order": ("EPIORDER",),
+        "episode_start": ("EPISTART",),
+        "episode_end": ("EPIEND",),
     },
     "op": {
         "record_id": ("ATTENDKEY",),

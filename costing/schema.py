@@ -178,6 +178,8 @@ ACTIVITY_SCHEMA: Final[dict[str, pl.DataType]] = {
     "spell_hrg_code": pl.String(),  # apc, optional: the spell HRG when input is episodic
     "ae_admitted": pl.Boolean(),  # ae, optional: AEATTENDDISP == 01
     "episode_order": pl.Int32(),  # apc, optional: EPIORDER, orders episodes within a spell
+    "episode_start": pl.Date(),  # apc, optional: EPISTART, for episode-level length of stay
+    "episode_end": pl.Date(),  # apc, optional: EPIEND, for episode-level length of stay
 }
 
 # Required per setting (a null here makes the record invalid).

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import click
+import polars as pl
 
 from costing.cli import main
 from costing.cli._common import echo_err
@@ -57,9 +58,13 @@ def report_cmd(output_dir: str) -> None:
     if priced_path is None or not (d / "coverage.csv").exists() or not (d / "run_manifest.json").exists():
         raise InputError(f"{d}: not a run output folder (needs priced.parquet|csv, coverage.csv, "
                          "run_manifest.json); run `costing run RUN.toml` first")
-    window_costs = read_table(d / "window_costs.csv") if (d / "window_costs.csv").exists() else None
-    did_table = read_table(d / "did.csv") if (d / "did.csv").exists() else None
-    files = write_report(d, priced=read_table(priced_path), coverage=read_table(d / "coverage.csv"),
+    # our own outputs: codes stay text, counts and money are read as numbers
+    from costing.schema import COHORT_SCHEMA, WINDOW_COLUMNS
+
+    window_costs = (read_table(d / "window_costs.csv", schema={**WINDOW_COLUMNS, **COHORT_SCHEMA})
+                    if (d / "window_costs.csv").exists() else None)
+    did_table = pl.read_csv(d / "did.csv") if (d / "did.csv").exists() else None
+    files = write_report(d, priced=read_table(priced_path), coverage=pl.read_csv(d / "coverage.csv"),
                          window_costs=window_costs, did_table=did_table,
                          manifest=json.loads((d / "run_manifest.json").read_text(encoding="utf-8")))
     for name, path in files.items():

@@ -176,8 +176,10 @@ def test_preset_table_lists_every_setting() -> None:
     rows = preset_table("hes")
     assert {s for s, _, _ in rows} == set(SETTINGS)
     assert ("ae", "ae_admitted", "AEATTENDDISP") in rows
-    # 13 APC + 9 OP + 8 A&E canonical columns are mapped by the hes preset (counted above).
-    assert len(rows) == 13 + 9 + 8
+    assert ("apc", "episode_start", "EPISTART") in rows
+    # 15 APC + 9 OP + 8 A&E canonical columns are mapped by the hes preset (counted above,
+    # plus EPISTART/EPIEND for episode-level length of stay).
+    assert len(rows) == 15 + 9 + 8
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
