@@ -66,13 +66,9 @@ def _to_date(col: str, dtype: pl.DataType) -> pl.Expr:
     return c.cast(pl.Date, strict=False)
 
 
-def _problems(df: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
-    """Every (row, column, value, reason) problem of a canonical cohort frame.
-
-    ``raw`` holds the user's original values (as strings) for the message.
-    """
-    row = (pl.col("_row") + 1).cast(pl.Int64)
-    checks: list[tuple[str, pl.Expr, str]] = [
+def _checks() -> list[tuple[str, pl.Expr, str]]:
+    """(column, condition, reason) for every cohort rule; ``_given_<col>`` marks input values."""
+    return [
         ("patient_id", pl.col("patient_id").is_null(), "patient_id is missing"),
         (
             "patient_id",
@@ -81,12 +77,12 @@ def _problems(df: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
         ),
         (
             "index_date",
-            pl.col("index_date").is_null() & pl.col("_raw_index_date").is_null(),
+            pl.col("index_date").is_null() & ~pl.col("_given_index_date"),
             "index_date is missing",
         ),
         (
             "index_date",
-            pl.col("index_date").is_null() & pl.col("_raw_index_date").is_not_null(),
+            pl.col("index_date").is_null() & pl.col("_given_index_date"),
             "index_date is not a date (expected YYYY-MM-DD)",
         ),
         (
@@ -96,7 +92,7 @@ def _problems(df: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
         ),
         (
             "end_of_follow_up",
-            pl.col("end_of_follow_up").is_null() & pl.col("_raw_end_of_follow_up").is_not_null(),
+            pl.col("end_of_follow_up").is_null() & pl.col("_given_end_of_follow_up"),
             "end_of_follow_up is not a date (expected YYYY-MM-DD)",
         ),
         (
@@ -106,25 +102,35 @@ def _problems(df: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
         ),
         (
             "weight",
-            pl.col("weight").is_null() & pl.col("_raw_weight").is_not_null(),
+            pl.col("weight").is_null() & pl.col("_given_weight"),
             "weight is not a number",
         ),
         ("weight", pl.col("weight") < 0, "weight is negative"),
         ("weight", pl.col("weight").is_nan(), "weight is NaN"),
     ]
-    work = df.with_row_index("_row").with_columns(
-        pl.Series(f"_raw_{c}", raw[c]) for c in raw.columns
-    )
-    parts = [
-        work.filter(cond.fill_null(False)).select(
-            row.alias("row"),
-            pl.lit(column).alias("column"),
-            pl.col(f"_raw_{column}").alias("value"),
-            pl.lit(reason).alias("reason"),
+
+
+def _problems(work: pl.DataFrame, original: pl.DataFrame) -> pl.DataFrame:
+    """Every (row, column, value, reason) problem; ``value`` is the user's value as text."""
+    work = work.with_row_index("_row")
+    parts = []
+    for column, cond, reason in _checks():
+        hit = work.filter(cond.fill_null(False))
+        if not hit.height:
+            continue
+        value = original[column].cast(pl.String).gather(hit["_row"])
+        parts.append(
+            pl.DataFrame(
+                {
+                    "row": (hit["_row"] + 1).cast(pl.Int64),
+                    "column": [column] * hit.height,
+                    "value": value,
+                    "reason": [reason] * hit.height,
+                },
+                schema=_FAILURE_SCHEMA,
+            )
         )
-        for column, cond, reason in checks
-    ]
-    return pl.concat(parts).sort("row", "column", maintain_order=True).cast(_FAILURE_SCHEMA)
+    return pl.concat(parts).sort("row", "column", maintain_order=True)
 
 
 def validate_cohort(
@@ -160,10 +166,6 @@ def validate_cohort(
     if missing:
         raise MissingColumnsError(source, missing)
     schema = df.schema
-    raw = df.select(
-        pl.col(c).cast(pl.String) if c in schema else pl.lit(None, pl.String).alias(c)
-        for c in ("patient_id", "index_date", "end_of_follow_up", "weight")
-    )
     exprs: list[pl.Expr] = []
     for col, dtype in COHORT_SCHEMA.items():
         if col not in schema:
@@ -178,9 +180,18 @@ def validate_cohort(
         else:
             exprs.append(pl.col(col).cast(dtype, strict=False).alias(col))
     extras = [c for c in df.columns if c not in COHORT_SCHEMA]
-    out = df.select(*exprs, *extras)
-    failures = _problems(out, raw)
-    if failures.height:
-        raise CohortError(source, failures)
+    given = [
+        (pl.col(c).is_not_null() if c in schema else pl.lit(False)).alias(f"_given_{c}")
+        for c in ("index_date", "end_of_follow_up", "weight")
+    ]
+    work = df.select(*exprs, *extras, *given)
+    bad = work.select(pl.any_horizontal(c.fill_null(False) for _, c, _ in _checks()).any()).item()
+    if bad:
+        original = df.select(
+            pl.col(c) if c in schema else pl.lit(None, pl.String).alias(c)
+            for c in ("patient_id", "index_date", "end_of_follow_up", "weight")
+        )
+        raise CohortError(source, _problems(work, original))
+    out = work.drop(g.meta.output_name() for g in given)
     logger.debug("%s: %d cohort patients validated", source, out.height)
     return out

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+import numpy as np
 import polars as pl
 
 from costing.cohort import validate_cohort
@@ -126,6 +127,14 @@ def _window_index(date: pl.Expr, n_windows: int) -> pl.Expr:
     return expr
 
 
+def _category_index(cat: pl.Expr, categories: Sequence[str]) -> pl.Expr:
+    """Position of a record's category in the output order; null for an unknown value."""
+    expr: pl.Expr = pl.lit(None, pl.UInt8)
+    for i in reversed(range(len(categories))):
+        expr = pl.when(cat == categories[i]).then(pl.lit(i, pl.UInt8)).otherwise(expr)
+    return expr
+
+
 def _bucket(date: pl.Expr) -> pl.Expr:
     """Bucket of a whole record assigned by one date (precedence as in ``BUCKETS`` docs)."""
     return (
@@ -207,8 +216,7 @@ def _assign(
         "_row",
         *cols,
         pl.col("cost").cast(pl.Float64).alias("_record_cost"),
-        cat.replace_strict(cats, list(range(len(cats))), default=None, return_dtype=pl.UInt8)
-        .alias("_ci"),
+        _category_index(cat, cats).alias("_ci"),
     )
     joined = recs.join(_cohort_windows(cohort, spec), on="patient_id", how="left")
     n_w = len(spec.windows)
@@ -386,28 +394,28 @@ def _collect_assigned(
 # --------------------------------------------------------------------------------------
 
 
-def _skeleton(cohort: pl.DataFrame, spec: _Spec) -> pl.LazyFrame:
-    """Every cohort patient x window x category, in cohort, window, category order."""
-    cats = spec.categories
-    per_window = [
+def _skeleton(cohort: pl.DataFrame, spec: _Spec) -> pl.DataFrame:
+    """Every cohort patient x window x category, in cohort, window, category order.
+
+    Row ``r`` is patient ``r // (W*C)``, window ``(r // C) % W``, category ``r % C``: the
+    same position ``_key`` gives an assigned record, so sums are scattered straight in.
+    """
+    n_p, n_w, n_c = cohort.height, len(spec.windows), len(spec.categories)
+    per_window = pl.concat(
         cohort.lazy().select(
-            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx"),
             "patient_id",
             pl.lit(k, pl.Int32).alias("window"),
             window_bound(k, spec.months).alias("window_start"),
             window_bound(k + 1, spec.months).alias("window_end"),
-            pl.lit(i, pl.UInt8).alias("_wi"),
             *COHORT_OUTPUT_COLUMNS,
         )
-        for i, k in enumerate(spec.windows)
-    ]
-    categories = pl.LazyFrame(
-        {"category": list(cats), "_ci": list(range(len(cats)))},
-        schema={"category": pl.String, "_ci": pl.UInt8},
-    )
-    return pl.concat(per_window).join(categories, how="cross").with_columns(
-        _key(len(spec.windows), len(cats)).alias("_key")
-    )
+        for k in spec.windows
+    ).collect()
+    r = pl.int_range(n_p * n_w * n_c, dtype=pl.UInt64, eager=True)
+    # row (patient p, window i) of per_window sits at i * n_p + p
+    at = ((r // n_c) % n_w) * n_p + r // (n_w * n_c)
+    categories = pl.Series("category", spec.categories, dtype=pl.String)
+    return per_window.select(pl.all().gather(at)).with_columns(categories.gather(r % n_c))
 
 
 def _key(n_windows: int, n_categories: int) -> pl.Expr:
@@ -495,22 +503,29 @@ def cost_by_window(
     spec = _spec(windows, months, assign, by)
     coh, assigned, by_bucket = _collect_assigned(priced, cohort, spec)
     n_w, n_c = len(spec.windows), len(spec.categories)
-    unpriced = pl.col("_part_cost").is_null()
-    agg = (
-        assigned.lazy()
-        .filter(pl.col("bucket") == "in_window")
-        .group_by(_key(n_w, n_c).alias("_key"))
-        .agg(
-            pl.col("_part_cost").sum().alias("cost"),
-            pl.len().cast(pl.UInt32).alias("n_records"),
-            unpriced.sum().cast(pl.UInt32).alias("n_unpriced"),
-            (pl.col("status") == _EXCLUDED).sum().cast(pl.UInt32).alias("n_excluded"),
-        )
+    size = coh.height * n_w * n_c
+    inw = assigned.filter(pl.col("bucket") == "in_window").select(
+        _key(n_w, n_c).cast(pl.Int64).alias("_key"),
+        pl.col("_part_cost").fill_null(0.0).alias("cost"),
+        pl.col("_part_cost").is_null().alias("unpriced"),
+        (pl.col("status") == _EXCLUDED).fill_null(False).alias("excluded"),
     )
+    # a dense scatter-add over output positions: the group_by + zero-fill join in one step
+    key = inw["_key"].to_numpy()
+    sums = {
+        "cost": np.bincount(key, weights=inw["cost"].to_numpy(), minlength=size),
+        "n_records": np.bincount(key, minlength=size),
+        "n_unpriced": np.bincount(key[inw["unpriced"].to_numpy()], minlength=size),
+        "n_excluded": np.bincount(key[inw["excluded"].to_numpy()], minlength=size),
+    }
+    if any(len(v) != size for v in sums.values()):
+        raise ConservationError(
+            f"windows: an in-window record points past the {size} output rows; "
+            "a bug in costing, please report it"
+        )
     long = (
         _skeleton(coh, spec)
-        .join(agg, on="_key", how="left")
-        .sort("_key")
+        .with_columns(pl.Series(name, values) for name, values in sums.items())
         .select(
             "patient_id",
             "window",
@@ -518,8 +533,10 @@ def cost_by_window(
             "window_end",
             _days(pl.col("window_end") - pl.col("window_start")).cast(pl.Int32).alias("window_days"),
             "category",
-            pl.col("cost").fill_null(0.0),
-            *(pl.col(c).fill_null(0) for c in ("n_records", "n_unpriced", "n_excluded")),
+            "cost",
+            "n_records",
+            "n_unpriced",
+            "n_excluded",
             pl.lit(None, pl.Int32).alias("days_observed"),
             *COHORT_OUTPUT_COLUMNS,
         )
@@ -530,7 +547,6 @@ def cost_by_window(
             .alias("days_observed")
         )
         .cast({c: t for c, t in WINDOW_COLUMNS.items()})
-        .collect()
     )
     in_window = by_bucket.filter(pl.col("bucket") == "in_window")
     want_cost = float(in_window["cost"].sum())

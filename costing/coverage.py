@@ -1,0 +1,114 @@
+"""How much of the activity was priced, and by which source, per category (and arm, window).
+
+An analyst reads ``coverage`` to see at a glance whether the intervention and control arms
+were priced alike: the share of records (and of cost) priced by the tariff, by the
+reference-cost fallback, excluded, or left unpriced, in each group and window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from costing.errors import MissingColumnsError
+from costing.status import status_name_expr
+from costing.windows import DEFAULT_WINDOWS, Assign, _collect_assigned, _spec
+
+__all__ = ["coverage"]
+
+_MEASURES = ("n_records", "cost", "share_records", "share_cost")
+
+
+def _shares(frame: pl.LazyFrame, within: Sequence[str]) -> pl.LazyFrame:
+    """Add each row's share of records and of cost within ``within`` (null share of £0)."""
+    total_n = pl.col("n_records").sum().over(within) if within else pl.col("n_records").sum()
+    total_c = pl.col("cost").sum().over(within) if within else pl.col("cost").sum()
+    return frame.with_columns(
+        (pl.col("n_records") / total_n).alias("share_records"),
+        pl.when(total_c != 0).then(pl.col("cost") / total_c).alias("share_cost"),
+    )
+
+
+def _status_name(names: Sequence[str]) -> pl.Expr:
+    return pl.col("status_name") if "status_name" in names else status_name_expr("status")
+
+
+def coverage(
+    priced: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame | None = None,
+    windows: Sequence[int] | None = None,
+    months: int = 6,
+    assign: Assign = "admission",
+) -> pl.DataFrame:
+    """Rows and £ by status and cost source, per category (and per group and window).
+
+    Args:
+        priced: the output of ``costing.price`` (cost_category, cost, cost_source, status;
+            status_name is derived from status when absent).
+        cohort: optional cohort (see ``validate_cohort``). With it, records are placed as
+            ``cost_by_window`` places them and the table is split by the cohort's
+            ``group``, the audit ``bucket`` and the ``window``.
+        windows: window indices used with a cohort (default ``(-1, 0)``).
+        months: window length in months, with a cohort.
+        assign: APC assignment rule, with a cohort (see ``cost_by_window``).
+
+    Returns:
+        Without a cohort: category, status, status_name, cost_source, n_records, cost,
+        share_records and share_cost (shares within the category). With a cohort:
+        group, bucket, window, category, status, status_name, cost_source and the same
+        measures, shares within group x bucket x window x category (a spell apportioned
+        over two windows counts once in each). ``cost`` sums non-null costs; unpriced
+        rows (status >= 50) appear with cost 0 and their own share of records.
+
+    Example:
+        >>> coverage(priced, cohort).filter(pl.col("bucket") == "in_window")  # doctest: +SKIP
+    """
+    lf = priced.lazy()
+    names = lf.collect_schema().names()
+    missing = [c for c in ("cost_category", "cost", "status") if c not in names]
+    if missing:
+        raise MissingColumnsError("priced frame", missing)
+    source = pl.col("cost_source") if "cost_source" in names else pl.lit(None, pl.String)
+    if cohort is None:
+        keys = ["category", "status", "status_name", "cost_source"]
+        out = (
+            lf.select(
+                pl.col("cost_category").alias("category"),
+                pl.col("status"),
+                _status_name(names).alias("status_name"),
+                source.alias("cost_source"),
+                pl.col("cost").cast(pl.Float64),
+            )
+            .group_by(keys)
+            .agg(pl.len().cast(pl.UInt32).alias("n_records"), pl.col("cost").sum())
+        )
+        return _shares(out, ["category"]).sort(keys, nulls_last=True).collect()
+    spec = _spec(DEFAULT_WINDOWS if windows is None else windows, months, assign, "category")
+    keep = [c for c in ("cost_category", "cost_source", "status_name") if c in names]
+    coh, assigned, _ = _collect_assigned(lf, cohort, spec, keep)
+    window_of = pl.Series(list(spec.windows), dtype=pl.Int32)
+    groups = coh.lazy().select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx"), pl.col("group")
+    )
+    keys = ["group", "bucket", "window", "category", "status", "status_name", "cost_source"]
+    out = (
+        assigned.lazy()
+        .join(groups, on="_pidx", how="left")
+        .select(
+            "group",
+            "bucket",
+            pl.when(pl.col("bucket") == "in_window")
+            .then(pl.lit(window_of).gather(pl.col("_wi")))
+            .alias("window"),
+            pl.col("cost_category").alias("category"),
+            "status",
+            _status_name(names).alias("status_name"),
+            (pl.col("cost_source") if "cost_source" in keep else pl.lit(None, pl.String))
+            .alias("cost_source"),
+            pl.col("_part_cost").alias("cost"),
+        )
+        .group_by(keys)
+        .agg(pl.len().cast(pl.UInt32).alias("n_records"), pl.col("cost").sum())
+    )
+    return _shares(out, keys[:4]).sort(keys, nulls_last=True).collect()
