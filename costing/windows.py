@@ -446,7 +446,7 @@ def _wide(long: pl.DataFrame, categories: Sequence[str]) -> pl.DataFrame:
         long.gather_every(n_c, i).select(pl.col(m).alias(f"{m}_{c}") for m in measures)
         for i, c in enumerate(categories)
     ]
-    out = pl.concat([base, *per_cat], how="horizontal")
+    out = base.with_columns(s for frame in per_cat for s in frame.get_columns())
     return out.with_columns(
         pl.sum_horizontal(f"cost_{c}" for c in categories).alias("cost_total")
     )
