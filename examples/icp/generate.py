@@ -16,7 +16,8 @@ The study is shaped like the Integrated Care Pilots (ICP) case-management evalua
 * activity in the windows k = -2, -1 (before) and 0 (after the index date), and a thinner
   scatter in k = -3 and k = +1, outside the windows the run uses (it shows in the audit);
 * a handful of awkward records (UZ01Z, an HRG no table knows, a HES dummy date, a spell with
-  no spell HRG, an A&E record with no HRG, activity of a patient not in the cohort).
+  no spell HRG, an A&E record with no HRG, activity of a patient not in the cohort, an
+  outpatient attendance dated after the patient's death).
 
 The intervention effect is built in: after the index date case-managed patients have MORE
 emergency admissions (and A&E attendances) and FEWER elective admissions and outpatient
@@ -369,17 +370,20 @@ def add_awkward(c: Cohort, apc: pl.DataFrame, op: pl.DataFrame, ae: pl.DataFrame
         "SUSHRG": ["UZ01Z", "DZ99Z", "DZ65K", "EB03E", "WJ06J", "DZ65K"],
         "SPELL_HRG": ["UZ01Z", "DZ99Z", "DZ65K", "", "", "DZ65K"],
     })
+    # a patient who is not in the cohort (twice), and an attendance after a patient's death
+    dead = int(np.flatnonzero(~np.isnat(c.death))[0])
+    after_death = str(c.death[dead] + np.timedelta64(7, "D"))
     extra_op = pl.DataFrame({
-        "ATTENDKEY": ["290000000001", "290000000002"],
-        "PSEUDO_HESID": [outsider, outsider],
-        "PROCODE3": ["ZZA", "ZZA"],
-        "APPTDATE": [day(0, 20), day(0, 50)],
-        "APPTAGE": ["70", "70"],
-        "TRETSPEF": ["300", "300"],
-        "FIRSTATT": ["1", "2"],
-        "ATTENDED": ["5", "5"],
-        "STAFFTYP": ["01", "01"],
-        "SUSHRG": ["WF01B", "WF01A"],
+        "ATTENDKEY": ["290000000001", "290000000002", "290000000003"],
+        "PSEUDO_HESID": [outsider, outsider, pid[dead]],
+        "PROCODE3": ["ZZA", "ZZA", PROVIDER[site[dead]]],
+        "APPTDATE": [day(0, 20), day(0, 50), after_death],
+        "APPTAGE": ["70", "70", str(c.age[dead])],
+        "TRETSPEF": ["300", "300", "430"],
+        "FIRSTATT": ["1", "2", "2"],
+        "ATTENDED": ["5", "5", "5"],
+        "STAFFTYP": ["01", "01", "01"],
+        "SUSHRG": ["WF01B", "WF01A", "WF01A"],
     })
     extra_ae = pl.DataFrame({
         "AEKEY": ["390000000001"],

@@ -1,0 +1,217 @@
+"""Golden test of the worked example in examples/icp/ (``make demo``).
+
+The generator runs twice into temporary folders (its output must be byte-identical, and equal
+to the files committed in examples/icp/), then the whole pipeline (``costing.run``) runs on
+the generated files with the example's run file. Its results are compared with the committed
+golden CSVs in tests/golden/icp/:
+
+* ``window_means.csv``: per arm x window x category, patients, total and mean cost, records,
+  unpriced and excluded records, days observed (money rounded to 2 dp);
+* ``window_patient_totals.csv``: every patient's total cost per window (2 dp), so a change
+  to a single patient shows;
+* ``did.csv``: the difference-in-differences point estimates (and pre-trend check) per
+  category; the bootstrap interval is left out (the test uses few replicates for speed);
+* ``coverage.csv``: the coverage table (money rounded to 2 dp, shares to 4 dp).
+
+After a deliberate change, regenerate the golden files with
+``COSTING_REGENERATE_GOLDEN=1 .venv/bin/pytest tests/golden/test_icp_example.py``
+(the test then writes them and is skipped), and review the diff.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import importlib.util
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from costing.run import RunConfig, RunResult, run
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "icp"
+GOLDEN = Path(__file__).resolve().parent / "icp"
+REGENERATE = os.environ.get("COSTING_REGENERATE_GOLDEN") == "1"
+N_BOOT = 20  # point estimates do not depend on it; the interval is not compared
+
+# Point-estimate columns of the DiD table (costing.did).
+DID_COLUMNS = (
+    "comparison", "category", "pre_windows", "post_windows", "n_treated", "n_control",
+    "n_clusters", "treated_pre", "treated_post", "treated_change", "control_pre",
+    "control_post", "control_change", "did", "did_pct_of_treated_pre",
+)
+
+
+def _load_generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("icp_generate", EXAMPLE / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def _round_floats(df: pl.DataFrame) -> pl.DataFrame:
+    """Money (and percentages) to 2 dp; shares (0-1) to 4 dp."""
+    floats = [c for c, t in df.schema.items() if t in (pl.Float32, pl.Float64)]
+    return df.with_columns(
+        pl.col(c).round(4 if c.startswith("share") else 2) for c in floats
+    )
+
+
+def _as_text(df: pl.DataFrame) -> pl.DataFrame:
+    """The frame as its golden CSV reads back: every column a string, floats at 2 dp."""
+    data = _round_floats(df).write_csv(line_terminator="\n")
+    return pl.read_csv(io.StringIO(data), infer_schema=False)
+
+
+def _window_means(window_costs: pl.DataFrame) -> pl.DataFrame:
+    keys = ["group", "window", "category"]
+    return (
+        window_costs.group_by(keys)
+        .agg(
+            pl.col("patient_id").n_unique().alias("patients"),
+            pl.col("cost").sum().alias("total_cost"),
+            pl.col("cost").mean().alias("mean_cost"),
+            pl.col("n_records").sum().alias("records"),
+            pl.col("n_unpriced").sum().alias("unpriced"),
+            pl.col("n_excluded").sum().alias("excluded"),
+            pl.col("days_observed").sum().alias("days_observed"),
+        )
+        .sort(keys)
+    )
+
+
+def _patient_totals(window_costs: pl.DataFrame) -> pl.DataFrame:
+    keys = ["patient_id", "window"]
+    return (
+        window_costs.group_by(keys)
+        .agg(pl.col("cost").sum().round(2).alias("cost"), pl.col("n_records").sum().alias("records"))
+        .sort(keys)
+    )
+
+
+def _did_points(did: pl.DataFrame) -> pl.DataFrame:
+    cols = [c for c in DID_COLUMNS if c in did.columns]
+    return did.select(cols).with_columns(pl.col(pl.List(pl.Int64), pl.List(pl.Int32)).cast(
+        pl.List(pl.String)).list.join(";"))
+
+
+def _coverage(coverage: pl.DataFrame) -> pl.DataFrame:
+    return coverage.with_columns(
+        pl.col(c).cast(pl.String) for c, t in coverage.schema.items() if t == pl.Date
+    )
+
+
+GOLDEN_FRAMES: dict[str, Callable[[RunResult], pl.DataFrame]] = {
+    "window_means.csv": lambda r: _window_means(_require(r.window_costs)),
+    "window_patient_totals.csv": lambda r: _patient_totals(_require(r.window_costs)),
+    "did.csv": lambda r: _did_points(_require(r.did)),
+    "coverage.csv": lambda r: _coverage(r.coverage),
+}
+
+
+def _require(frame: pl.DataFrame | None) -> pl.DataFrame:
+    assert frame is not None, "the example run file asks for windows and an evaluation"
+    return frame
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Run the generator twice into two folders laid out like examples/icp/."""
+    gen = _load_generator()
+    roots = []
+    for name in ("first", "second"):
+        root = tmp_path_factory.mktemp(name)
+        gen.generate(data_dir=root / "data", tables_dir=root / "tables",
+                     workbook=root / "illustrative_tariff_2017-18.xlsx")
+        roots.append(root)
+    return roots[0], roots[1]
+
+
+@pytest.fixture(scope="module")
+def result(generated: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    root = generated[0]
+    cfg = RunConfig.from_toml(EXAMPLE / "run.toml")
+    assert cfg.evaluate is not None
+    out = tmp_path_factory.mktemp("output")
+    cfg = cfg.model_copy(update={
+        "base_dir": str(root),
+        "evaluate": cfg.evaluate.model_copy(update={"n_boot": N_BOOT}),
+        "output": cfg.output.model_copy(update={"dir": str(out)}),
+    })
+    return run(cfg)
+
+
+def test_generator_is_deterministic(generated: tuple[Path, Path]) -> None:
+    first, second = generated
+    files = _files(first)
+    # cohort + 3 extracts, the workbook, the tariff edition (3 tables + manifest)
+    assert len(files) == 9, files
+    assert files == _files(second)
+    _, mismatch, errors = filecmp.cmpfiles(first, second, files, shallow=False)
+    assert mismatch == [] and errors == []
+
+
+def test_committed_example_matches_generator(generated: tuple[Path, Path]) -> None:
+    """examples/icp/{data,tables,*.xlsx} are exactly what generate.py writes."""
+    first = generated[0]
+    files = _files(first)
+    _, mismatch, errors = filecmp.cmpfiles(first, EXAMPLE, files, shallow=False)
+    assert mismatch == [] and errors == [], (
+        f"committed example files differ from generate.py output: {mismatch + errors}; "
+        "run `.venv/bin/python examples/icp/generate.py` and commit"
+    )
+
+
+def test_generated_files_are_small(generated: tuple[Path, Path]) -> None:
+    for p in (generated[0] / "data").iterdir():
+        assert p.stat().st_size < 1_000_000, p
+
+
+def test_run_writes_every_output(result: RunResult, generated: tuple[Path, Path]) -> None:
+    for key in ("priced", "window_costs", "audit", "coverage", "did", "manifest"):
+        assert result.files[key].is_file(), key
+    # Never lose a record: one priced row per OP and A&E record, one per APC spell (spell
+    # id), and the spells' episode counts add up to the APC rows of the extract.
+    data = generated[0] / "data"
+    extract = {s: pl.read_csv(data / f"{s}.csv", infer_schema=False) for s in ("apc", "op", "ae")}
+    priced = result.priced
+    rows = dict(priced.group_by("setting").len().iter_rows())
+    assert rows["op"] == extract["op"].height
+    assert rows["ae"] == extract["ae"].height
+    assert rows["apc"] == extract["apc"]["SPELL_ID"].n_unique()
+    assert priced.filter(pl.col("setting") == "apc")["n_episodes"].sum() == extract["apc"].height
+    assert priced["status"].null_count() == 0
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_FRAMES))
+def test_golden(result: RunResult, name: str) -> None:
+    actual = _as_text(GOLDEN_FRAMES[name](result))
+    path = GOLDEN / name
+    if REGENERATE:
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        _round_floats(GOLDEN_FRAMES[name](result)).write_csv(path, line_terminator="\n")
+        pytest.skip(f"COSTING_REGENERATE_GOLDEN=1: wrote {path.relative_to(REPO)}")
+    assert path.is_file(), f"{path} missing: run with COSTING_REGENERATE_GOLDEN=1 to create it"
+    expected = pl.read_csv(path, infer_schema=False)
+    assert_frame_equal(actual, expected)
+
+
+def test_did_has_the_icp_shape(result: RunResult) -> None:
+    """The data are built so case management raises emergency cost and lowers elective and
+    outpatient cost (generate.py EFFECT); the point estimates must show that sign."""
+    did = _require(result.did).filter(pl.col("comparison") == "did")
+    est = dict(zip(did["category"], did["did"], strict=True))
+    assert est["non_elective"] > 0
+    assert est["elective"] < 0
+    assert est["outpatient"] < 0
