@@ -73,7 +73,8 @@ FRAILTY_SHAPE = 3.0  # patient frailty ~ Gamma(shape, 1/shape): mean 1
 
 MONTHS = 6
 WINDOWS = (-3, -2, -1, 0, 1)  # generated; the run file uses -2, -1 and 0
-WINDOW_EXTENT = {-3: 0.3, -2: 1.0, -1: 1.0, 0: 1.0, 1: 0.3}  # thin activity outside the run's windows
+# Thin activity outside the windows the run uses (-3 and +1).
+WINDOW_EXTENT = {-3: 0.3, -2: 1.0, -1: 1.0, 0: 1.0, 1: 0.3}
 TREND = {-3: 0.90, -2: 0.95, -1: 1.00, 0: 1.05, 1: 1.10}  # common to both arms: parallel trends
 
 # Events per patient per six months (before trend, frailty and effect).
@@ -136,6 +137,8 @@ NO_NEL_PRICE = ("WJ06J", "EB12B")  # listed with "-" for the non-elective price
 NOT_IN_TARIFF = ("AA22G", "FE32Z")  # no row at all: priced by reference cost
 NO_OP_PRICE_TFC = ("430",)  # geriatric medicine listed with "-" throughout
 NO_AE_PRICE = ("VB11Z",)
+OP_CURRENCIES = (("WF01B", "first_single_price"), ("WF02B", "first_multi_price"),
+                 ("WF01A", "followup_single_price"), ("WF02A", "followup_multi_price"))
 TFC_NAMES = {
     "300": "General Medicine", "320": "Cardiology", "340": "Respiratory Medicine",
     "430": "Geriatric Medicine", "130": "Ophthalmology", "110": "Trauma & Orthopaedics",
@@ -163,10 +166,13 @@ def add_months(d: np.ndarray, months: int) -> np.ndarray:
 
 
 def iso(d: np.ndarray) -> np.ndarray:
+    """Dates as ISO text."""
     return np.datetime_as_string(d, unit="D")
 
 
-def pick(rng: np.random.Generator, values: tuple[str, ...], p: tuple[float, ...], n: int) -> np.ndarray:
+def pick(rng: np.random.Generator, values: tuple[str, ...], p: tuple[float, ...],
+         n: int) -> np.ndarray:
+    """``n`` draws from ``values`` with probabilities ``p`` (normalised)."""
     return np.asarray(values)[rng.choice(len(values), size=n, p=np.asarray(p) / np.sum(p))]
 
 
@@ -189,7 +195,7 @@ class Cohort:
 
 @dataclass
 class Events:
-    patient: np.ndarray  # index into the cohort (or -1: not in the cohort)
+    patient: np.ndarray  # index into the cohort
     date: np.ndarray
 
     def __len__(self) -> int:
@@ -197,8 +203,10 @@ class Events:
 
 
 def make_cohort(rng: np.random.Generator) -> Cohort:
+    """Cases at two sites and their matched controls (same index date, age within 2 years)."""
     n_cases = CASES_PER_SITE * len(SITES)
-    k = pick(rng, tuple(str(x) for x in CONTROLS_PER_CASE), CONTROLS_PER_CASE_P, n_cases).astype(int)
+    k = np.asarray(CONTROLS_PER_CASE)[
+        rng.choice(len(CONTROLS_PER_CASE), size=n_cases, p=CONTROLS_PER_CASE_P)]
     n = n_cases + int(k.sum())
     ids = np.char.upper(np.char.mod("%012x", rng.choice(16**11, size=n + 1, replace=False)))
     case_of = np.concatenate([np.arange(n_cases), np.repeat(np.arange(n_cases), k)])
@@ -245,7 +253,8 @@ def draw_events(rng: np.random.Generator, c: Cohort, setting: str) -> Events:
 # ---------------------------------------------------------------------------------------
 
 
-def apc_extract(rng: np.random.Generator, c: Cohort, nel: Events, el: Events) -> pl.DataFrame:
+def apc_spells(rng: np.random.Generator, c: Cohort, nel: Events, el: Events) -> pl.DataFrame:
+    """One row per spell: patient, admission date, LOS, method, classification, HRG(s)."""
     n_nel, n_el = len(nel), len(el)
     # emergency spells
     nel_hrg = pick(rng, NEL_HRGS, NEL_HRG_P, n_nel)
@@ -267,14 +276,13 @@ def apc_extract(rng: np.random.Generator, c: Cohort, nel: Events, el: Events) ->
         "episodes": np.concatenate([np.where(two, 2, 1), np.ones(n_el, dtype=np.int64)]),
         "second_hrg": np.concatenate([pick(rng, SECOND_EPISODE_HRGS, (1, 1, 1), n_nel),
                                       np.full(n_el, "")]),
-    }).sort("admidate", "patient").with_row_index("spell")
-    return spells
+    })
+    return spells.sort("admidate", "patient").with_row_index("spell")
 
 
-def finish_apc(c: Cohort, spells: pl.DataFrame) -> pl.DataFrame:
-    pid = np.append(c.patient_id, "")
-    prov = np.append(np.vectorize(PROVIDER.get)(c.site), "ZZA")
-    age = np.append(c.age, 70)
+def apc_episodes(c: Cohort, spells: pl.DataFrame) -> pl.DataFrame:
+    """One row per episode (two for a two-episode spell), HES APC columns."""
+    pid, prov, age = c.patient_id, np.vectorize(PROVIDER.get)(c.site), c.age
     idx = spells["patient"].to_numpy()
     eps = (
         spells.with_columns(
@@ -288,18 +296,21 @@ def finish_apc(c: Cohort, spells: pl.DataFrame) -> pl.DataFrame:
         )
         .explode("EPIORDER", empty_as_null=True)
         .with_columns(
-            pl.when(pl.col("EPIORDER") == 1).then(pl.col("SPELL_HRG")).otherwise(pl.col("second_hrg"))
+            pl.when(pl.col("EPIORDER") == 1).then(pl.col("SPELL_HRG"))
+            .otherwise(pl.col("second_hrg"))
             .alias("SUSHRG"),
             pl.col("EPIORDER").cast(pl.String),
         )
         .with_row_index("n")
-        .with_columns(pl.format("1{}", (pl.col("n") + 1).cast(pl.String).str.zfill(11)).alias("EPIKEY"))
+        .with_columns(
+            pl.format("1{}", (pl.col("n") + 1).cast(pl.String).str.zfill(11)).alias("EPIKEY"))
     )
     return eps.select("EPIKEY", "PSEUDO_HESID", "PROCODE3", "SPELL_ID", "EPIORDER", "ADMIDATE",
                       "DISDATE", "ADMIMETH", "CLASSPAT", "STARTAGE", "SUSHRG", "SPELL_HRG")
 
 
 def op_extract(rng: np.random.Generator, c: Cohort, op: Events) -> pl.DataFrame:
+    """Outpatient appointments (attended, DNA, cancelled), some with a procedure HRG."""
     n = len(op)
     tfc = pick(rng, OP_TFC, OP_TFC_P, n)
     first = pick(rng, OP_FIRSTATT, OP_FIRSTATT_P, n)
@@ -322,7 +333,9 @@ def op_extract(rng: np.random.Generator, c: Cohort, op: Events) -> pl.DataFrame:
     })
 
 
-def ae_extract(rng: np.random.Generator, c: Cohort, admitted: Events, other: Events) -> pl.DataFrame:
+def ae_extract(rng: np.random.Generator, c: Cohort, admitted: Events,
+               other: Events) -> pl.DataFrame:
+    """A&E attendances: one per admission through A&E (disposal 01) and the others."""
     na, no = len(admitted), len(other)
     p = np.concatenate([admitted.patient, other.patient])
     d = np.concatenate([admitted.date, other.date])
@@ -399,6 +412,7 @@ def add_awkward(c: Cohort, apc: pl.DataFrame, op: pl.DataFrame, ae: pl.DataFrame
 
 
 def cohort_frame(c: Cohort) -> pl.DataFrame:
+    """The cohort file: one row per patient."""
     return pl.DataFrame({
         "patient_id": c.patient_id,
         "index_date": iso(c.index_date),
@@ -464,7 +478,8 @@ def tariff_frames(tables: costing.TableSet) -> dict[str, pl.DataFrame]:
     )
     oproc = (
         rc.filter(pl.col("department_code") == "OPROC")
-        .join(pl.DataFrame({"service_code": list(OP_PROC_HRG), "currency_code": list(OP_PROC_HRG.values())}),
+        .join(pl.DataFrame({"service_code": list(OP_PROC_HRG),
+                            "currency_code": list(OP_PROC_HRG.values())}),
               on=["service_code", "currency_code"], how="inner")
         .join(names, on="currency_code", how="left")
         .select(pl.col("currency_code").alias("hrg_code"), "hrg_name",
@@ -473,7 +488,8 @@ def tariff_frames(tables: costing.TableSet) -> dict[str, pl.DataFrame]:
     apc = pl.concat([apc, oproc], how="diagonal_relaxed")
     cl = (
         rc.filter(pl.col("department_code") == "CL", pl.col("service_code").is_in(OP_TFC))
-        .pivot(on="currency_code", index="service_code", values="unit_cost", aggregate_function="first")
+        .pivot(on="currency_code", index="service_code", values="unit_cost",
+               aggregate_function="first")
     )
     priced_tfc = ~pl.col("treatment_function_code").is_in(NO_OP_PRICE_TFC)
     op_att = (
@@ -482,8 +498,7 @@ def tariff_frames(tables: costing.TableSet) -> dict[str, pl.DataFrame]:
             pl.col("treatment_function_code").replace_strict(TFC_NAMES)
             .alias("treatment_function_description"),
             *[pl.when(priced_tfc).then(_price(wf, TARIFF_FACTOR["op"])).alias(name)
-              for wf, name in (("WF01B", "first_single_price"), ("WF02B", "first_multi_price"),
-                               ("WF01A", "followup_single_price"), ("WF02A", "followup_multi_price"))],
+              for wf, name in OP_CURRENCIES],
         )
     )
     ae_wide = (rc.filter(pl.col("department_code") == "AE")
@@ -502,12 +517,17 @@ def tariff_frames(tables: costing.TableSet) -> dict[str, pl.DataFrame]:
     )
     schema = TABLE_SCHEMAS["tariff"]
     frames = {"apc": apc, "op_attendance": op_att, "ae": ae}
-    return {k: v.select([pl.col(c).cast(t) for c, t in schema[k].items()]).sort(next(iter(schema[k])))
-            for k, v in frames.items()}
+    return {
+        k: v.select([pl.col(c).cast(t) for c, t in schema[k].items()]).sort(next(iter(schema[k])))
+        for k, v in frames.items()
+    }
 
 
 def normalise_xlsx(path: Path) -> None:
-    """Fix the timestamps openpyxl writes (zip entries, document properties): same bytes each run."""
+    """Fix the timestamps openpyxl writes (zip entries, document properties).
+
+    The workbook then has the same bytes on every run (its sha256 is in the edition manifest).
+    """
     with zipfile.ZipFile(path) as z:
         entries = [(info.filename, z.read(info.filename)) for info in z.infolist()]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
@@ -522,6 +542,7 @@ def normalise_xlsx(path: Path) -> None:
 
 
 def write_tariff(tables: costing.TableSet, workbook: Path = WORKBOOK, into: Path = TABLES) -> Path:
+    """Write the illustrative workbook and import it as the ``tariff/2017-18`` edition."""
     frames = tariff_frames(tables)
     tariff_workbook.write_tariff_workbook(
         workbook, frames["apc"], frames["op_attendance"], frames["ae"],
@@ -542,7 +563,8 @@ def write_tariff(tables: costing.TableSet, workbook: Path = WORKBOOK, into: Path
 # ---------------------------------------------------------------------------------------
 
 
-def generate(data_dir: Path = DATA, tables_dir: Path = TABLES, workbook: Path = WORKBOOK) -> dict[str, Path]:
+def generate(data_dir: Path = DATA, tables_dir: Path = TABLES,
+             workbook: Path = WORKBOOK) -> dict[str, Path]:
     """Write the cohort, the three extracts and the illustrative tariff; return the paths."""
     rng = np.random.default_rng(SEED)
     c = make_cohort(rng)
@@ -555,7 +577,7 @@ def generate(data_dir: Path = DATA, tables_dir: Path = TABLES, workbook: Path = 
     through_ae = rng.random(len(nel)) < AE_BEFORE_NEL_P
     ae_admitted = Events(nel.patient[through_ae], nel.date[through_ae])
 
-    apc = finish_apc(c, apc_extract(rng, c, nel, el))
+    apc = apc_episodes(c, apc_spells(rng, c, nel, el))
     op_df = op_extract(rng, c, op)
     ae_df = ae_extract(rng, c, ae_admitted, ae_other)
     apc, op_df, ae_df = add_awkward(c, apc, op_df, ae_df, outsider)
