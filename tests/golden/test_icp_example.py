@@ -95,15 +95,14 @@ def _patient_totals(window_costs: pl.DataFrame) -> pl.DataFrame:
     keys = ["patient_id", "window"]
     return (
         window_costs.group_by(keys)
-        .agg(pl.col("cost").sum().round(2).alias("cost"), pl.col("n_records").sum().alias("records"))
+        .agg(pl.col("cost").sum().round(2).alias("cost"),
+             pl.col("n_records").sum().alias("records"))
         .sort(keys)
     )
 
 
 def _did_points(did: pl.DataFrame) -> pl.DataFrame:
-    cols = [c for c in DID_COLUMNS if c in did.columns]
-    return did.select(cols).with_columns(pl.col(pl.List(pl.Int64), pl.List(pl.Int32)).cast(
-        pl.List(pl.String)).list.join(";"))
+    return did.select(DID_COLUMNS)
 
 
 def _coverage(coverage: pl.DataFrame) -> pl.DataFrame:
