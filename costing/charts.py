@@ -112,6 +112,7 @@ def event_study_chart(
     categories = means["category"].unique(maintain_order=True).to_list()
     plt = _pyplot()
     rows, cols = _grid(len(categories))
+    fig: Figure
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False,
                              layout="constrained")
     control_label = means.filter(pl.col("arm") == "control")["group"][0]
@@ -131,7 +132,8 @@ def event_study_chart(
         ws = sorted(part["window"].unique().to_list())
         ax.set_xticks(ws, [_window_label(w) for w in ws])
         ax.yaxis.set_major_formatter(_gbp)
-        ax.set_ylim(bottom=min(0.0, float(part["ci_low"].min() or 0.0)))
+        low = part["ci_low"].min()
+        ax.set_ylim(bottom=min(0.0, float(low) if isinstance(low, (int, float)) else 0.0))
         ax.grid(axis="y", color="#dddddd", linewidth=0.8)
         ax.spines[["top", "right"]].set_visible(False)
     fig.supxlabel("Six-month window relative to the index date (0 = the six months from it)",
@@ -205,6 +207,7 @@ def window_means_chart(
     groups = sorted(means["_group"].unique().to_list())
     windows = sorted(means["window"].unique().to_list())
     plt = _pyplot()
+    fig: Figure
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(windows) * len(groups) + 2), 4.8),
                            layout="constrained")
     width = 0.8 / len(groups)

@@ -8,6 +8,7 @@ are resampled together.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ import polars as pl
 from costing.errors import ConfigError, InputError
 from costing.schema import COST_CATEGORIES
 
-__all__ = ["did", "did_pretrend", "arm_window_means", "CENSORING_POLICIES", "TOTAL"]
+__all__ = ["CENSORING_POLICIES", "TOTAL", "arm_window_means", "did", "did_pretrend"]
 
 log = logging.getLogger(__name__)
 
@@ -292,8 +293,8 @@ def _panel(
     sizes = np.diff(np.append(starts, rows.height))
     win_pos = {w: i for i, w in enumerate(all_windows)}
     w_lut = np.full(max(all_windows) - min(all_windows) + 1, -1, dtype=np.int64)
-    for w, i in win_pos.items():
-        w_lut[w - min(all_windows)] = i
+    for win, pos in win_pos.items():
+        w_lut[win - min(all_windows)] = pos
     n_cat = len(categories)
     cell = w_lut[rows["_window"].to_numpy() - min(all_windows)] * n_cat + rows["_cat"].to_numpy()
     key = pid * n_cells + cell
@@ -324,11 +325,11 @@ def _panel(
         pl.Series("_censored", np.logical_or.reduceat(rows["_censored"].to_numpy(), starts)
                   if n_pat else np.zeros(0, dtype=bool))
     )
-    by_window = np.zeros(n_pat * n_cells, dtype=np.float64)
-    by_window[key] = rows["_value"].to_numpy()
-    by_window = by_window.reshape(n_pat, len(all_windows), n_cat)  # window-major cells
+    flat = np.zeros(n_pat * n_cells, dtype=np.float64)
+    flat[key] = rows["_value"].to_numpy()
+    by_window = flat.reshape(n_pat, len(all_windows), n_cat)  # window-major cells
     values = np.stack(
-        [by_window[:, [win_pos[w] for w in p], :].mean(axis=1) for p in periods], axis=2
+        [by_window[:, [win_pos[k] for k in p], :].mean(axis=1) for p in periods], axis=2
     )  # (n, K, P)
 
     no_group = per_patient.filter(pl.col("_group").is_null())
@@ -430,7 +431,8 @@ def _p_values(reps: np.ndarray) -> np.ndarray:
     b = valid.sum(axis=0)
     below = ((reps <= 0) & valid).sum(axis=0)
     above = ((reps >= 0) & valid).sum(axis=0)
-    return np.minimum(1.0, 2.0 * (np.minimum(below, above) + 1) / (b + 1))
+    return np.asarray(np.minimum(1.0, 2.0 * (np.minimum(below, above) + 1) / (b + 1)),
+                      dtype=np.float64)
 
 
 def _estimate(
@@ -445,7 +447,7 @@ def _estimate(
     wt, wc = w * t, w * ~t
 
     def mean(x: np.ndarray, wa: np.ndarray) -> np.ndarray:
-        return (wa @ x) / wa.sum()
+        return np.asarray((wa @ x) / wa.sum(), dtype=np.float64)
 
     t_pre, t_post, c_pre, c_post = mean(pre_v, wt), mean(post_v, wt), mean(pre_v, wc), mean(
         post_v, wc
@@ -619,7 +621,7 @@ def did_pretrend(
         did(window_costs, pre=a, post=b, **kwargs).with_columns(  # type: ignore[arg-type]
             pl.lit("pretrend").alias("comparison")
         )
-        for a, b in zip(ws[:-1], ws[1:])
+        for a, b in itertools.pairwise(ws)
     ]
     return pl.concat(parts)
 
@@ -661,7 +663,7 @@ def arm_window_means(
     if windows is None:
         present = window_costs.lazy().select(pl.col("window").unique().sort()).collect()
         windows = present.to_series().to_list()
-    ws = _as_windows(tuple(windows), "windows")  # type: ignore[arg-type]
+    ws = _as_windows(tuple(windows), "windows")
     periods = tuple((w,) for w in sorted(ws))
     panel = _panel(window_costs, cohort, periods, group, treated, by, weight, cluster, censoring)
     _check_arms(panel, censoring)
