@@ -167,6 +167,7 @@ class RunResult:
     output_dir: Path
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
+    records_in: int = 0
 
 
 def _columns_arg(cfg: RunConfig, columns: str) -> str | Path:
@@ -218,6 +219,7 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
 
     say("reading inputs")
     activity = read_inputs(cfg)
+    records_in = activity.select(pl.len()).collect().item()
     say("pricing")
     priced = price(activity, ts, cfg.pricing)
     files["priced"] = write_frame(priced, out_dir / f"priced.{cfg.output.priced_format}")
@@ -276,4 +278,4 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
                                   did_table=did_frame, manifest=manifest))
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
-                     seconds=time.perf_counter() - t0)
+                     seconds=time.perf_counter() - t0, records_in=records_in)
