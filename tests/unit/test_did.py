@@ -372,3 +372,38 @@ def test_cohort_errors() -> None:
 def test_parameter_errors(kwargs) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError):
         did(frame(HAND), **kwargs)
+
+
+def test_end_to_end_from_cost_by_window() -> None:
+    import datetime as dt
+
+    from costing.windows import cost_by_window
+
+    d = dt.date
+    schema = {"record_id": pl.String, "patient_id": pl.String, "setting": pl.String,
+              "activity_date": pl.Date, "discharge_date": pl.Date, "pod": pl.String,
+              "cost_category": pl.String, "cost": pl.Float64, "cost_source": pl.String,
+              "status": pl.Int16, "status_name": pl.String, "los_days": pl.Int32,
+              "n_episodes": pl.Int32}
+    priced = pl.DataFrame(
+        [
+            ("r1", "A", "apc", d(2010, 3, 1), d(2010, 3, 4), "NEL", "non_elective", 1000.0, 3),
+            ("r2", "A", "op", d(2010, 7, 1), None, "OP_FIRST", "outpatient", 100.0, None),
+            ("r3", "C", "ae", d(2010, 8, 1), None, "AE_T12", "ae", 200.0, None),
+        ],
+        schema=["record_id", "patient_id", "setting", "activity_date", "discharge_date", "pod",
+                "cost_category", "cost", "los_days"],
+        orient="row",
+    ).with_columns(pl.lit("tariff").alias("cost_source"), pl.lit(1, pl.Int16).alias("status"),
+                   pl.lit("x").alias("status_name"), pl.lit(1, pl.Int32).alias("n_episodes"),
+                   pl.col("los_days").cast(pl.Int32)).select(list(schema))
+    cohort = pl.DataFrame({"patient_id": ["A", "B", "C", "D"],
+                           "index_date": [d(2010, 6, 1)] * 4,
+                           "group": [T, C, C, T], "matched_set": ["m1", "m1", "m2", "m2"]})
+    wc = cost_by_window(priced, cohort)
+    r = row(did(wc, n_boot=50), "total")
+    # treated A, D: pre (1000 + 0)/2 = 500, post (100 + 0)/2 = 50, change -450
+    # control B, C: pre 0, post (0 + 200)/2 = 100, change +100; DiD -550
+    assert (r["treated_pre"], r["treated_post"], r["control_post"], r["did"]) == (
+        500, 50, 100, -550)
+    assert (r["n_treated"], r["n_control"], r["n_clusters"]) == (2, 2, 2)
