@@ -30,9 +30,11 @@ TOTAL: Final = "total"
 _SOURCE: Final = "window costs"
 
 # Bootstrap layout: replicates are drawn 32 at a time, clusters in blocks of 32768 so the
-# random draws of one block stay in cache while they are turned into counts.
+# random draws of one block stay in cache while they are turned into counts, and the counts of
+# 262144 clusters go through one matrix product (fewer, larger BLAS calls).
 _ROWS: Final = 32
 _BLOCK: Final = 32768
+_GEMM_BLOCK: Final = 262144
 _BITS: Final = 16
 
 
@@ -58,8 +60,8 @@ def poisson_replicate_sums(sums: np.ndarray, n_boot: int, seed: int) -> np.ndarr
 
     Replicate ``b`` is ``sum_c m[b, c] * sums[c, :]`` with independent ``m[b, c] ~ Poisson(1)``
     (the Poisson bootstrap, which approximates the multinomial one and needs no per-replicate
-    Python loop). Counts come from 16-bit uniforms through the Poisson(1) inverse CDF, so each
-    probability is exact to 2**-16. Replicates are generated in chunks of 32 from
+    Python loop). Counts come from 16-bit uniforms (the raw PCG64 output split four ways)
+    through the Poisson(1) inverse CDF, so each probability is exact to 2**-16. Replicates are generated in chunks of 32 from
     ``SeedSequence(seed).spawn``: the same seed gives the same replicates, and the first
     replicates do not depend on ``n_boot``.
 
@@ -76,22 +78,30 @@ def poisson_replicate_sums(sums: np.ndarray, n_boot: int, seed: int) -> np.ndarr
     out = np.empty((n_boot, m), dtype=np.float64)
     n_chunks = -(-n_boot // _ROWS)
     children = np.random.SeedSequence(seed).spawn(n_chunks)
-    counts = np.empty((_ROWS, min(_BLOCK, max(n, 1))), dtype=np.uint8)
-    step = np.empty_like(counts, dtype=np.bool_)
+    width = min(_BLOCK, max(n, 1))
+    counts = np.empty((_ROWS, width), dtype=np.uint8)
+    step = np.empty((_ROWS, width), dtype=np.bool_)
+    weights = np.empty((_ROWS, min(_GEMM_BLOCK, max(n, 1))), dtype=np.float64)
     for i, child in enumerate(children):
         rows = min(_ROWS, n_boot - i * _ROWS)
-        rng = np.random.Generator(np.random.PCG64(child))
+        bitgen = np.random.PCG64(child)
         acc = np.zeros((rows, m), dtype=np.float64)
-        for start in range(0, n, _BLOCK):
-            stop = min(n, start + _BLOCK)
-            u = rng.integers(0, 1 << _BITS, size=(rows, stop - start), dtype=np.uint16)
-            c = counts[:rows, : stop - start]
-            t = step[:rows, : stop - start]
-            np.greater_equal(u, _THRESHOLDS[0], out=c.view(np.bool_))
-            for threshold in _THRESHOLDS[1:]:
-                np.greater_equal(u, threshold, out=t)
-                np.add(c, t.view(np.uint8), out=c)
-            acc += c.astype(np.float64) @ s[start:stop]
+        for g0 in range(0, n, _GEMM_BLOCK):
+            g1 = min(n, g0 + _GEMM_BLOCK)
+            for start in range(g0, g1, _BLOCK):
+                stop = min(g1, start + _BLOCK)
+                # 64 raw random bits give four independent 16-bit uniforms.
+                size = rows * (stop - start)
+                u = bitgen.random_raw(-(-size // 4)).view(np.uint16)[:size].reshape(rows, -1)
+                c = counts[:rows, : stop - start]
+                t = step[:rows, : stop - start]
+                np.greater_equal(u, _THRESHOLDS[0], out=c.view(np.bool_))
+                for threshold in _THRESHOLDS[1:]:
+                    np.greater_equal(u, threshold, out=t)
+                    np.add(c, t.view(np.uint8), out=c)
+                weights[:rows, start - g0 : stop - g0] = c
+            # One large product per block: few BLAS calls, each worth threading.
+            acc += weights[:rows, : g1 - g0] @ s[g0:g1]
         out[i * _ROWS : i * _ROWS + rows] = acc
     return out
 
