@@ -99,8 +99,7 @@ def evaluate_cmd(
     if chart:
         from costing.charts import event_study_chart
 
-        kw = {k: v for k, v in kwargs.items() if k != "n_boot"}
-        event_study_chart(wc, n_boot=min(boot, 1000), path=chart, **kw)  # type: ignore[arg-type]
+        event_study_chart(wc, path=chart, **kwargs)  # type: ignore[arg-type]
     tot = out.filter((pl.col("comparison") == "did") & (pl.col("category") == "total")).row(
         0, named=True
     )
