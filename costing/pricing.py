@@ -35,13 +35,14 @@ from costing.activity import (
     canonicalise,
     category_expr,
     is_emergency,
+    one_of,
     validation_failures,
     with_invalid_reason,
     with_los,
 )
 from costing.config import CostingConfig
 from costing.errors import ConfigError, EditionNotFoundError, ValidationError
-from costing.schema import PRICED_COLUMNS
+from costing.schema import DEPARTMENTS, PRICED_COLUMNS
 from costing.status import CostSource, Status, status_name_expr
 from costing.tables import Edition, TableSet, load_tables
 
@@ -83,30 +84,26 @@ class _Editions:
     editions: tuple[Edition, ...]
     fixed: str | None
 
-    def expr(self, date: pl.Expr) -> pl.Expr:
+    def index_expr(self, date: pl.Expr) -> pl.Expr:
+        """Position in ``editions`` of the record's edition (null: none in force)."""
         if self.fixed is not None:
-            return pl.lit(self.fixed, dtype=pl.String)
-        out: pl.Expr = pl.lit(None, dtype=pl.String)
-        for e in reversed(self.editions):
+            return pl.lit(0, dtype=pl.Int64)
+        out: pl.Expr = pl.lit(None, dtype=pl.Int64)
+        for i, e in reversed(list(enumerate(self.editions))):
             m = e.manifest
             out = pl.when(date.is_between(pl.lit(m.valid_from), pl.lit(m.valid_to))).then(
-                pl.lit(e.edition)).otherwise(out)
+                pl.lit(i, dtype=pl.Int64)).otherwise(out)
         return out
 
-    def versions(self) -> pl.DataFrame:
-        return pl.DataFrame(
-            {"edition": [e.edition for e in self.editions],
-             "version": [e.hrg_version for e in self.editions]},
-            schema={"edition": pl.String, "version": pl.String},
-        )
+    def name_expr(self, index: pl.Expr) -> pl.Expr:
+        """The edition name at ``index``."""
+        if self.fixed is not None:
+            return pl.lit(self.fixed, dtype=pl.String)
+        return _gather([e.edition for e in self.editions], pl.String, index)
 
-    def version_expr(self, edition: pl.Expr) -> pl.Expr:
-        if not self.editions:
-            return pl.lit(None, dtype=pl.String)
-        return edition.replace_strict(
-            [e.edition for e in self.editions], [e.hrg_version for e in self.editions],
-            default=None, return_dtype=pl.String,
-        )
+    def version_expr(self, index: pl.Expr) -> pl.Expr:
+        """The HRG version of the edition at ``index``."""
+        return _gather([e.hrg_version for e in self.editions], pl.String, index)
 
     def concat(self, resource: str) -> pl.LazyFrame | None:
         frames = [
@@ -121,6 +118,82 @@ def _editions(tables: TableSet, kind: str, fixed: str | None) -> _Editions:
     if fixed is not None:
         return _Editions(kind, (tables.get(kind, fixed),), fixed)
     return _Editions(kind, tuple(tables.get(kind, e) for e in tables.editions(kind)), None)
+
+
+# --------------------------------------------------------------------------------------
+# lookups on integer keys: table strings become small ids once, at plan time
+# --------------------------------------------------------------------------------------
+
+
+def _gather(values: list[object] | pl.Series, dtype: pl.DataType, index: pl.Expr) -> pl.Expr:
+    """``values[index]`` per row (null index -> null): a lookup in a small literal list."""
+    if not len(values):
+        return pl.lit(None, dtype=dtype)
+    return pl.lit(pl.Series(values, dtype=dtype)).gather(index)
+
+
+def _ids(expr: pl.Expr, ids: dict[str, int]) -> pl.Expr:
+    """The id of a string value (null when not one of ``ids``)."""
+    if not ids:
+        return pl.lit(None, dtype=pl.Int64)
+    return expr.replace_strict(list(ids), list(ids.values()), default=None, return_dtype=pl.Int64)
+
+
+def _row_of(key: pl.Expr, keys: pl.Series) -> pl.Expr:
+    """Position of ``key`` in a table's unique integer ``keys`` (null when absent)."""
+    if keys.len() == 0:
+        return pl.lit(None, dtype=pl.Int64)
+    return key.replace_strict(keys, pl.Series(range(keys.len()), dtype=pl.Int64), default=None,
+                              return_dtype=pl.Int64)
+
+
+def _when_then(pairs: list[tuple[pl.Expr, pl.Expr]], dtype: pl.DataType) -> pl.Expr:
+    """First matching condition's value, else null."""
+    out: pl.Expr = pl.lit(None, dtype=dtype)
+    for cond, value in reversed(pairs):
+        out = pl.when(cond).then(value).otherwise(out)
+    return out
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """Integer ids of the codes lookups compare: HRG/currency codes and service codes.
+
+    Built from the tables of the run, so every table code has an id; a record code that no
+    table holds gets a null id and therefore never matches (as a join would not).
+    """
+
+    code: dict[str, int]
+    service: dict[str, int]
+
+    @property
+    def n_code(self) -> int:
+        return len(self.code) + 1
+
+    @property
+    def n_service(self) -> int:
+        return len(self.service) + 1
+
+    def code_id(self, code: str) -> pl.Expr:
+        return pl.lit(self.code.get(code), dtype=pl.Int64)
+
+
+def _codes(tables: TableSet, kinds: dict[str, _Editions]) -> _Codes:
+    codes: set[str] = set()
+    services: set[str] = {""}
+    for ed in kinds.values():
+        for e in ed.editions:
+            for resource, frame in e.frames.items():
+                for c in ("hrg_code", "currency_code"):
+                    if c in frame.columns:
+                        codes.update(frame[c].drop_nulls().to_list())
+                for c in ("service_code", "treatment_function_code"):
+                    if c in frame.columns:
+                        services.update(frame[c].drop_nulls().to_list())
+    for tp_ed in tables.editions("trimpoints"):
+        codes.update(tables.table("trimpoints", tp_ed, "trimpoints")["hrg_code"].drop_nulls().to_list())
+    return _Codes({c: i for i, c in enumerate(sorted(codes))},
+                  {c: i for i, c in enumerate(sorted(services))})
 
 
 # --------------------------------------------------------------------------------------
@@ -157,8 +230,9 @@ def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig) -> pl.Laz
     """Adds _tariff_cost, _tariff_base, _tariff_xs_days, _tariff_xs_cost, _tariff_sse,
     _tariff_reason, _tariff_edition, _tariff_version, _tariff_proc."""
     s = pl.col("setting")
-    lf = lf.with_columns(ed.expr(pl.col("_price_date")).alias("_tariff_edition"))
-    lf = lf.with_columns(ed.version_expr(pl.col("_tariff_edition")).alias("_tariff_version"))
+    lf = lf.with_columns(ed.index_expr(pl.col("_price_date")).alias("_tariff_ed_i"))
+    lf = lf.with_columns(ed.name_expr(pl.col("_tariff_ed_i")).alias("_tariff_edition"),
+                         ed.version_expr(pl.col("_tariff_ed_i")).alias("_tariff_version"))
     ok = _hrg_usable(pl.col("_tariff_version"))
     null_f = pl.lit(None, dtype=pl.Float64)
 
@@ -292,99 +366,139 @@ def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig) -> pl.Laz
 # --------------------------------------------------------------------------------------
 
 
-def _trimpoint_frame(tables: TableSet, rc: _Editions, cfg: CostingConfig) -> pl.LazyFrame | None:
-    """(reference-cost edition, hrg) -> episode trim point, by the trim-point edition rule."""
+_RC_DEPARTMENTS = {d: i for i, d in enumerate(DEPARTMENTS)}
+
+
+def _rc_key(edition: pl.Expr, dept: pl.Expr, service: pl.Expr, code: pl.Expr,
+            codes: _Codes) -> pl.Expr:
+    """One Int64 per (edition, department, service, currency) id tuple."""
+    return ((edition * len(_RC_DEPARTMENTS) + dept) * codes.n_service + service) * codes.n_code + code
+
+
+def _rc_table(ed: _Editions) -> pl.DataFrame:
+    """Reference costs of every edition in the chain, keyed like :func:`_rc_key`."""
+    frames = [
+        e.table("reference_costs").select(
+            pl.lit(i, dtype=pl.Int64).alias("edition"), "department_code",
+            pl.col("service_code").fill_null(""), "currency_code", "unit_cost")
+        for i, e in enumerate(ed.editions) if "reference_costs" in e.frames
+    ]
+    if not frames:
+        raise EditionNotFoundError("no reference-cost edition in the tables")
+    return pl.concat(frames)
+
+
+def _rc_keyed(rc: pl.DataFrame, codes: _Codes) -> pl.DataFrame:
+    """The reference costs of departments pricing asks for, with their :func:`_rc_key`."""
+    rc = rc.filter(pl.col("department_code").is_in(list(_RC_DEPARTMENTS)))
+    return rc.with_columns(
+        _rc_key(pl.col("edition"), _ids(pl.col("department_code"), _RC_DEPARTMENTS),
+                _ids(pl.col("service_code"), codes.service), _ids(pl.col("currency_code"), codes.code),
+                codes).alias("key"),
+    ).unique("key", keep="first", maintain_order=True)
+
+
+def _trim_table(tables: TableSet, rc: _Editions, cfg: CostingConfig, codes: _Codes) -> pl.DataFrame:
+    """(reference-cost edition, HRG) key -> episode trim point, by the trim-point edition rule."""
     held = tables.editions("trimpoints")
-    if not held:
-        return None
     frames = []
-    for e in rc.editions:
+    for i, e in enumerate(rc.editions if held else ()):
         tp_ed = cfg.trimpoints_edition or (e.edition if e.edition in held else held[-1])
         t = tables.table("trimpoints", tp_ed, "trimpoints")
-        frames.append(t.lazy().select(
-            pl.lit(e.edition).alias("_rc_edition"), pl.col("hrg_code").alias("_rc_tp_hrg"),
-            pl.col("trim_days").alias("_rc_trim"),
+        frames.append(t.select(
+            (pl.lit(i, dtype=pl.Int64) * codes.n_code + _ids(pl.col("hrg_code"), codes.code)).alias("key"),
+            pl.col("trim_days").cast(pl.Int32),
         ))
-    return pl.concat(frames) if frames else None
+    if not frames:
+        return pl.DataFrame(schema={"key": pl.Int64, "trim_days": pl.Int32})
+    return pl.concat(frames).unique("key", keep="first", maintain_order=True)
+
+
+def _ae_service(codes: _Codes) -> pl.Expr:
+    """Service id of "T" + department type + "A" (admitted) / "NA" for A&E records."""
+    admitted = pl.col("ae_admitted").fill_null(False)
+    pairs = []
+    for svc, i in codes.service.items():
+        if svc.startswith("T") and svc.endswith("NA"):
+            pairs.append(((pl.col("department_type") == svc[1:-2]) & ~admitted, pl.lit(i, dtype=pl.Int64)))
+        if svc.startswith("T") and svc.endswith("A"):
+            pairs.append(((pl.col("department_type") == svc[1:-1]) & admitted, pl.lit(i, dtype=pl.Int64)))
+    return _when_then(pairs, pl.Int64)
+
+
+def _op_currency(codes: _Codes) -> pl.Expr:
+    """Code id of the outpatient attendance currency WF01A/WF01B/WF02A/WF02B."""
+    multi = pl.col("multi_professional").fill_null(False)
+    first = one_of(pl.col("first_attendance"), OP_FIRST).fill_null(False)
+    return (
+        pl.when(multi & first).then(codes.code_id("WF02B"))
+        .when(multi).then(codes.code_id("WF02A"))
+        .when(first).then(codes.code_id("WF01B"))
+        .otherwise(codes.code_id("WF01A"))
+    )
 
 
 def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingConfig,
-              with_total: bool) -> pl.LazyFrame:
+              with_total: bool, codes: _Codes) -> pl.LazyFrame:
     """Adds _rc_cost, _rc_base, _rc_xs_days, _rc_xs_cost, _rc_reason, _rc_edition,
-    _rc_version, _rc_proc, _rc_dept (and _total_cost, _total_reason if asked)."""
+    _rc_version, _rc_proc (and _total_cost, _total_reason if asked).
+
+    Every lookup is an integer key (edition, department, service, currency ids) into the
+    reference-cost table, so no string key is built or joined per record.
+    """
     s = pl.col("setting")
-    lf = lf.with_columns(ed.expr(pl.col("_price_date")).alias("_rc_edition"))
-    lf = lf.with_columns(ed.version_expr(pl.col("_rc_edition")).alias("_rc_version"))
+    lf = lf.with_columns(ed.index_expr(pl.col("_price_date")).alias("_rc_ed_i"))
+    lf = lf.with_columns(ed.name_expr(pl.col("_rc_ed_i")).alias("_rc_edition"),
+                         ed.version_expr(pl.col("_rc_ed_i")).alias("_rc_version"))
     ok = _hrg_usable(pl.col("_rc_version"))
     pod = pl.col("_apc_pod")
     los = pl.col("los_days")
-    hrg = pl.col("hrg_code")
+    edi = pl.col("_rc_ed_i")
+    hrg = pl.col("_hrg_i")
+    dep = {d: pl.lit(i, dtype=pl.Int64) for d, i in _RC_DEPARTMENTS.items()}
+    no_service = pl.lit(codes.service[""], dtype=pl.Int64)
 
+    # First lookup: the department price of the HRG (APC by POD, OP procedure, A&E).
     dept1 = (
         pl.when(s == "apc").then(
-            pl.when(pod == "NEL").then(pl.when(los < cfg.nes_los_threshold).then(pl.lit("NES")).otherwise(pl.lit("NEL")))
-            .when(pod.is_in(["EL", "DC", "RP"])).then(pod))
-        .when(s == "op").then(pl.lit("OPROC"))
-        .when(s == "ae").then(pl.lit("AE"))
+            pl.when(pod == "NEL").then(pl.when(los < cfg.nes_los_threshold).then(dep["NES"]).otherwise(dep["NEL"]))
+            .when(pod == "EL").then(dep["EL"]).when(pod == "DC").then(dep["DC"]).when(pod == "RP").then(dep["RP"]))
+        .when(s == "op").then(dep["OPROC"])
+        .when(s == "ae").then(dep["AE"])
     )
     service1 = (
-        pl.when(s == "op").then(pl.col("treatment_function_code"))
-        .when(s == "ae").then(
-            pl.lit("T") + pl.col("department_type")
-            + pl.when(pl.col("ae_admitted").fill_null(False)).then(pl.lit("A")).otherwise(pl.lit("NA")))
-        .otherwise(pl.lit(""))
+        pl.when(s == "op").then(pl.col("_tf_i"))
+        .when(s == "ae").then(_ae_service(codes))
+        .otherwise(no_service)
     )
-    multi = pl.col("multi_professional").fill_null(False)
-    first = pl.col("first_attendance").is_in(OP_FIRST)
-    wf = pl.concat_str([
-        pl.lit("WF0"), pl.when(multi).then(pl.lit("2")).otherwise(pl.lit("1")),
-        pl.when(first).then(pl.lit("B")).otherwise(pl.lit("A")),
-    ])
     # Second lookup: excess bed days (APC) or the attendance currency (OP).
     dept2 = pl.when(s == "apc").then(
-        pl.when(pod == "EL").then(pl.lit("EL_XS")).when((pod == "NEL") & (los >= cfg.nes_los_threshold)).then(pl.lit("NEL_XS"))
-    ).when(s == "op").then(pl.lit(cfg.op_reference_department))
-    service2 = pl.when(s == "op").then(pl.col("treatment_function_code")).otherwise(pl.lit(""))
-    code2 = pl.when(s == "op").then(wf).otherwise(hrg)
-
-    rc = ed.concat("reference_costs")
-    if rc is None:
-        raise EditionNotFoundError("no reference-cost edition in the tables")
-    rc = rc.select(
-        pl.col("edition").alias("_rc_edition"),
-        pl.col("department_code").alias("_k_dept"),
-        pl.col("service_code").fill_null("").alias("_k_service"),
-        pl.col("currency_code").alias("_k_code"),
-        pl.col("unit_cost"),
-    )
-    known_hrg = rc.filter(~pl.col("_k_dept").is_in(["CL", "NCL", "TOTAL"])).select(
-        "_rc_edition", pl.col("_k_code").alias("_rc_known_hrg"), pl.lit(True).alias("_rc_known")
-    ).unique(["_rc_edition", "_rc_known_hrg"])
-
-    def lookup(lf: pl.LazyFrame, dept: pl.Expr, service: pl.Expr, code: pl.Expr, out: str,
-               gate: pl.Expr) -> pl.LazyFrame:
-        keys = [f"{out}_d", f"{out}_s", f"{out}_c"]
-        lf = lf.with_columns(
-            pl.when(gate).then(dept).alias(keys[0]),
-            pl.when(gate).then(service).alias(keys[1]),
-            pl.when(gate).then(code).alias(keys[2]),
-        )
-        right = rc.rename({"_k_dept": keys[0], "_k_service": keys[1], "_k_code": keys[2],
-                           "unit_cost": out})
-        return lf.join(right, on=["_rc_edition", *keys], how="left").drop(keys)
-
-    lf = lookup(lf, dept1, service1, hrg, "_rc_p1", ok)
+        pl.when(pod == "EL").then(dep["EL_XS"]).when((pod == "NEL") & (los >= cfg.nes_los_threshold)).then(dep["NEL_XS"])
+    ).when(s == "op").then(dep[cfg.op_reference_department])
+    service2 = pl.when(s == "op").then(pl.col("_tf_i")).otherwise(no_service)
+    code2 = pl.when(s == "op").then(_op_currency(codes)).otherwise(hrg)
     gate2 = pl.when(s == "op").then(pl.lit(True)).otherwise(ok & pl.lit(cfg.long_stay))
-    lf = lookup(lf, dept2, service2, code2, "_rc_p2", gate2)
-    lf = lf.join(known_hrg, left_on=["_rc_edition", "hrg_code"],
-                 right_on=["_rc_edition", "_rc_known_hrg"], how="left")
 
-    tp = _trimpoint_frame(tables, ed, cfg)
-    if tp is not None:
-        lf = lf.with_columns(pl.when(s == "apc").then(hrg).alias("_rc_tp_hrg")).join(
-            tp, on=["_rc_edition", "_rc_tp_hrg"], how="left").drop("_rc_tp_hrg")
-    else:
-        lf = lf.with_columns(pl.lit(None, dtype=pl.Int32).alias("_rc_trim"))
+    all_rc = _rc_table(ed)
+    rc = _rc_keyed(all_rc, codes)
+    known_keys = all_rc.filter(~pl.col("department_code").is_in(["CL", "NCL", "TOTAL"])).select(
+        (pl.col("edition") * codes.n_code + _ids(pl.col("currency_code"), codes.code)).alias("k")
+    ).unique()["k"]
+    trim = _trim_table(tables, ed, cfg, codes)
+    unit_cost = rc["unit_cost"]
+
+    def lookup(gate: pl.Expr, dept: pl.Expr, service: pl.Expr, code: pl.Expr) -> pl.Expr:
+        key = pl.when(gate).then(_rc_key(edi, dept, service, code, codes))
+        return _gather(unit_cost, pl.Float64, _row_of(key, rc["key"]))
+
+    hrg_key = edi * codes.n_code + hrg
+    lf = lf.with_columns(
+        lookup(ok, dept1, service1, hrg).alias("_rc_p1"),
+        lookup(gate2, dept2, service2, code2).alias("_rc_p2"),
+        _row_of(hrg_key, known_keys).is_not_null().alias("_rc_known"),
+        _gather(trim["trim_days"], pl.Int32, _row_of(pl.when(s == "apc").then(hrg_key), trim["key"]))
+        .alias("_rc_trim"),
+    )
 
     proc = (s == "op") & pl.col("_rc_p1").is_not_null()
     xs_days = pl.when(
@@ -396,23 +510,21 @@ def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingCon
         .otherwise(pl.col("_rc_p1"))
     )
     lf = lf.with_columns(
-        proc.alias("_rc_proc"), dept1.alias("_rc_dept"), base.alias("_rc_base"),
-        xs_days.alias("_rc_xs_days"),
+        proc.alias("_rc_proc"), base.alias("_rc_base"), xs_days.alias("_rc_xs_days"),
     ).with_columns(
         (pl.col("_rc_xs_days") * pl.col("_rc_p2").fill_null(0.0)).alias("_rc_xs_cost"),
     ).with_columns((pl.col("_rc_base") + pl.col("_rc_xs_cost")).alias("_rc_cost"))
 
-    known = pl.when(s == "op").then(pl.lit(True)).otherwise(pl.col("_rc_known").fill_null(False))
+    known = pl.when(s == "op").then(pl.lit(True)).otherwise(pl.col("_rc_known"))
     version_ok = pl.when(s == "op").then(pl.lit(True)).otherwise(
         pl.col("_rc_version") == pl.col("_hrg_version")).fill_null(False)
     lf = lf.with_columns(_reason(pl.col("_rc_edition"), version_ok, known).alias("_rc_reason"))
 
     if with_total:
-        lf = lookup(lf, pl.lit("TOTAL"), pl.lit(""), hrg, "_total_cost", ok)
+        lf = lf.with_columns(lookup(ok, dep["TOTAL"], no_service, hrg).alias("_total_cost"))
         hrg_version_ok = (pl.col("_rc_version") == pl.col("_hrg_version")).fill_null(False)
         lf = lf.with_columns(
-            _reason(pl.col("_rc_edition"), hrg_version_ok, pl.col("_rc_known").fill_null(False))
-            .alias("_total_reason"))
+            _reason(pl.col("_rc_edition"), hrg_version_ok, pl.col("_rc_known")).alias("_total_reason"))
     return lf
 
 
@@ -543,11 +655,19 @@ def price_lazy(
         pl.coalesce(pl.col("hrg_version"), pl.lit(cfg.default_hrg_version)).alias("_hrg_version"),
         pl.when(s == "apc").then(apc_pod()).alias("_apc_pod"),
     )
+    eds: dict[str, _Editions] = {}
     if "tariff" in chain:
-        lf = _tariff_level(lf, _editions(ts, "tariff", cfg.tariff_edition), cfg)
+        eds["tariff"] = _editions(ts, "tariff", cfg.tariff_edition)
     if "reference_cost" in chain or "total_hrg_average" in chain:
-        lf = _rc_level(lf, _editions(ts, "reference_cost", cfg.reference_cost_edition), ts, cfg,
-                       with_total="total_hrg_average" in chain)
+        eds["reference_cost"] = _editions(ts, "reference_cost", cfg.reference_cost_edition)
+    codes = _codes(ts, eds)
+    lf = lf.with_columns(_ids(pl.col("hrg_code"), codes.code).alias("_hrg_i"),
+                         _ids(pl.col("treatment_function_code"), codes.service).alias("_tf_i"))
+    if "tariff" in eds:
+        lf = _tariff_level(lf, eds["tariff"], cfg)
+    if "reference_cost" in eds:
+        lf = _rc_level(lf, eds["reference_cost"], ts, cfg, with_total="total_hrg_average" in chain,
+                       codes=codes)
     lf = lf.with_columns(_chain_columns(chain))
 
     # record-level status before the chain: invalid, excluded, HRG missing / ungroupable
