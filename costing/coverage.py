@@ -13,7 +13,7 @@ import polars as pl
 
 from costing.errors import MissingColumnsError
 from costing.status import status_name_expr
-from costing.windows import DEFAULT_WINDOWS, Assign, _collect_assigned, _spec
+from costing.windows import DEFAULT_WINDOWS, Assign, _bucket_name, _collect_assigned, _spec
 
 __all__ = ["coverage"]
 
@@ -97,8 +97,8 @@ def coverage(
         .join(groups, on="_pidx", how="left")
         .select(
             "group",
-            "bucket",
-            pl.when(pl.col("bucket") == "in_window")
+            _bucket_name().alias("bucket"),
+            pl.when(pl.col("_b") == 0)
             .then(pl.lit(window_of).gather(pl.col("_wi")))
             .alias("window"),
             pl.col("cost_category").alias("category"),

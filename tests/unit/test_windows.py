@@ -448,7 +448,7 @@ def test_conservation_check_catches_a_lost_record() -> None:
     spec = _spec((-1, 0), 6, "admission", "category")
     assigned = pl.DataFrame(
         {
-            "bucket": pl.Series(["in_window"], dtype=pl.Enum(BUCKETS)),
+            "_b": pl.Series([BUCKETS.index("in_window")], dtype=pl.UInt8),
             "_first": [True],
             "_part_cost": [10.0],
             "_record_cost": [10.0],
