@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"cost_by_window(assign={args.assign!r}): {out.height:,} output rows; wall "
         f"{min(times):.2f} s best of {args.repeat} ({', '.join(f'{x:.2f}' for x in times)}); "
-        f"peak RSS {rss_kib / 1024 ** 2:.2f} GiB; polars {pl.__version__}, "
+        f"peak RSS {rss_kib / 1024**2:.2f} GiB; polars {pl.__version__}, "
         f"{pl.thread_pool_size()} threads"
     )
     return 0

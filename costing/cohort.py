@@ -15,7 +15,7 @@ import polars as pl
 from costing.errors import InputError, MissingColumnsError
 from costing.schema import COHORT_SCHEMA, HES_DUMMY_DATES
 
-__all__ = ["validate_cohort", "CohortError", "COHORT_REQUIRED"]
+__all__ = ["COHORT_REQUIRED", "CohortError", "validate_cohort"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ class CohortError(InputError):
         ]
         more = f"\n  ... and {n - shown} more" if n > shown else ""
         super().__init__(
-            f"{source}: {n} problem(s) in the cohort:\n" + "\n".join(lines) + more
+            f"{source}: {n} problem(s) in the cohort:\n"
+            + "\n".join(lines)
+            + more
             + "\nFix the cohort file (one row per patient, an ISO date YYYY-MM-DD in index_date, "
             "no HES dummy dates such as 1800-01-01, weights >= 0) and run again."
         )
@@ -133,9 +135,7 @@ def _problems(work: pl.DataFrame, original: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts).sort("row", "column", maintain_order=True)
 
 
-def validate_cohort(
-    cohort: pl.DataFrame | pl.LazyFrame, source: str = "cohort"
-) -> pl.DataFrame:
+def validate_cohort(cohort: pl.DataFrame | pl.LazyFrame, source: str = "cohort") -> pl.DataFrame:
     """Check a cohort and return it in canonical form.
 
     Args:

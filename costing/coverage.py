@@ -104,8 +104,9 @@ def coverage(
             pl.col("cost_category").alias("category"),
             "status",
             _status_name(names).alias("status_name"),
-            (pl.col("cost_source") if "cost_source" in keep else pl.lit(None, pl.String))
-            .alias("cost_source"),
+            (pl.col("cost_source") if "cost_source" in keep else pl.lit(None, pl.String)).alias(
+                "cost_source"
+            ),
             pl.col("_part_cost").alias("cost"),
         )
         .group_by(keys)

@@ -24,7 +24,7 @@ from costing.io import atomic_path
 from costing.status import status_name_expr
 from costing.tables import TableSet, sha256_file
 
-__all__ = ["run_manifest", "write_run_manifest", "config_sha256", "MANIFEST_FORMAT"]
+__all__ = ["MANIFEST_FORMAT", "config_sha256", "run_manifest", "write_run_manifest"]
 
 MANIFEST_FORMAT = "costing-run-manifest/1"
 _COST_DECIMALS = 6
@@ -164,7 +164,7 @@ def run_manifest(
         "rows_in": rows,
         "outputs": {k: _output_entry(v) for k, v in sorted((outputs or {}).items())},
         "counts_by_status": _status_counts(counts_by_status),
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 

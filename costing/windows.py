@@ -25,14 +25,14 @@ from costing.schema import COST_CATEGORIES, WINDOW_COLUMNS
 from costing.status import Status
 
 __all__ = [
-    "cost_by_window",
+    "ASSIGN_RULES",
+    "BUCKETS",
+    "COHORT_OUTPUT_COLUMNS",
+    "DEFAULT_WINDOWS",
+    "POD_CATEGORIES",
     "audit",
     "audit_summary",
-    "BUCKETS",
-    "POD_CATEGORIES",
-    "ASSIGN_RULES",
-    "DEFAULT_WINDOWS",
-    "COHORT_OUTPUT_COLUMNS",
+    "cost_by_window",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,16 +50,28 @@ BUCKETS: Final = (
 )
 #: Categories for ``by="pod"``, in output order; "unknown" holds records with a null POD.
 POD_CATEGORIES: Final = (
-    "DC", "EL", "NEL", "RP",
-    "OP_FIRST", "OP_FOLLOWUP", "OP_PROC",
-    "AE_T12", "AE_T3", "AE_T4",
+    "DC",
+    "EL",
+    "NEL",
+    "RP",
+    "OP_FIRST",
+    "OP_FOLLOWUP",
+    "OP_PROC",
+    "AE_T12",
+    "AE_T3",
+    "AE_T4",
     "unknown",
 )
 ASSIGN_RULES: Final = ("admission", "discharge", "apportion")
 DEFAULT_WINDOWS: Final = (-1, 0)
 #: Cohort columns carried onto every output row.
 COHORT_OUTPUT_COLUMNS: Final = (
-    "index_date", "group", "site", "matched_set", "weight", "end_of_follow_up",
+    "index_date",
+    "group",
+    "site",
+    "matched_set",
+    "weight",
+    "end_of_follow_up",
 )
 _REL_TOL: Final = 1e-6
 _BUCKET_DTYPE: Final = pl.Enum(BUCKETS)
@@ -142,10 +154,14 @@ def _bucket_code(name: str) -> pl.Expr:
 def _bucket(date: pl.Expr) -> pl.Expr:
     """Bucket of a whole record assigned by one date (precedence as in ``BUCKETS`` docs)."""
     return (
-        pl.when(pl.col("_pidx").is_null()).then(_bucket_code("not_in_cohort"))
-        .when(date.is_null()).then(_bucket_code("no_date"))
-        .when(date > pl.col("_eofu")).then(_bucket_code("after_end_of_follow_up"))
-        .when(pl.col("_wi").is_not_null()).then(_bucket_code("in_window"))
+        pl.when(pl.col("_pidx").is_null())
+        .then(_bucket_code("not_in_cohort"))
+        .when(date.is_null())
+        .then(_bucket_code("no_date"))
+        .when(date > pl.col("_eofu"))
+        .then(_bucket_code("after_end_of_follow_up"))
+        .when(pl.col("_wi").is_not_null())
+        .then(_bucket_code("in_window"))
         .otherwise(_bucket_code("outside_windows"))
     )
 
@@ -254,7 +270,6 @@ def _assign(
     )
     joined = _join_cohort(recs, cohort, spec)
     n_w = len(spec.windows)
-    bounds = [f"_s{i}" for i in range(n_w)] + [f"_e{i}" for i in range(n_w)]
     base = ["_row", *keep, "status", "_pidx", "_ci", "_record_cost"]
 
     def whole(frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -263,7 +278,9 @@ def _assign(
             frame.with_columns(_window_index(date, n_w).alias("_wi"))
             .with_columns(_bucket(date).alias("_b"))
             .select(
-                *base, "_wi", "_b",
+                *base,
+                "_wi",
+                "_b",
                 pl.col("_record_cost").alias("_part_cost"),
                 pl.lit(True).alias("_first"),
                 pl.lit(None, pl.Int32).alias("_nights"),
@@ -278,9 +295,9 @@ def _assign(
 def _split_rule() -> pl.Expr:
     """An APC spell of a cohort patient with valid dates and at least one night is split."""
     nights = _days(pl.col("discharge_date") - pl.col("activity_date"))
-    return (
-        (pl.col("setting") == "apc") & pl.col("_pidx").is_not_null() & (nights > 0)
-    ).fill_null(False)
+    return ((pl.col("setting") == "apc") & pl.col("_pidx").is_not_null() & (nights > 0)).fill_null(
+        False
+    )
 
 
 def _apportioned(joined: pl.LazyFrame, spec: _Spec, base: list[str]) -> list[pl.LazyFrame]:
@@ -301,7 +318,9 @@ def _apportioned(joined: pl.LazyFrame, spec: _Spec, base: list[str]) -> list[pl.
     buckets: list[tuple[str, int | None]] = [("in_window", i) for i in range(n_w)]
     buckets += [("outside_windows", None), ("after_end_of_follow_up", None)]
     in_win = [
-        _days(pl.min_horizontal(b, pl.col(f"_e{i}"), censor) - pl.max_horizontal(a, pl.col(f"_s{i}")))
+        _days(
+            pl.min_horizontal(b, pl.col(f"_e{i}"), censor) - pl.max_horizontal(a, pl.col(f"_s{i}"))
+        )
         .clip(lower_bound=0)
         .alias(f"_n{i}")
         for i in range(n_w)
@@ -311,8 +330,9 @@ def _apportioned(joined: pl.LazyFrame, spec: _Spec, base: list[str]) -> list[pl.
         joined.filter(_split_rule())
         .with_columns(_days(b - a).alias("_n"), *in_win, after)
         .with_columns(
-            (pl.col("_n") - pl.sum_horizontal(f"_n{i}" for i in range(n_w)) - pl.col("_naft"))
-            .alias("_nout")
+            (
+                pl.col("_n") - pl.sum_horizontal(f"_n{i}" for i in range(n_w)) - pl.col("_naft")
+            ).alias("_nout")
         )
         .with_columns(
             (pl.col("_record_cost") * pl.col(nm) / pl.col("_n")).alias(f"_p{j}")
@@ -321,9 +341,7 @@ def _apportioned(joined: pl.LazyFrame, spec: _Spec, base: list[str]) -> list[pl.
     )
     parts = []
     for j, (nm, (bucket, wi)) in enumerate(zip(names, buckets, strict=True)):
-        later_empty = pl.all_horizontal(
-            [pl.col(x) == 0 for x in names[j + 1:]] or [pl.lit(True)]
-        )
+        later_empty = pl.all_horizontal([pl.col(x) == 0 for x in names[j + 1 :]] or [pl.lit(True)])
         earlier_empty = pl.all_horizontal([pl.col(x) == 0 for x in names[:j]] or [pl.lit(True)])
         earlier_sum = pl.sum_horizontal([pl.col(f"_p{x}") for x in range(j)] or [pl.lit(0.0)])
         part_cost = (
@@ -465,9 +483,7 @@ def _days_observed() -> pl.Expr:
     observed_to = pl.min_horizontal(
         pl.col("window_end"), pl.col("end_of_follow_up").dt.offset_by("1d")
     )
-    return (
-        _days(observed_to - pl.col("window_start")).clip(lower_bound=0).cast(pl.Int32)
-    )
+    return _days(observed_to - pl.col("window_start")).clip(lower_bound=0).cast(pl.Int32)
 
 
 def _wide(long: pl.DataFrame, categories: Sequence[str]) -> pl.DataFrame:
@@ -480,9 +496,7 @@ def _wide(long: pl.DataFrame, categories: Sequence[str]) -> pl.DataFrame:
         for i, c in enumerate(categories)
     ]
     out = base.with_columns(s for frame in per_cat for s in frame.get_columns())
-    return out.with_columns(
-        pl.sum_horizontal(f"cost_{c}" for c in categories).alias("cost_total")
-    )
+    return out.with_columns(pl.sum_horizontal(f"cost_{c}" for c in categories).alias("cost_total"))
 
 
 def cost_by_window(
@@ -564,7 +578,9 @@ def cost_by_window(
             "window",
             "window_start",
             "window_end",
-            _days(pl.col("window_end") - pl.col("window_start")).cast(pl.Int32).alias("window_days"),
+            _days(pl.col("window_end") - pl.col("window_start"))
+            .cast(pl.Int32)
+            .alias("window_days"),
             "category",
             "cost",
             "n_records",
@@ -595,15 +611,25 @@ def cost_by_window(
         )
     logger.info(
         "windows: %d patients x %d windows x %d categories; buckets %s",
-        coh.height, n_w, n_c,
+        coh.height,
+        n_w,
+        n_c,
         dict(zip(by_bucket["bucket"].cast(pl.String), by_bucket["n_records"], strict=True)),
     )
     return _wide(long, spec.categories) if wide else long
 
 
 _AUDIT_KEEP: Final = (
-    "record_id", "patient_id", "setting", "activity_date", "discharge_date",
-    "pod", "cost_category", "cost_source", "status", "status_name",
+    "record_id",
+    "patient_id",
+    "setting",
+    "activity_date",
+    "discharge_date",
+    "pod",
+    "cost_category",
+    "cost_source",
+    "status",
+    "status_name",
 )
 
 

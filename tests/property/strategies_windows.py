@@ -80,7 +80,9 @@ def cohorts(draw: st.DrawFn, min_patients: int = 1, max_patients: int = 5) -> pl
     rows = []
     for i in range(n):
         t0 = draw(index_dates())
-        eofu = draw(st.none() | st.integers(-200, 300).map(lambda d, t0=t0: t0 + dt.timedelta(days=d)))
+        eofu = draw(
+            st.none() | st.integers(-200, 300).map(lambda d, t0=t0: t0 + dt.timedelta(days=d))
+        )
         rows.append(
             {
                 "patient_id": f"p{i}",
@@ -100,7 +102,9 @@ def _record(draw: st.DrawFn, i: int, patients: dict[str, dt.date]) -> dict[str, 
     setting = draw(st.sampled_from(["apc", "op", "ae"]))
     nights = draw(st.integers(0, 40)) if setting == "apc" else None
     category, pod = {
-        "apc": draw(st.sampled_from([("elective", "EL"), ("non_elective", "NEL"), ("elective", "DC")])),
+        "apc": draw(
+            st.sampled_from([("elective", "EL"), ("non_elective", "NEL"), ("elective", "DC")])
+        ),
         "op": ("outpatient", "OP_FIRST"),
         "ae": ("ae", "AE_T12"),
     }[setting]

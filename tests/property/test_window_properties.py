@@ -35,7 +35,10 @@ def test_totals_conserved(s: Scenario, assign: str) -> None:
     assert _close(float(a["cost"].sum()), total)
     in_window = float(a.filter(pl.col("bucket") == "in_window")["cost"].sum())
     assert _close(float(out["cost"].sum()), in_window)
-    assert _close(float(out["cost"].sum()) + float(a.filter(pl.col("bucket") != "in_window")["cost"].sum()), total)
+    assert _close(
+        float(out["cost"].sum()) + float(a.filter(pl.col("bucket") != "in_window")["cost"].sum()),
+        total,
+    )
 
 
 @given(scenarios(), RULES)
@@ -76,7 +79,9 @@ def test_a_record_is_in_at_most_one_window(s: Scenario, assign: str) -> None:
 
 
 @given(scenarios(), RULES, st.integers(1, 10))
-def test_shift_by_whole_leap_cycles_leaves_windows_unchanged(s: Scenario, assign: str, m: int) -> None:
+def test_shift_by_whole_leap_cycles_leaves_windows_unchanged(
+    s: Scenario, assign: str, m: int
+) -> None:
     """Shifting every date (records, index dates, end of follow-up) by 1461*m days changes nothing.
 
     What holds exactly: within 1901-2099 a shift of 1461*m days is a shift of 4*m calendar
@@ -89,8 +94,17 @@ def test_shift_by_whole_leap_cycles_leaves_windows_unchanged(s: Scenario, assign
     shifted = shift_days(s, FOUR_YEARS_DAYS * m)
     a, _ = _run(s, assign)
     b, _ = _run(shifted, assign)
-    same = ["patient_id", "window", "window_days", "category", "cost", "n_records",
-            "n_unpriced", "n_excluded", "days_observed"]
+    same = [
+        "patient_id",
+        "window",
+        "window_days",
+        "category",
+        "cost",
+        "n_records",
+        "n_unpriced",
+        "n_excluded",
+        "days_observed",
+    ]
     assert a.select(same).equals(b.select(same))
     starts = a["window_start"].to_list()
     assert b["window_start"].to_list() == [
@@ -102,13 +116,23 @@ def test_a_one_day_shift_is_not_neutral() -> None:
     """Why the shift property is limited to whole leap cycles: windows are calendar months."""
     cohort = pl.DataFrame({"patient_id": ["a"], "index_date": [dt.date(2008, 8, 30)]})
     empty = pl.DataFrame(
-        schema={"patient_id": pl.String, "setting": pl.String, "activity_date": pl.Date,
-                "cost_category": pl.String, "cost": pl.Float64, "status": pl.Int16}
+        schema={
+            "patient_id": pl.String,
+            "setting": pl.String,
+            "activity_date": pl.Date,
+            "cost_category": pl.String,
+            "cost": pl.Float64,
+            "status": pl.Int16,
+        }
     )
     days = cost_by_window(empty, cohort)["window_days"].unique(maintain_order=True).to_list()
-    shifted = cost_by_window(
-        empty, cohort.with_columns(pl.col("index_date") + pl.duration(days=1))
-    )["window_days"].unique(maintain_order=True).to_list()
+    shifted = (
+        cost_by_window(empty, cohort.with_columns(pl.col("index_date") + pl.duration(days=1)))[
+            "window_days"
+        ]
+        .unique(maintain_order=True)
+        .to_list()
+    )
     # 2008-08-30: [2008-02-29, 2008-08-30) = 183 days and [2008-08-30, 2009-02-28) = 182;
     # 2008-08-31: 184 and 181
     assert days == [183, 182]
@@ -119,6 +143,7 @@ def test_a_one_day_shift_is_not_neutral() -> None:
 @given(scenarios(), RULES)
 def test_lazy_equals_eager(s: Scenario, assign: str) -> None:
     eager, _ = _run(s, assign)
-    lazy = cost_by_window(s.priced.lazy(), s.cohort.lazy(), windows=s.windows, months=s.months,
-                          assign=assign)  # type: ignore[arg-type]
+    lazy = cost_by_window(
+        s.priced.lazy(), s.cohort.lazy(), windows=s.windows, months=s.months, assign=assign
+    )  # type: ignore[arg-type]
     assert eager.equals(lazy)

@@ -16,7 +16,11 @@ D = dt.date
 
 def test_canonical_columns_typed_nulls_and_extras_kept() -> None:
     raw = pl.DataFrame(
-        {"age_band": ["70-74", "80+"], "patient_id": [101, 102], "index_date": ["2008-08-31", "2009-02-28"]}
+        {
+            "age_band": ["70-74", "80+"],
+            "patient_id": [101, 102],
+            "index_date": ["2008-08-31", "2009-02-28"],
+        }
     )
     out = validate_cohort(raw)
     assert out.columns == [*COHORT_SCHEMA, "age_band"]
@@ -40,7 +44,11 @@ def test_lazy_and_datetime_input() -> None:
 def test_end_of_follow_up_before_index_is_allowed() -> None:
     out = validate_cohort(
         pl.DataFrame(
-            {"patient_id": ["a"], "index_date": [D(2008, 8, 31)], "end_of_follow_up": [D(2001, 1, 1)]}
+            {
+                "patient_id": ["a"],
+                "index_date": [D(2008, 8, 31)],
+                "end_of_follow_up": [D(2001, 1, 1)],
+            }
         )
     )
     assert out["end_of_follow_up"].to_list() == [D(2001, 1, 1)]
@@ -56,7 +64,14 @@ def test_every_problem_reported_once() -> None:
     raw = pl.DataFrame(
         {
             "patient_id": ["a", "b", "a", None, "c", "d"],
-            "index_date": ["2008-08-31", "1800-01-01", "2008-01-01", "2008-01-01", None, "31/08/2008"],
+            "index_date": [
+                "2008-08-31",
+                "1800-01-01",
+                "2008-01-01",
+                "2008-01-01",
+                None,
+                "31/08/2008",
+            ],
             "end_of_follow_up": [None, None, "1801-01-01", None, None, None],
             "weight": [1.0, -0.5, 1.0, 1.0, 1.0, 1.0],
         }

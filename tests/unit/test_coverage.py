@@ -24,7 +24,15 @@ PRICED = pl.DataFrame(
         "discharge_date": [None] * 7,
         "cost_category": ["outpatient"] * 7,
         "cost": [100.0, 100.0, 50.0, 100.0, 60.0, None, 10.0],
-        "cost_source": ["tariff", "tariff", "reference_cost", "tariff", "reference_cost", None, "tariff"],
+        "cost_source": [
+            "tariff",
+            "tariff",
+            "reference_cost",
+            "tariff",
+            "reference_cost",
+            None,
+            "tariff",
+        ],
         "status": pl.Series([1, 1, 2, 1, 2, 52, 1], dtype=pl.Int16),
     },
     schema_overrides={"discharge_date": pl.Date},
@@ -41,8 +49,14 @@ COHORT = pl.DataFrame(
 def test_coverage_without_cohort() -> None:
     out = coverage(PRICED)
     assert out.columns == [
-        "category", "status", "status_name", "cost_source",
-        "n_records", "cost", "share_records", "share_cost",
+        "category",
+        "status",
+        "status_name",
+        "cost_source",
+        "n_records",
+        "cost",
+        "share_records",
+        "share_cost",
     ]
     rows = {r["status"]: r for r in out.iter_rows(named=True)}
     # 4 tariff records (£310), 2 fallback (£110), 1 unpriced, of 7 outpatient records (£420)

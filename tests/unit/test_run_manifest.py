@@ -19,7 +19,9 @@ from costing.tables import Source, TableSet, load_tables, write_edition
 
 @pytest.fixture()
 def tables(tmp_path: Path) -> TableSet:
-    mff = pl.DataFrame({"provider_code": ["RXX"], "provider_name": ["Test trust"], "mff_factor": [1.05]})
+    mff = pl.DataFrame(
+        {"provider_code": ["RXX"], "provider_name": ["Test trust"], "mff_factor": [1.05]}
+    )
     write_edition(
         tmp_path / "tables",
         kind="mff",
@@ -40,9 +42,7 @@ def inputs(tmp_path: Path) -> list[Path]:
     return [a, c]
 
 
-PRICED = pl.DataFrame(
-    {"status": pl.Series([1, 1, 52], dtype=pl.Int16), "cost": [10.0, 2.5, None]}
-)
+PRICED = pl.DataFrame({"status": pl.Series([1, 1, 52], dtype=pl.Int16), "cost": [10.0, 2.5, None]})
 CONFIG = {"perspective": "purchaser", "windows": [-1, 0], "price_year": "2017-18", "months": 6}
 
 

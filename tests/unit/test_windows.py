@@ -91,7 +91,9 @@ def cohort(*rows: dict[str, Any]) -> pl.DataFrame:
 
 def cell(out: pl.DataFrame, pid: str, window: int, category: str) -> dict[str, Any]:
     hit = out.filter(
-        (pl.col("patient_id") == pid) & (pl.col("window") == window) & (pl.col("category") == category)
+        (pl.col("patient_id") == pid)
+        & (pl.col("window") == window)
+        & (pl.col("category") == category)
     )
     assert hit.height == 1
     return hit.row(0, named=True)
@@ -250,8 +252,9 @@ def test_apportion_nights_outside_windows_and_after_death() -> None:
 
 
 def test_same_day_spell_wholly_in_its_window_under_apportion() -> None:
-    p = priced(rec("dc", "a", "apc", D(2008, 8, 30), 500.0, discharge=D(2008, 8, 30),
-                   category="elective"))
+    p = priced(
+        rec("dc", "a", "apc", D(2008, 8, 30), 500.0, discharge=D(2008, 8, 30), category="elective")
+    )
     a = audit(p, COHORT, assign="apportion")
     assert a.select("bucket", "window", "nights", "cost").rows() == [("in_window", -1, None, 500.0)]
 
@@ -266,8 +269,9 @@ def test_outpatients_and_ae_use_their_date_under_every_rule() -> None:
 
 def test_multi_episode_spell_priced_once() -> None:
     # pricing returns one row per spell (n_episodes = 3); the window counts it once
-    p = priced(rec("spell", "a", "apc", D(2008, 9, 1), 2500.0, discharge=D(2008, 9, 9),
-                   n_episodes=3))
+    p = priced(
+        rec("spell", "a", "apc", D(2008, 9, 1), 2500.0, discharge=D(2008, 9, 9), n_episodes=3)
+    )
     out = cost_by_window(p, COHORT)
     assert cell(out, "a", 0, "non_elective")["cost"] == 2500.0
     assert cell(out, "a", 0, "non_elective")["n_records"] == 1
@@ -398,7 +402,9 @@ def test_lazy_input_and_extra_columns_give_the_same_answer() -> None:
 
 
 def test_pre_trend_windows() -> None:
-    out = cost_by_window(priced(rec("r", "a", "op", D(2007, 9, 1), 40.0)), COHORT, windows=(-2, -1, 0, 1))
+    out = cost_by_window(
+        priced(rec("r", "a", "op", D(2007, 9, 1), 40.0)), COHORT, windows=(-2, -1, 0, 1)
+    )
     assert out.height == 4 * 4
     # window -2 = [2007-08-31, 2008-02-29): 2007-09-01 falls in it
     assert cell(out, "a", -2, "outpatient")["cost"] == 40.0
@@ -406,10 +412,16 @@ def test_pre_trend_windows() -> None:
 
 
 def test_cohort_columns_carried() -> None:
-    coh = cohort({
-        "patient_id": "a", "index_date": INDEX, "group": "intervention", "site": "S1",
-        "matched_set": "m1", "weight": 0.5,
-    })
+    coh = cohort(
+        {
+            "patient_id": "a",
+            "index_date": INDEX,
+            "group": "intervention",
+            "site": "S1",
+            "matched_set": "m1",
+            "weight": 0.5,
+        }
+    )
     out = cost_by_window(priced(), coh)
     assert set(out["group"]) == {"intervention"}
     assert set(out["weight"]) == {0.5}
