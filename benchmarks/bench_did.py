@@ -1,8 +1,9 @@
 """Benchmark: costing.did on a zero-filled window output.
 
 Default: 1M patients x 2 windows x 4 categories (8M rows), 2,000 bootstrap replicates,
-matched sets of one case and two controls (weights 1 and 1/2). Prints the wall time of
-did() alone (data generation excluded) and the process's peak RSS.
+matched sets of one case and two controls (weights 1 and 1/2). Prints the wall and CPU time
+of did() alone (data generation excluded), the process's peak RSS and the 1-minute load
+average (a busy machine inflates the wall time: OpenBLAS threads compete for the cores).
 
     .venv/bin/python benchmarks/bench_did.py
     .venv/bin/python benchmarks/bench_did.py --cluster none      # 1M single-patient clusters
@@ -12,6 +13,7 @@ did() alone (data generation excluded) and the process's peak RSS.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -65,20 +67,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="cluster column; 'none' resamples the 1M patients one by one")
     args = ap.parse_args(argv)
 
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     wc = window_costs(args.patients)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     cluster = None if args.cluster == "none" else args.cluster
     out = did(wc, n_boot=args.boot, weight="weight", censoring=args.censoring, cluster=cluster)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with pl.Config(tbl_cols=-1, tbl_width_chars=200):
         print(out.select("category", "n_treated", "n_control", "did", "ci_low", "ci_high",
                          "p_value"))
     print(
         f"did: {args.patients:,} patients x 2 windows x 4 categories ({wc.height:,} rows), "
-        f"{args.boot:,} replicates, {out['n_clusters'][0]:,} clusters: {t2 - t1:.2f} s wall "
-        f"(data generation {t1 - t0:.2f} s); peak RSS {peak_mib:,.0f} MiB"
+        f"{args.boot:,} replicates, {out['n_clusters'][0]:,} clusters: {t2 - t1:.2f} s wall, "
+        f"{c2 - c1:.2f} s CPU (data generation {t1 - t0:.2f} s); peak RSS {peak_mib:,.0f} MiB; "
+        f"load average before {load_before:.2f}"
     )
     return 0
 
