@@ -155,7 +155,7 @@ def test_run_and_report(files: dict[str, Path]) -> None:
                  "run_manifest.json", "report.xlsx", "window_means.png"):
         assert (out / name).exists(), name
     manifest = json.loads((out / "run_manifest.json").read_text())
-    assert manifest["engine_version"] == costing.__version__
+    assert manifest["engine"]["version"] == costing.__version__
     (out / "report.xlsx").unlink()
     rep = _run("report", str(out))
     assert rep.exit_code == 0, rep.output
