@@ -59,6 +59,10 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "manifest.json"
+# One per tables folder: the sha256 of every manifest, in `sha256sum -c` format, so that a
+# changed byte anywhere (a manifest's free text included) is refused.
+CHECKSUMS_NAME = "SHA256SUMS"
+_CHECKSUM_LINE = re.compile(r"([0-9a-f]{64})  ([^/\s]+/[^/\s]+/manifest\.json)")
 OGL = "Open Government Licence v3.0"
 _EDITION_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -531,6 +535,86 @@ def _load_edition(folder: Path) -> Edition:
     return Edition(manifest=m, path=folder, frames=MappingProxyType(frames))
 
 
+def _read_checksums(root: Path) -> dict[str, str] | None:
+    """manifest path (kind/edition/manifest.json) -> sha256, or None if the folder has none."""
+    file = root / CHECKSUMS_NAME
+    if not file.is_file():
+        return None
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError(f"{file}: not UTF-8 text; restore it from the repository") from None
+    lines = text.split("\n")
+    if lines[-1] != "":
+        raise ManifestError(f"{file}: does not end with a newline; restore it from the repository")
+    sums: dict[str, str] = {}
+    for n, line in enumerate(lines[:-1], start=1):
+        m = _CHECKSUM_LINE.fullmatch(line)
+        if not m:
+            raise ManifestError(
+                f"{file}, line {n}: expected '<sha256>  <kind>/<edition>/manifest.json', "
+                f"got {line!r}; restore it from the repository or re-import the edition"
+            )
+        sums[m.group(2)] = m.group(1)
+    return sums
+
+
+def _checksum_problems(root: Path, folders: list[Path], required: bool) -> list[tuple[Path, TableError]]:
+    """(path, error) for every manifest that is unlisted, changed or missing under a root."""
+    try:
+        sums = _read_checksums(root)
+    except TableError as exc:
+        return [(root, exc)]
+    if sums is None:
+        if required:
+            return [(root, TableMissingError(
+                f"{root / CHECKSUMS_NAME}: missing; the shipped tables folder must list the "
+                "sha256 of every manifest. Reinstall costing or restore the file."))]
+        return []
+    problems: list[tuple[Path, TableError]] = []
+    found = {f"{f.parent.name}/{f.name}/{MANIFEST_NAME}": f for f in folders}
+    for rel in sorted(set(sums) - set(found)):
+        problems.append((root / rel, TableMissingError(
+            f"{root / rel}: listed in {root / CHECKSUMS_NAME} but missing")))
+    for rel, folder in found.items():
+        if rel not in sums:
+            problems.append((folder, ManifestError(
+                f"{folder / MANIFEST_NAME}: not listed in {root / CHECKSUMS_NAME}; an edition "
+                "must be written by `costing tables import` (or costing.tables.write_edition)")))
+            continue
+        actual = sha256_file(folder / MANIFEST_NAME) if (folder / MANIFEST_NAME).is_file() else ""
+        if actual and actual != sums[rel]:
+            problems.append((folder, TableIntegrityError(str(folder / MANIFEST_NAME), sums[rel], actual)))
+    return problems
+
+
+def _update_checksums(root: Path, folder: Path) -> None:
+    """Record (or replace) an edition's manifest sha256 in the root's SHA256SUMS."""
+    try:
+        sums = _read_checksums(root) or {}
+    except TableError:
+        sums = {}
+    sums[f"{folder.parent.name}/{folder.name}/{MANIFEST_NAME}"] = sha256_file(folder / MANIFEST_NAME)
+    text = "".join(f"{h}  {rel}\n" for rel, h in sorted(sums.items()))
+    _atomic_write_bytes(root / CHECKSUMS_NAME, text.encode("utf-8"))
+
+
+def _roots(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
+) -> list[tuple[Path, bool]]:
+    """(folder, is_shipped) for a load/verify path argument."""
+    def one(p: str | os.PathLike[str]) -> tuple[Path, bool]:
+        if str(p) == "shipped":
+            return shipped_tables_path(), True
+        return Path(p), Path(p).resolve() == shipped_tables_path().resolve()
+
+    if path is None:
+        return [(shipped_tables_path(), True)]
+    if isinstance(path, (str, os.PathLike)):
+        return [one(path)]
+    return [one(p) for p in path]
+
+
 def _edition_folders(root: Path) -> list[Path]:
     if (root / MANIFEST_NAME).is_file():  # a single edition folder
         return [root]
@@ -562,17 +646,16 @@ def load_tables(
         >>> tables.get("reference_cost", "2017-18").hrg_version
         'HRG4'
     """
-    if path is None:
-        roots: list[Path] = [shipped_tables_path()]
-    elif isinstance(path, (str, os.PathLike)):
-        roots = [shipped_tables_path() if str(path) == "shipped" else Path(path)]
-    else:
-        roots = [shipped_tables_path() if str(p) == "shipped" else Path(p) for p in path]
     editions: list[Edition] = []
-    for root in roots:
+    for root, shipped in _roots(path):
         if not root.is_dir():
             raise TableMissingError(f"{root}: no such tables folder")
-        editions.extend(_load_edition(f) for f in _edition_folders(root))
+        folders = _edition_folders(root)
+        single = folders == [root]
+        problems = [] if single else _checksum_problems(root, folders, required=shipped)
+        if problems:
+            raise problems[0][1]
+        editions.extend(_load_edition(f) for f in folders)
     return TableSet(editions)
 
 
@@ -583,18 +666,21 @@ def verify_tables(
 
     Unlike ``load_tables`` this does not stop at the first failure.
     """
-    if path is None:
-        roots = [shipped_tables_path()]
-    elif isinstance(path, (str, os.PathLike)):
-        roots = [Path(path)]
-    else:
-        roots = [Path(p) for p in path]
     results: list[tuple[str, str | None]] = []
-    for root in roots:
+    for root, shipped in _roots(path):
         if not root.is_dir():
             results.append((str(root), "no such tables folder"))
             continue
-        for folder in _edition_folders(root):
+        folders = _edition_folders(root)
+        problems = {} if folders == [root] else {
+            p: str(e) for p, e in _checksum_problems(root, folders, required=shipped)}
+        for p, err in problems.items():
+            if p not in folders:
+                results.append((str(p), err))
+        for folder in folders:
+            if folder in problems:
+                results.append((str(folder), problems[folder]))
+                continue
             try:
                 _load_edition(folder)
                 results.append((str(folder), None))
@@ -712,4 +798,5 @@ def write_edition(
     )
     text = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
     _atomic_write_bytes(folder / MANIFEST_NAME, text.encode("utf-8"))
+    _update_checksums(Path(into), folder)
     return folder

@@ -118,6 +118,9 @@ def _rewrite_with_manifest_hash(folder: Path, name: str, text: str) -> None:
             r["sha256"] = sha256_file(folder / name)
             r["rows"] = text.count("\n") - 1
     (folder / "manifest.json").write_text(json.dumps(m))
+    from costing.tables import _update_checksums
+
+    _update_checksums(folder.parent.parent, folder)
 
 
 def test_duplicate_key_is_refused(tmp_path: Path) -> None:
@@ -213,3 +216,55 @@ def test_read_only_frames_are_copies_not_shared_state(shipped_tables: costing.Ta
     t2 = t.with_columns(pl.lit(0.0).alias("mff_factor"))
     assert shipped_tables.table("mff", "2026-27")["mff_factor"].max() > 0
     assert t2["mff_factor"].max() == 0
+
+
+def _copy_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "tables"
+    shutil.copytree(shipped_tables_path(), root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    return root
+
+
+def test_changed_manifest_free_text_is_refused(tmp_path: Path) -> None:
+    # a manifest carries no hash of itself: the folder's SHA256SUMS lists every manifest
+    root = _copy_tree(tmp_path)
+    manifest = root / "mff" / "2026-27" / "manifest.json"
+    text = manifest.read_text(encoding="utf-8")
+    manifest.write_text(text.replace('"description": "', '"description": "X', 1), encoding="utf-8")
+    with pytest.raises(costing.TableIntegrityError, match="manifest.json"):
+        load_tables(root)
+    assert any(err and "sha256 mismatch" in err for _, err in verify_tables(root))
+
+
+def test_changed_or_missing_checksums_file_is_refused(tmp_path: Path) -> None:
+    root = _copy_tree(tmp_path)
+    sums = root / "SHA256SUMS"
+    original = sums.read_bytes()
+    sums.write_bytes(original.replace(b"\n", b"\r", 1))
+    with pytest.raises(costing.ManifestError, match="line 1"):
+        load_tables(root)
+    sums.write_bytes(original.replace(b"mff/2026-27", b"mff/2026-28", 1))
+    with pytest.raises(costing.TableError):
+        load_tables(root)
+    # a user folder may lack SHA256SUMS; the shipped folder may not
+    from costing.tables import _checksum_problems, _edition_folders
+
+    sums.unlink()
+    assert load_tables(root).editions("mff") == ["2026-27"]
+    problems = _checksum_problems(root, _edition_folders(root), required=True)
+    assert problems and isinstance(problems[0][1], costing.TableMissingError)
+
+
+def test_hand_added_edition_not_in_checksums_is_refused(tmp_path: Path) -> None:
+    root = _copy_tree(tmp_path)
+    shutil.copytree(root / "mff" / "2026-27", root / "mff" / "2025-26")
+    with pytest.raises(costing.ManifestError):
+        load_tables(root)
+
+
+def test_write_edition_records_its_manifest_in_checksums(tmp_path: Path) -> None:
+    write_mff(tmp_path, "2026-27", {"RAA": 1.0})
+    write_trimpoints(tmp_path, "2017-18", {"AA01A": 3})
+    lines = (tmp_path / "SHA256SUMS").read_text().splitlines()
+    assert [ln.split("  ")[1] for ln in lines] == ["mff/2026-27/manifest.json",
+                                                    "trimpoints/2017-18/manifest.json"]
+    assert lines[0].split("  ")[0] == sha256_file(tmp_path / "mff" / "2026-27" / "manifest.json")
