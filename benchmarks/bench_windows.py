@@ -13,6 +13,7 @@ the data are synthetic; nothing here is a real price.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -70,6 +71,12 @@ def synthetic(n_records: int, n_patients: int, seed: int = 1) -> tuple[pl.DataFr
     return priced, cohort
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all threads): the work, whatever the load."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--records", type=int, default=10_000_000)
@@ -83,16 +90,19 @@ def main(argv: list[str] | None = None) -> int:
         f"built {priced.height:,} priced records, {cohort.height:,} cohort patients "
         f"in {time.perf_counter() - t0:.1f} s (not timed below)"
     )
-    times = []
+    times: list[float] = []
+    cpu: list[float] = []
     out = pl.DataFrame()
     for _ in range(args.repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu_seconds()
         out = cost_by_window(priced, cohort, assign=args.assign)
         times.append(time.perf_counter() - t)
+        cpu.append(_cpu_seconds() - c)
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         f"cost_by_window(assign={args.assign!r}): {out.height:,} output rows; wall "
         f"{min(times):.2f} s best of {args.repeat} ({', '.join(f'{x:.2f}' for x in times)}); "
+        f"CPU (user+sys) {min(cpu):.2f} s; load average {os.getloadavg()[0]:.1f}; "
         f"peak RSS {rss_kib / 1024**2:.2f} GiB; polars {pl.__version__}, "
         f"{pl.thread_pool_size()} threads"
     )

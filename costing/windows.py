@@ -430,13 +430,21 @@ def _collect_assigned(
     spec: _Spec,
     keep: Sequence[str] = (),
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Validated cohort, assigned records (collected once) and bucket totals, checked."""
+    """Validated cohort, assigned records (collected once) and bucket totals, checked.
+
+    A LazyFrame input is collected once, with only the columns used, so the input totals
+    and the assignment read the same rows without computing the upstream plan twice.
+    """
     lf = _priced_lazy(priced, spec)
+    used = ["patient_id", "setting", "activity_date", "cost", "status", spec.category_column]
+    if spec.assign != "admission":
+        used.append("discharge_date")
+    df = lf.select(list(dict.fromkeys([*used, *keep]))).collect()
     coh = validate_cohort(cohort)
-    totals = lf.select(pl.len().alias("n"), pl.col("cost").cast(pl.Float64).sum().alias("cost"))
-    assigned, tot = pl.collect_all([_assign(lf, coh, spec, keep), totals])
-    _check_categories(assigned, lf, spec)
-    by_bucket = _check_assigned(assigned, tot, spec)
+    totals = df.select(pl.len().alias("n"), pl.col("cost").cast(pl.Float64).sum().alias("cost"))
+    assigned = _assign(df.lazy(), coh, spec, keep).collect()
+    _check_categories(assigned, df.lazy(), spec)
+    by_bucket = _check_assigned(assigned, totals, spec)
     return coh, assigned, by_bucket
 
 
