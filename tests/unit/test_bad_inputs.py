@@ -66,6 +66,7 @@ def apc_csv(tmp_path: Path) -> Path:
         ("latin1.csv", HES_APC.replace("RXX", "R\xc9X").encode("latin-1"), "latin"),
         ("nomethod.csv", HES_APC.replace("ADMIMETH", "ADMI_METH").encode(), "ADMIMETH"),
     ],
+    ids=["empty", "semicolons", "latin1", "missing-column"],
 )
 def test_cli_price_refuses_an_unreadable_extract_naming_it(
         tmp_path: Path, name: str, content: bytes, needle: str) -> None:
@@ -188,6 +189,7 @@ def _set_cell(path: Path, sheet: str, column: str, value: object) -> int:
 @pytest.mark.parametrize(
     ("value", "reason"),
     [(-5, "negative price"), ("12x", "not a number"), ("twelve", "not a number")],
+    ids=["negative", "12x", "twelve"],
 )
 def test_cli_tariff_import_refuses_bad_price_cells(tmp_path: Path, value: object, reason: str) -> None:
     wb = _workbook(tmp_path)
