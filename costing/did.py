@@ -250,6 +250,15 @@ def _panel(
     if cluster is not None and not use_cluster:
         log.info("no %r column: resampling patients, not clusters", cluster)
 
+    nulls = lf.select(pl.col(c).is_null().sum() for c in required).collect().row(0)
+    bad_nulls = [f"{c!r} ({n})" for c, n in zip(required, nulls, strict=True) if n]
+    if bad_nulls:
+        raise InputError(
+            f"{_SOURCE}: null values in {', '.join(bad_nulls)}; the window output is zero-filled "
+            "(cost 0 where nothing was priced, every row with its patient, window, category and "
+            "days), so pass costing.cost_by_window output unchanged"
+        )
+
     all_windows = tuple(w for p in periods for w in p)
     present = set(lf.select(pl.col("window").unique()).collect().to_series().to_list())
     absent = [w for w in all_windows if w not in present]
@@ -263,19 +272,10 @@ def _panel(
     cats_found = (
         lf.select(pl.col(by).cast(pl.String).unique()).collect().to_series().to_list()
     )
-    if None in cats_found:
-        raise InputError(f"{_SOURCE}: column {by!r} has null values; every row needs a category")
     categories = _order_categories(cats_found)
     if TOTAL in categories:
         raise InputError(f"{_SOURCE}: {by!r} has a category named {TOTAL!r}, which did() reserves")
     n_cells = len(all_windows) * len(categories)
-
-    cost_nulls = lf.select(pl.col("cost").is_null().sum()).collect().item()
-    if cost_nulls:
-        raise InputError(
-            f"{_SOURCE}: {cost_nulls} row(s) have a null cost; the window output is zero-filled "
-            "(cost 0 where nothing was priced), so pass costing.cost_by_window output unchanged"
-        )
 
     attrs: dict[str, pl.Expr] = {"_group": pl.col(group).cast(pl.String)}
     if use_cluster:

@@ -346,7 +346,13 @@ def test_arm_window_means() -> None:
         (lambda df: df.with_columns(
             pl.when(pl.col("window") == 0).then(pl.lit(T)).otherwise("group").alias("group")),
          {}, "more than one 'group' value"),
-        (lambda df: df.with_columns(pl.lit(None, pl.Float64).alias("cost")), {}, "null cost"),
+        (lambda df: df.with_columns(pl.lit(None, pl.Float64).alias("cost")), {},
+         "null values in 'cost' (16)"),
+        (lambda df: df.with_columns(
+            pl.when(pl.col("patient_id") == "A").then(None).otherwise("patient_id")
+            .alias("patient_id")), {}, "null values in 'patient_id' (4)"),
+        (lambda df: df.with_columns(pl.lit(None, pl.Int32).alias("days_observed")),
+         {"censoring": "scale"}, "null values in 'days_observed'"),
         (lambda df: df.with_columns(pl.lit(-1.0).alias("weight")), {"weight": "weight"},
          "weights must be >= 0"),
         (lambda df: df.drop("days_observed"), {"censoring": "complete"}, "days_observed"),
