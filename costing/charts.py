@@ -1,7 +1,7 @@
 """Report charts of window costs: the event-study chart and the window-means chart.
 
-Both return a matplotlib Figure (drawn with the Agg backend, no display needed) and write a
-PNG atomically when given a path.
+Both return a matplotlib Figure drawn by the Agg canvas (no display needed, no pyplot state,
+the user's backend untouched) and write a PNG atomically when given a path.
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ _CONTROL_COLOUR = "#2c6fbb"
 _PALETTE = ("#2c6fbb", "#c0392b", "#27ae60", "#8e44ad", "#e67e22", "#16a085", "#7f8c8d")
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _figure(**kwargs: Any) -> Figure:
+    """A Figure drawn by the Agg canvas: no pyplot state, no change to the user's backend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(layout="constrained", **kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _gbp(value: float, _pos: object = None) -> str:
@@ -110,11 +111,9 @@ def event_study_chart(
         weight=weight, cluster=cluster, n_boot=n_boot, seed=seed, ci=ci, censoring=censoring,
     )
     categories = means["category"].unique(maintain_order=True).to_list()
-    plt = _pyplot()
     rows, cols = _grid(len(categories))
-    fig: Figure
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False,
-                             layout="constrained")
+    fig = _figure(figsize=(4.6 * cols, 3.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     control_label = means.filter(pl.col("arm") == "control")["group"][0]
     for ax, cat in zip(axes.flat, categories, strict=False):
         part = means.filter(pl.col("category") == cat)
@@ -206,10 +205,8 @@ def window_means_chart(
     )
     groups = sorted(means["_group"].unique().to_list())
     windows = sorted(means["window"].unique().to_list())
-    plt = _pyplot()
-    fig: Figure
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(windows) * len(groups) + 2), 4.8),
-                           layout="constrained")
+    fig = _figure(figsize=(max(6.0, 1.6 * len(windows) * len(groups) + 2), 4.8))
+    ax = fig.subplots()
     width = 0.8 / len(groups)
     hatches = ("", "//", "..", "xx", "\\\\", "oo")
     for gi, g in enumerate(groups):
