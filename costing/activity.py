@@ -245,20 +245,9 @@ def validation_failures(lf: pl.LazyFrame, config: CostingConfig) -> pl.DataFrame
 # --------------------------------------------------------------------------------------
 
 
-def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
-    """Collapse APC episodes into provider spells; other settings pass through.
-
-    Spell key: ``spell_id`` when present, else provider + patient + admission date; a
-    record missing any of those is its own spell (never merged on nulls). Columns come
-    from the first episode (by ``episode_order``, then input order), the discharge date
-    from the last. Spell HRG by ``config.spell_hrg``. Adds ``n_episodes`` and ``spell_key``.
-    """
-    apc = lf.filter(pl.col("setting") == "apc")
-    other = lf.filter(pl.col("setting") != "apc").with_columns(
-        pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
-        pl.lit(None, dtype=pl.String).alias("spell_key"),
-    )
-    key = (
+def _spell_key() -> pl.Expr:
+    """``S|spell_id``, else ``K|provider|patient|admission date``, else ``R|row`` (own spell)."""
+    return (
         pl.when(pl.col("spell_id").is_not_null())
         .then(pl.lit("S|") + pl.col("spell_id"))
         .when(pl.all_horizontal(pl.col("provider_code", "patient_id", "activity_date").is_not_null()))
@@ -266,34 +255,64 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
                              pl.col("activity_date").cast(pl.String)], separator="|"))
         .otherwise(pl.lit("R|") + pl.col(ROW).cast(pl.String))
     )
-    names = apc.collect_schema().names()
-    first_cols = [c for c in names if c not in ("discharge_date", "hrg_code")]
-    apc = (
-        apc.with_columns(key.alias("spell_key"))
+
+
+def _spell_hrg(rule: str) -> pl.Expr:
+    """The spell HRG from the aggregated episode HRGs, by the configured rule."""
+    if rule == "first_episode":
+        return pl.col("_first_hrg")
+    if rule == "last_episode":
+        return pl.col("_last_hrg")
+    # declared spell HRG column; a single-episode spell's own HRG is its spell HRG
+    return pl.coalesce(pl.col("_spell_hrg"), pl.when(pl.col("n_episodes") == 1).then(pl.col("_first_hrg")))
+
+
+def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
+    """Collapse APC episodes into provider spells; other settings pass through.
+
+    Spell key: ``spell_id`` when present, else provider + patient + admission date; a
+    record missing any of those is its own spell (never merged on nulls). Columns come
+    from the first episode (by ``episode_order``, then input order), the discharge date
+    from the last. Spell HRG by ``config.spell_hrg``. Adds ``n_episodes`` and ``spell_key``.
+
+    Only the few columns that spells change are grouped (APC rows only); each record then
+    learns its role by one join on its row number, and every episode but the first of its
+    spell is dropped, so the wide frame is never sorted or regrouped.
+    """
+    names = lf.collect_schema().names()
+    is_apc = pl.col("setting") == "apc"
+    spells = (
+        lf.filter(is_apc)
+        .select(ROW, _spell_key().alias("spell_key"), "episode_order", "discharge_date", "hrg_code",
+                "spell_hrg_code")
         .sort("spell_key", "episode_order", ROW, nulls_last=True)
         .group_by("spell_key", maintain_order=True)
         .agg(
-            *[pl.col(c).first() for c in first_cols],
-            pl.col("discharge_date").last(),
+            pl.col(ROW).first().alias("_head"),
+            pl.col(ROW).alias("_members"),
+            pl.col("discharge_date").last().alias("_discharge"),
             pl.col("hrg_code").first().alias("_first_hrg"),
             pl.col("hrg_code").last().alias("_last_hrg"),
             pl.col("spell_hrg_code").drop_nulls().first().alias("_spell_hrg"),
             pl.len().cast(pl.Int32).alias("n_episodes"),
         )
+        .with_columns(_spell_hrg(config.spell_hrg).alias("_hrg"))
     )
-    rule = config.spell_hrg
-    if rule == "first_episode":
-        hrg = pl.col("_first_hrg")
-    elif rule == "last_episode":
-        hrg = pl.col("_last_hrg")
-    else:  # declared spell HRG column; a single-episode spell's own HRG is its spell HRG
-        hrg = pl.coalesce(
-            pl.col("_spell_hrg"),
-            pl.when(pl.col("n_episodes") == 1).then(pl.col("_first_hrg")),
+    roles = spells.explode("_members", empty_as_null=True).select(
+        pl.col("_members").alias(ROW), "spell_key", "n_episodes", "_discharge", "_hrg",
+        (pl.col("_members") == pl.col("_head")).alias("_is_head"),
+    )
+    head = pl.col("_is_head")
+    return (
+        lf.join(roles, on=ROW, how="left", maintain_order="left")
+        .filter(head.is_null() | head)
+        .with_columns(
+            pl.when(head).then(pl.col("_discharge")).otherwise(pl.col("discharge_date")).alias("discharge_date"),
+            pl.when(head).then(pl.col("_hrg")).otherwise(pl.col("hrg_code")).alias("hrg_code"),
+            pl.col("n_episodes").fill_null(1),
         )
-    apc = apc.with_columns(hrg.alias("hrg_code")).drop("_first_hrg", "_last_hrg", "_spell_hrg")
-    return pl.concat([apc.select(names + ["n_episodes", "spell_key"]),
-                      other.select(names + ["n_episodes", "spell_key"])], how="vertical")
+        .select(names + ["n_episodes", "spell_key"])
+    )
 
 
 # --------------------------------------------------------------------------------------

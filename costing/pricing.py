@@ -127,9 +127,10 @@ def _editions(tables: TableSet, kind: str, fixed: str | None) -> _Editions:
 
 def _gather(values: list[object] | pl.Series, dtype: pl.DataType, index: pl.Expr) -> pl.Expr:
     """``values[index]`` per row (null index -> null): a lookup in a small literal list."""
-    if not len(values):
-        return pl.lit(None, dtype=dtype)
-    return pl.lit(pl.Series(values, dtype=dtype)).gather(index)
+    series = pl.Series(values, dtype=dtype)
+    if series.null_count() == series.len():  # also keeps all-null literals of different
+        return pl.lit(None, dtype=dtype)     # dtypes apart (polars CSE would merge them)
+    return pl.lit(series).gather(index)
 
 
 def _ids(expr: pl.Expr, ids: dict[str, int]) -> pl.Expr:
@@ -226,7 +227,56 @@ def _reason(edition: pl.Expr, version_ok: pl.Expr, known: pl.Expr) -> pl.Expr:
 # --------------------------------------------------------------------------------------
 
 
-def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig) -> pl.LazyFrame:
+_TARIFF_APC_VALUES: dict[str, pl.DataType] = {
+    "op_procedure_price": pl.Float64(), "combined_dc_el_price": pl.Float64(),
+    "dc_price": pl.Float64(), "el_price": pl.Float64(), "el_trim_days": pl.Int32(),
+    "nel_price": pl.Float64(), "nel_trim_days": pl.Int32(), "excess_bed_day_price": pl.Float64(),
+    "sse_applicable": pl.Boolean(), "sse_price": pl.Float64(),
+}
+_TARIFF_OP_VALUES: dict[str, pl.DataType] = {
+    "first_single_price": pl.Float64(), "first_multi_price": pl.Float64(),
+    "followup_single_price": pl.Float64(), "followup_multi_price": pl.Float64(),
+}
+_TARIFF_AE_VALUES: dict[str, pl.DataType] = {
+    "type_1_2_price": pl.Float64(), "type_3_price": pl.Float64(),
+}
+
+
+def _tariff_table(ed: _Editions, resource: str, key_col: str, ids: dict[str, int]) -> pl.DataFrame | None:
+    """A tariff resource over the chain's editions, keyed by (edition, code id)."""
+    frames = [e.table(resource).with_columns(pl.lit(i, dtype=pl.Int64).alias("_edition"))
+              for i, e in enumerate(ed.editions) if resource in e.frames]
+    if not frames:
+        return None
+    return pl.concat(frames, how="diagonal_relaxed").with_columns(
+        (pl.col("_edition") * (len(ids) + 1) + _ids(pl.col(key_col), ids)).alias("_key")
+    ).unique("_key", keep="first", maintain_order=True)
+
+
+def _tariff_row(ed: _Editions, resource: str, key_col: str, ids: dict[str, int],
+                record_id: pl.Expr, edition: pl.Expr, known: str) -> pl.Expr:
+    """Row of the record's (edition, code) in a tariff resource; ``record_id`` is the
+    record's code id, null where the resource does not apply."""
+    table = _tariff_table(ed, resource, key_col, ids)
+    if table is None:
+        return pl.lit(None, dtype=pl.Int64).alias(f"{known}_row")
+    return _row_of(edition * (len(ids) + 1) + record_id, table["_key"]).alias(f"{known}_row")
+
+
+def _tariff_lookup(ed: _Editions, resource: str, key_col: str, ids: dict[str, int],
+                   known: str, values: dict[str, pl.DataType]) -> list[pl.Expr]:
+    """A tariff resource's columns for each record, from its row (see :func:`_tariff_row`);
+    ``known`` is true where the table has the code (null where not, as a join would)."""
+    table = _tariff_table(ed, resource, key_col, ids)
+    if table is None:
+        return [pl.lit(None, dtype=pl.Boolean).alias(known),
+                *[pl.lit(None, dtype=t).alias(f"_t_{c}") for c, t in values.items()]]
+    row = pl.col(f"{known}_row")
+    return [pl.when(row.is_not_null()).then(pl.lit(True)).alias(known),
+            *[_gather(table[c].cast(t), t, row).alias(f"_t_{c}") for c, t in values.items()]]
+
+
+def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig, codes: _Codes) -> pl.LazyFrame:
     """Adds _tariff_cost, _tariff_base, _tariff_xs_days, _tariff_xs_cost, _tariff_sse,
     _tariff_reason, _tariff_edition, _tariff_version, _tariff_proc."""
     s = pl.col("setting")
@@ -234,69 +284,18 @@ def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig) -> pl.Laz
     lf = lf.with_columns(ed.name_expr(pl.col("_tariff_ed_i")).alias("_tariff_edition"),
                          ed.version_expr(pl.col("_tariff_ed_i")).alias("_tariff_version"))
     ok = _hrg_usable(pl.col("_tariff_version"))
-    null_f = pl.lit(None, dtype=pl.Float64)
-
-    apc_t = ed.concat("apc")
-    if apc_t is not None:
-        apc_t = apc_t.select(
-            pl.col("edition").alias("_tariff_edition"), pl.col("hrg_code").alias("_t_hrg"),
-            pl.lit(True).alias("_t_apc_known"),
-            *[pl.col(c).alias(f"_t_{c}") for c in (
-                "op_procedure_price", "combined_dc_el_price", "dc_price", "el_price",
-                "el_trim_days", "nel_price", "nel_trim_days", "excess_bed_day_price",
-                "sse_applicable", "sse_price")],
-        )
-        lf = lf.with_columns(
-            pl.when(s.is_in(["apc", "op"]) & ok).then(pl.col("hrg_code")).alias("_t_hrg")
-        ).join(apc_t, on=["_tariff_edition", "_t_hrg"], how="left")
-    else:
-        lf = lf.with_columns(
-            pl.lit(None, dtype=pl.Boolean).alias("_t_apc_known"),
-            *[null_f.alias(f"_t_{c}") for c in (
-                "op_procedure_price", "combined_dc_el_price", "dc_price", "el_price",
-                "nel_price", "excess_bed_day_price", "sse_price")],
-            pl.lit(None, dtype=pl.Int32).alias("_t_el_trim_days"),
-            pl.lit(None, dtype=pl.Int32).alias("_t_nel_trim_days"),
-            pl.lit(None, dtype=pl.Boolean).alias("_t_sse_applicable"),
-        )
-
-    op_t = ed.concat("op_attendance")
-    if op_t is not None:
-        op_t = op_t.select(
-            pl.col("edition").alias("_tariff_edition"),
-            pl.col("treatment_function_code").alias("_t_tf"),
-            pl.lit(True).alias("_t_op_known"),
-            *[pl.col(c).alias(f"_t_{c}") for c in (
-                "first_single_price", "first_multi_price", "followup_single_price",
-                "followup_multi_price")],
-        )
-        lf = lf.with_columns(
-            pl.when(s == "op").then(pl.col("treatment_function_code")).alias("_t_tf")
-        ).join(op_t, on=["_tariff_edition", "_t_tf"], how="left")
-    else:
-        lf = lf.with_columns(
-            pl.lit(None, dtype=pl.Boolean).alias("_t_op_known"),
-            *[null_f.alias(f"_t_{c}") for c in (
-                "first_single_price", "first_multi_price", "followup_single_price",
-                "followup_multi_price")],
-        )
-
-    ae_t = ed.concat("ae")
-    if ae_t is not None:
-        ae_t = ae_t.select(
-            pl.col("edition").alias("_tariff_edition"), pl.col("hrg_code").alias("_t_ae_hrg"),
-            pl.lit(True).alias("_t_ae_known"),
-            pl.col("type_1_2_price").alias("_t_type_1_2_price"),
-            pl.col("type_3_price").alias("_t_type_3_price"),
-        )
-        lf = lf.with_columns(
-            pl.when((s == "ae") & ok).then(pl.col("hrg_code")).alias("_t_ae_hrg")
-        ).join(ae_t, on=["_tariff_edition", "_t_ae_hrg"], how="left")
-    else:
-        lf = lf.with_columns(
-            pl.lit(None, dtype=pl.Boolean).alias("_t_ae_known"),
-            null_f.alias("_t_type_1_2_price"), null_f.alias("_t_type_3_price"),
-        )
+    edi = pl.col("_tariff_ed_i")
+    lookups = [  # resource, key column, ids, the record's code id where it applies, known flag
+        ("apc", "hrg_code", codes.code, pl.when(one_of(s, ["apc", "op"]) & ok).then(pl.col("_hrg_i")),
+         "_t_apc_known", _TARIFF_APC_VALUES),
+        ("op_attendance", "treatment_function_code", codes.service,
+         pl.when(s == "op").then(pl.col("_tf_i")), "_t_op_known", _TARIFF_OP_VALUES),
+        ("ae", "hrg_code", codes.code, pl.when((s == "ae") & ok).then(pl.col("_hrg_i")),
+         "_t_ae_known", _TARIFF_AE_VALUES),
+    ]
+    lf = lf.with_columns([_tariff_row(ed, r, k, ids, rec, edi, known) for r, k, ids, rec, known, _ in lookups])
+    lf = lf.with_columns([e for r, k, ids, _, known, vals in lookups
+                          for e in _tariff_lookup(ed, r, k, ids, known, vals)])
 
     pod = pl.col("_apc_pod")
     combined = pl.col("_t_combined_dc_el_price")
@@ -664,7 +663,7 @@ def price_lazy(
     lf = lf.with_columns(_ids(pl.col("hrg_code"), codes.code).alias("_hrg_i"),
                          _ids(pl.col("treatment_function_code"), codes.service).alias("_tf_i"))
     if "tariff" in eds:
-        lf = _tariff_level(lf, eds["tariff"], cfg)
+        lf = _tariff_level(lf, eds["tariff"], cfg, codes)
     if "reference_cost" in eds:
         lf = _rc_level(lf, eds["reference_cost"], ts, cfg, with_total="total_hrg_average" in chain,
                        codes=codes)
@@ -739,8 +738,9 @@ def price_lazy(
     out_cols = input_cols + ["spell_key"] + list(PRICED_COLUMNS)
     out = lf.select(
         [pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c) for c in out_cols])
-    if cfg.resolved_apc_unit() == "spell":
-        # building spells groups APC rows together; restore input order (first episode's row)
+    if cfg.resolved_apc_unit() == "spell" and ROW in activity.lazy().collect_schema().names():
+        # spells keep the input order; an input that brings its own row numbers is
+        # returned in their order (the first episode's row for a spell)
         out = out.sort(ROW)
     return out
 
