@@ -29,6 +29,12 @@ from costing.errors import (
 from costing.config import CostingConfig
 from costing.io import read_activity, read_cohort, read_table, write_frame
 from costing.windows import audit, audit_summary, cost_by_window
+from costing.cohort import validate_cohort
+from costing.coverage import coverage
+from costing.manifest import run_manifest, write_run_manifest
+from costing.did import arm_window_means, did, did_pretrend
+from costing.charts import event_study_chart, window_means_chart
+from costing.run import RunConfig, RunResult, run
 from costing.pricing import price, price_lazy
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
@@ -51,6 +57,18 @@ __all__ = [
     "cost_by_window",
     "audit",
     "audit_summary",
+    "validate_cohort",
+    "coverage",
+    "run_manifest",
+    "write_run_manifest",
+    "did",
+    "did_pretrend",
+    "arm_window_means",
+    "event_study_chart",
+    "window_means_chart",
+    "run",
+    "RunConfig",
+    "RunResult",
     "TableSet",
     "Edition",
     "Status",
