@@ -28,14 +28,14 @@ from tests.fixtures.tables import apc_rows, write_tariff
 
 __all__ = [
     "GOLDEN_DIR",
-    "SCENARIOS",
     "PRICED_COLUMNS_KEPT",
+    "SCENARIOS",
     "build_extract",
-    "write_fixture_tariffs",
+    "coverage",
     "golden_tables",
     "price_golden",
-    "coverage",
     "to_csv_text",
+    "write_fixture_tariffs",
 ]
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "pricing"
@@ -168,20 +168,20 @@ def build_extract() -> pl.DataFrame:
 def write_fixture_tariffs(root: Path) -> None:
     """Invented tariffs: 2017-18 (HRG4: APC, OP, A&E) and 2008-09 (v3.5, one HRG)."""
     write_tariff(root, "2017-18", apc_rows(
-        dict(hrg_code="DZ11V", nel_price=1000.0, nel_trim_days=5, excess_bed_day_price=200.0,
-             sse_applicable=True, sse_percent=30.0, sse_price=300.0),
-        dict(hrg_code="HN12F", dc_price=500.0, el_price=800.0, el_trim_days=3,
-             excess_bed_day_price=100.0),
-        dict(hrg_code="FZ22Z", combined_dc_el_price=650.0),
-        dict(hrg_code="WA14Z"),
-        dict(hrg_code="BZ23Z", op_procedure_price=120.0),
+        {"hrg_code": "DZ11V", "nel_price": 1000.0, "nel_trim_days": 5, "excess_bed_day_price": 200.0,
+             "sse_applicable": True, "sse_percent": 30.0, "sse_price": 300.0},
+        {"hrg_code": "HN12F", "dc_price": 500.0, "el_price": 800.0, "el_trim_days": 3,
+             "excess_bed_day_price": 100.0},
+        {"hrg_code": "FZ22Z", "combined_dc_el_price": 650.0},
+        {"hrg_code": "WA14Z"},
+        {"hrg_code": "BZ23Z", "op_procedure_price": 120.0},
     ), op_attendance=pl.DataFrame({
         "treatment_function_code": ["100"], "treatment_function_description": ["General Surgery"],
         "first_single_price": [160.0], "first_multi_price": [200.0],
         "followup_single_price": [80.0], "followup_multi_price": [110.0],
     }), ae=pl.DataFrame({"hrg_code": ["VB01Z"], "hrg_name": ["x"], "type_1_2_price": [250.0],
                          "type_3_price": [70.0]}))
-    write_tariff(root, "2008-09", apc_rows(dict(hrg_code="H02", nel_price=2500.0)),
+    write_tariff(root, "2008-09", apc_rows({"hrg_code": "H02", "nel_price": 2500.0}),
                  hrg_version="v3.5")
 
 

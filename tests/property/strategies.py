@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 from costing.schema import (
     ACTIVITY_SCHEMA,
     ADMISSION_METHODS,
-    EMERGENCY_METHODS,
     PATIENT_CLASSIFICATIONS,
 )
 from costing.tables import TableSet, load_tables
@@ -40,23 +39,23 @@ from tests.fixtures.tables import (
 )
 
 __all__ = [
-    "EDITION",
-    "TARIFF_HRGS",
     "AE_HRGS",
-    "RC_ONLY_HRGS",
-    "PROVIDERS",
+    "EDITION",
     "MFF_PROVIDERS",
+    "PROVIDERS",
+    "RC_ONLY_HRGS",
+    "TARIFF_HRGS",
     "TREATMENT_FUNCTIONS",
     "TableSpec",
-    "table_specs",
-    "write_tables",
+    "activity_frames",
     "activity_records",
+    "ae_records",
     "apc_records",
     "op_records",
-    "ae_records",
-    "activity_frames",
-    "to_frame",
     "prices",
+    "table_specs",
+    "to_frame",
+    "write_tables",
 ]
 
 #: The one edition the fixture tables carry (tariff, reference cost, trim points).
@@ -385,7 +384,3 @@ def activity_frames(
     """A canonical activity frame of mixed settings, valid and invalid records."""
     rec = records if records is not None else activity_records(dummy_dates=dummy_dates)
     return st.lists(rec, min_size=min_size, max_size=max_size).map(lambda r: to_frame(r, prefix))
-
-
-#: Emergency admission methods (for the short-stay property).
-EMERGENCY = EMERGENCY_METHODS

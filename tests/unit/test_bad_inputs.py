@@ -162,8 +162,8 @@ def test_table_with_duplicate_keys_is_refused_by_load_and_verify(tmp_path: Path)
 
 def _workbook(tmp_path: Path) -> Path:
     schema = TABLE_SCHEMAS["tariff"]
-    apc_df = apc_rows(dict(hrg_code="DZ11V", hrg_name="Pneumonia", nel_price=1000.0,
-                           nel_trim_days=5, excess_bed_day_price=200.0, sse_applicable=False))
+    apc_df = apc_rows({"hrg_code": "DZ11V", "hrg_name": "Pneumonia", "nel_price": 1000.0,
+                           "nel_trim_days": 5, "excess_bed_day_price": 200.0, "sse_applicable": False})
     op = pl.DataFrame({"treatment_function_code": ["100"],
                        "treatment_function_description": ["General Surgery"],
                        "first_single_price": [160.0], "first_multi_price": [200.0],
@@ -322,7 +322,7 @@ def test_very_large_csv_is_streamed_priced_lazily_and_sunk(tmp_path: Path) -> No
 
 def test_cli_interrupted_write_keeps_the_previous_output(
         apc_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import costing.io as io
+    from costing import io
 
     out = tmp_path / "priced.csv"
     out.write_text("previous run\n")
