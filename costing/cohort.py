@@ -12,7 +12,7 @@ import logging
 
 import polars as pl
 
-from costing.errors import InputError, MissingColumnsError
+from costing.errors import CohortError, InputError, MissingColumnsError
 from costing.schema import COHORT_SCHEMA, HES_DUMMY_DATES
 
 __all__ = ["COHORT_REQUIRED", "CohortError", "validate_cohort"]
@@ -30,30 +30,6 @@ _FAILURE_SCHEMA: dict[str, pl.DataType] = {
     "value": pl.String(),
     "reason": pl.String(),
 }
-
-
-class CohortError(InputError):
-    """A cohort with problems; ``failures`` lists every (row, column, value, reason).
-
-    ``row`` is the 1-based data row (row 1 is the first row after a CSV header).
-    """
-
-    def __init__(self, source: str, failures: pl.DataFrame, shown: int = _SHOWN) -> None:
-        self.source = source
-        self.failures = failures
-        n = failures.height
-        lines = [
-            f"  row {r['row']}, column {r['column']}: {r['reason']} (value {r['value']!r})"
-            for r in failures.head(shown).iter_rows(named=True)
-        ]
-        more = f"\n  ... and {n - shown} more" if n > shown else ""
-        super().__init__(
-            f"{source}: {n} problem(s) in the cohort:\n"
-            + "\n".join(lines)
-            + more
-            + "\nFix the cohort file (one row per patient, an ISO date YYYY-MM-DD in index_date, "
-            "no HES dummy dates such as 1800-01-01, weights >= 0) and run again."
-        )
 
 
 def _to_date(col: str, dtype: pl.DataType) -> pl.Expr:

@@ -14,7 +14,8 @@ cannot go on. Every message says what is wrong, where (file, row, column) and wh
     ├── ImportFormatError               an official workbook/CSV we cannot read (sheet, header, cell)
     ├── InputError                      a user extract or cohort we cannot use
     │   ├── MissingColumnsError         required columns absent (with close matches)
-    │   └── ValidationError             strict mode: every failing (row, column, value, reason)
+    │   ├── ValidationError             strict mode: every failing (row, column, value, reason)
+    │   └── CohortError                 every problem of a cohort (row, column, value, reason)
     ├── ConfigError                     a run file or configuration that is invalid
     └── ConservationError               money or rows not conserved: a bug in costing, please report
 """
@@ -37,6 +38,7 @@ __all__ = [
     "InputError",
     "MissingColumnsError",
     "ValidationError",
+    "CohortError",
     "ConfigError",
     "ConservationError",
 ]
@@ -115,6 +117,17 @@ class MissingColumnsError(InputError):
         )
 
 
+def _failure_report(source: str, failures: Any, what: str, advice: str, shown: int) -> str:
+    """``source: N <what>:`` then one line per (row, column, value, reason), then advice."""
+    n = failures.height
+    lines = [
+        f"  row {r['row']}, column {r['column']}: {r['reason']} (value {r['value']!r})"
+        for r in failures.head(shown).iter_rows(named=True)
+    ]
+    more = f"\n  ... and {n - shown} more" if n > shown else ""
+    return f"{source}: {n} {what}:\n" + "\n".join(lines) + more + "\n" + advice
+
+
 class ValidationError(InputError):
     """Strict-mode validation failed; ``failures`` lists every (row, column, value, reason)."""
 
@@ -122,16 +135,25 @@ class ValidationError(InputError):
         # failures: a polars DataFrame with columns row, column, value, reason
         self.source = source
         self.failures = failures
-        n = failures.height
-        lines = [
-            f"  row {r['row']}, column {r['column']}: {r['reason']} (value {r['value']!r})"
-            for r in failures.head(shown).iter_rows(named=True)
-        ]
-        more = f"\n  ... and {n - shown} more" if n > shown else ""
-        super().__init__(
-            f"{source}: {n} invalid value(s) in strict mode:\n" + "\n".join(lines) + more
-            + "\nFix the input, or run without --strict to keep these rows with an invalid-record status."
-        )
+        super().__init__(_failure_report(
+            source, failures, "invalid value(s) in strict mode",
+            "Fix the input, or run without --strict to keep these rows with an "
+            "invalid-record status.", shown))
+
+
+class CohortError(InputError):
+    """A cohort with problems; ``failures`` lists every (row, column, value, reason).
+
+    ``row`` is the 1-based data row (row 1 is the first row after a CSV header).
+    """
+
+    def __init__(self, source: str, failures: Any, shown: int = 20) -> None:
+        self.source = source
+        self.failures = failures
+        super().__init__(_failure_report(
+            source, failures, "problem(s) in the cohort",
+            "Fix the cohort file (one row per patient, an ISO date YYYY-MM-DD in index_date, "
+            "no HES dummy dates such as 1800-01-01, weights >= 0) and run again.", shown))
 
 
 class ConfigError(CostingError):

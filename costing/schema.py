@@ -22,6 +22,7 @@ __all__ = [
     "ACTIVITY_REQUIRED",
     "PRICED_COLUMNS",
     "COST_CATEGORIES",
+    "POD_CODES",
     "WINDOW_COLUMNS",
     "COHORT_SCHEMA",
     "ELECTIVE_METHODS",
@@ -196,9 +197,15 @@ ACTIVITY_REQUIRED: Final[dict[str, tuple[str, ...]]] = {
 
 COST_CATEGORIES: Final = ("elective", "non_elective", "outpatient", "ae")
 
+# Points of delivery pricing emits, in report order (A&E types 1 and 2 share a tariff
+# price, so they share a POD; department_type keeps the detail).
+POD_CODES: Final = (
+    "DC", "EL", "NEL", "RP", "OP_FIRST", "OP_FOLLOWUP", "OP_PROC", "AE_T12", "AE_T3", "AE_T4",
+)
+
 PRICED_COLUMNS: Final[dict[str, pl.DataType]] = {
     "n_episodes": pl.Int32(),
-    "pod": pl.String(),  # DC EL NEL RP | OP_FIRST OP_FOLLOWUP OP_PROC | AE_T12 AE_T3 AE_T4
+    "pod": pl.String(),  # one of POD_CODES
     "cost_category": pl.String(),
     "cost": pl.Float64(),  # null when not priced; 0.0 when excluded
     "cost_source": pl.String(),  # CostSource value or null

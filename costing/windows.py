@@ -21,7 +21,7 @@ import polars as pl
 
 from costing.cohort import validate_cohort
 from costing.errors import ConfigError, ConservationError, InputError, MissingColumnsError
-from costing.schema import COST_CATEGORIES, WINDOW_COLUMNS
+from costing.schema import COST_CATEGORIES, POD_CODES, WINDOW_COLUMNS
 from costing.status import Status
 
 __all__ = [
@@ -49,19 +49,7 @@ BUCKETS: Final = (
     "no_date",
 )
 #: Categories for ``by="pod"``, in output order; "unknown" holds records with a null POD.
-POD_CATEGORIES: Final = (
-    "DC",
-    "EL",
-    "NEL",
-    "RP",
-    "OP_FIRST",
-    "OP_FOLLOWUP",
-    "OP_PROC",
-    "AE_T12",
-    "AE_T3",
-    "AE_T4",
-    "unknown",
-)
+POD_CATEGORIES: Final = (*POD_CODES, "unknown")
 ASSIGN_RULES: Final = ("admission", "discharge", "apportion")
 DEFAULT_WINDOWS: Final = (-1, 0)
 #: Cohort columns carried onto every output row.
