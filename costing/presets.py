@@ -404,6 +404,14 @@ def missing_columns_error(
     return err
 
 
+# Columns a file must have (their values may still be blank): the required ones plus the HRG
+# for the settings priced by HRG, so a renamed HRG column (e.g. SUS_HRG) is an error naming
+# it rather than every record coming out hrg_missing. Outpatient attendances price without one.
+EXPECTED_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    s: ACTIVITY_REQUIRED[s] + (("hrg_code",) if s in ("apc", "ae") else ()) for s in SETTINGS
+}
+
+
 def resolve_columns(
     preset: ColumnPreset,
     headers: Sequence[str],
@@ -419,7 +427,7 @@ def resolve_columns(
         preset: the preset to apply.
         headers: the file's column names, as read.
         source: the file name, for the error message.
-        required: canonical columns that must be found (default: ``ACTIVITY_REQUIRED`` of the
+        required: canonical columns that must be found (default: ``EXPECTED_COLUMNS`` of the
             preset's setting).
 
     Raises:
@@ -427,7 +435,7 @@ def resolve_columns(
             error carries close matches from the file's headers.
     """
     if required is None:
-        required = ACTIVITY_REQUIRED[preset.setting]
+        required = EXPECTED_COLUMNS[preset.setting]
     found = match_columns(preset.columns, headers)
     missing = [c for c in required if c not in found]
     if missing:

@@ -20,8 +20,9 @@ class CostingGroup(click.Group):
         except CostingError as exc:
             click.echo(f"costing: error: {exc}", err=True)
             ctx.exit(1)
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            click.echo(f"costing: error: {exc.filename}: {exc.strerror}", err=True)
+        except OSError as exc:  # not found, permission, disk full, ...: never a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"costing: error: {where}{exc.strerror or exc}", err=True)
             ctx.exit(1)
 
 

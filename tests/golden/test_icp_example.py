@@ -155,7 +155,7 @@ def test_generator_is_deterministic(generated: tuple[Path, Path]) -> None:
     first, second = generated
     files = _files(first)
     # cohort + 3 extracts, the workbook, the tariff edition (3 tables + manifest)
-    assert len(files) == 9, files
+    assert len(files) == 10, files  # data CSVs, workbook, tables/ (SHA256SUMS, manifest, CSVs)
     assert files == _files(second)
     _, mismatch, errors = filecmp.cmpfiles(first, second, files, shallow=False)
     assert mismatch == [] and errors == []

@@ -342,8 +342,6 @@ def test_cli_interrupted_write_keeps_the_previous_output(
     assert pl.read_csv(out)["record_id"].to_list() == ["e1", "e2"]  # the control: a whole write
 
 
-@pytest.mark.xfail(strict=True, reason="the CLI maps only FileNotFound/IsADirectory/Permission "
-                   "errors to a clean message; another OSError (disk full) escapes as a traceback")
 def test_cli_disk_full_while_writing_is_a_clean_error(
         apc_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno

@@ -488,6 +488,7 @@ def test_parquet_input_with_typed_columns(tmp_path: Path) -> None:
             "AEDEPTTYPE": ["01", "03"],
             "AEATTENDDISP": ["01", "03"],
             "ARRIVALAGE": [1.0, 28.0],
+            "SUSHRG": ["VB01Z", None],
         }
     ).write_parquet(path)
     lf = read_activity(path, "ae")
@@ -530,6 +531,7 @@ def test_a_large_csv_is_scanned_lazily(tmp_path: Path) -> None:
             "DISDATE": "2009-04-03",
             "ADMIMETH": "21",
             "CLASSPAT": "1",
+            "SUSHRG": "DZ11V",
         }
     ).write_csv(path)
     lf = read_activity(path, "apc")

@@ -74,7 +74,7 @@ def test_unknown_preset_and_setting_are_config_errors() -> None:
 
 def test_alternatives_are_tried_in_order() -> None:
     preset = get_preset("hes", "apc")
-    both = ["HESID", "PSEUDO_HESID", "EPIKEY", "ADMIDATE", "DISDATE", "ADMIMETH", "CLASSPAT"]
+    both = ["HESID", "PSEUDO_HESID", "EPIKEY", "ADMIDATE", "DISDATE", "ADMIMETH", "CLASSPAT", "SUSHRG"]
     assert resolve_columns(preset, both, "f.csv")["patient_id"] == "PSEUDO_HESID"
     only_hesid = [h for h in both if h != "PSEUDO_HESID"]
     assert resolve_columns(preset, only_hesid, "f.csv")["patient_id"] == "HESID"
@@ -94,7 +94,7 @@ def test_exact_match_wins_over_case_folded() -> None:
 
 def test_missing_required_column_lists_close_matches() -> None:
     preset = get_preset("hes", "apc")
-    headers = ["EPIKEY", "PSEUDO_HESID", "ADMI_DATE", "DISDATE", "ADMIMETH", "CLASSPAT"]
+    headers = ["EPIKEY", "PSEUDO_HESID", "ADMI_DATE", "DISDATE", "ADMIMETH", "CLASSPAT", "SUSHRG"]
     with pytest.raises(MissingColumnsError) as info:
         resolve_columns(preset, headers, "extract.csv")
     err = info.value
@@ -191,3 +191,13 @@ def test_hes_preset_finds_required_columns_in_real_artificial_hes(
     found = resolve_columns(get_preset("hes", setting), headers, str(path))
     assert set(ACTIVITY_REQUIRED[setting]) <= set(found)
     assert found["hrg_code"] == "SUSHRG"
+
+
+def test_misnamed_hrg_column_is_named() -> None:
+    # APC and A&E price by HRG: the column must exist even if its values may be blank
+    headers = ["PSEUDO_HESID", "EPIKEY", "ADMIDATE", "DISDATE", "ADMIMETH", "CLASSPAT", "SUS_HRG"]
+    with pytest.raises(MissingColumnsError, match="SUS_HRG"):
+        resolve_columns(get_preset("hes", "apc"), headers, "apc.csv")
+    # outpatients price attendances without an HRG
+    op = ["PSEUDO_HESID", "ATTENDKEY", "APPTDATE", "ATTENDED"]
+    assert "hrg_code" not in resolve_columns(get_preset("hes", "op"), op, "op.csv")
