@@ -281,15 +281,14 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
     """
     names = lf.collect_schema().names()
     is_apc = pl.col("setting") == "apc"
+    episodes = lf.filter(is_apc).select(
+        ROW, _spell_key().alias("spell_key"), "episode_order", "discharge_date", "hrg_code",
+        "spell_hrg_code")
     spells = (
-        lf.filter(is_apc)
-        .select(ROW, _spell_key().alias("spell_key"), "episode_order", "discharge_date", "hrg_code",
-                "spell_hrg_code")
-        .sort("spell_key", "episode_order", ROW, nulls_last=True)
+        episodes.sort("spell_key", "episode_order", ROW, nulls_last=True)
         .group_by("spell_key", maintain_order=True)
         .agg(
             pl.col(ROW).first().alias("_head"),
-            pl.col(ROW).alias("_members"),
             pl.col("discharge_date").last().alias("_discharge"),
             pl.col("hrg_code").first().alias("_first_hrg"),
             pl.col("hrg_code").last().alias("_last_hrg"),
@@ -298,10 +297,11 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
         )
         .with_columns(_spell_hrg(config.spell_hrg).alias("_hrg"))
     )
-    roles = spells.explode("_members", empty_as_null=True).select(
-        pl.col("_members").alias(ROW), "spell_key", "n_episodes", "_discharge", "_hrg",
-        (pl.col("_members") == pl.col("_head")).alias("_is_head"),
-    )
+    roles = episodes.select(ROW, "spell_key").join(
+        spells.select("spell_key", "_head", "n_episodes", "_discharge", "_hrg"), on="spell_key",
+        how="inner",
+    ).select(ROW, "spell_key", "n_episodes", "_discharge", "_hrg",
+             (pl.col(ROW) == pl.col("_head")).alias("_is_head"))
     head = pl.col("_is_head")
     return (
         lf.join(roles, on=ROW, how="left", maintain_order="left")

@@ -43,7 +43,7 @@ from costing.activity import (
 from costing.config import CostingConfig
 from costing.errors import ConfigError, EditionNotFoundError, ValidationError
 from costing.schema import DEPARTMENTS, PRICED_COLUMNS
-from costing.status import CostSource, Status, status_name_expr
+from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
 
 __all__ = ["price", "price_lazy"]
@@ -590,6 +590,14 @@ def _chain_columns(chain: tuple[str, ...]) -> list[pl.Expr]:
     ]
 
 
+def _status_name(status: pl.Expr) -> pl.Expr:
+    """The stable name of a status code (as ``status_name_expr``, by position, not hashing)."""
+    names: list[str | None] = [None] * (max(Status) + 1)
+    for st in Status:
+        names[st.value] = st.label
+    return _gather(names, pl.String, status.cast(pl.Int64))
+
+
 def _resolve_tables(tables: TableSet | None) -> TableSet:
     return load_tables() if tables is None else tables
 
@@ -723,7 +731,7 @@ def price_lazy(
         pl.when(is_excluded).then(pl.lit(CostSource.EXCLUDED.value))
         .when(priced).then(pl.col("_level").replace_strict(_SOURCE_OF_LEVEL, default=None))
         .alias("cost_source"),
-        status_name_expr("status").alias("status_name"),
+        _status_name(pl.col("status")).alias("status_name"),
         (pl.col("_tariff_edition") if "tariff" in chain else pl.lit(None, dtype=pl.String)).alias("tariff_edition"),
         (pl.col("_rc_edition") if ("reference_cost" in chain or "total_hrg_average" in chain)
          else pl.lit(None, dtype=pl.String)).alias("reference_cost_edition"),
