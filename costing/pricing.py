@@ -630,7 +630,9 @@ def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig) -> pl.Laz
     """Canonical activity with spells built when asked (validation reasons are added later)."""
     lf = canonicalise(activity)
     if cfg.resolved_apc_unit() == "spell":
-        lf = build_spells(lf, cfg)
+        # spells read the canonical frame twice (APC keys, then every record): cache it so
+        # normalisation runs once
+        lf = build_spells(lf.cache(), cfg)
     else:
         lf = lf.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
                              pl.lit(None, dtype=pl.String).alias("spell_key"))
