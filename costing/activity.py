@@ -6,6 +6,7 @@ Pricing calls ``prepare``; everything here is lazy polars expressions, no row lo
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -42,6 +43,7 @@ __all__ = [
     "AE_TYPES",
     "HRG4_PATTERN",
     "HRG35_PATTERN",
+    "one_of",
 ]
 
 # Code sets (codes, not numbers-as-prices: they belong with the schema of the input).
@@ -58,7 +60,7 @@ REASON = "invalid_reason"
 _INTERNAL_ROW = "_row"
 
 
-def one_of(expr: pl.Expr, values: tuple[object, ...] | list[object]) -> pl.Expr:
+def one_of(expr: pl.Expr, values: Sequence[object]) -> pl.Expr:
     """``expr`` equals one of a few literal ``values`` (null stays null, like ``is_in``).
 
     A chain of equality tests: for a handful of codes this is several times faster than

@@ -19,13 +19,13 @@ Settings, per level:
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
+from polars._typing import PolarsDataType
 
 from costing.activity import (
-    OP_ATTENDED,
     OP_FIRST,
     OP_NOT_ATTENDED,
     ROW,
@@ -125,7 +125,7 @@ def _editions(tables: TableSet, kind: str, fixed: str | None) -> _Editions:
 # --------------------------------------------------------------------------------------
 
 
-def _gather(values: list[object] | pl.Series, dtype: pl.DataType, index: pl.Expr) -> pl.Expr:
+def _gather(values: Sequence[object] | pl.Series, dtype: PolarsDataType, index: pl.Expr) -> pl.Expr:
     """``values[index]`` per row (null index -> null): a lookup in a small literal list."""
     series = pl.Series(values, dtype=dtype)
     if series.null_count() == series.len():  # also keeps all-null literals of different
@@ -148,7 +148,7 @@ def _row_of(key: pl.Expr, keys: pl.Series) -> pl.Expr:
                               return_dtype=pl.Int64)
 
 
-def _when_then(pairs: list[tuple[pl.Expr, pl.Expr]], dtype: pl.DataType) -> pl.Expr:
+def _when_then(pairs: list[tuple[pl.Expr, pl.Expr]], dtype: PolarsDataType) -> pl.Expr:
     """First matching condition's value, else null."""
     out: pl.Expr = pl.lit(None, dtype=dtype)
     for cond, value in reversed(pairs):
@@ -184,7 +184,7 @@ def _codes(tables: TableSet, kinds: dict[str, _Editions]) -> _Codes:
     services: set[str] = {""}
     for ed in kinds.values():
         for e in ed.editions:
-            for resource, frame in e.frames.items():
+            for frame in e.frames.values():
                 for c in ("hrg_code", "currency_code"):
                     if c in frame.columns:
                         codes.update(frame[c].drop_nulls().to_list())
