@@ -57,7 +57,9 @@ HRG35_PATTERN = r"^[A-Z][0-9]{2}[A-Z]?$"
 
 ROW = "source_row"
 REASON = "invalid_reason"
-_INTERNAL_ROW = "_row"
+# Internal row id, unique across every input file (source_row restarts at 1 in each file of
+# a multi-file extract, so it must never be used as a key). Dropped from the output.
+RID = "_rid"
 
 
 def one_of(expr: pl.Expr, values: Sequence[object]) -> pl.Expr:
@@ -95,7 +97,7 @@ def canonicalise(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
             "activity has no 'setting' column; say which setting each record is "
             f"({', '.join(SETTINGS)}), e.g. read it with costing.read_activity(path, setting='apc')"
         )
-    lf = lf.drop([c for c in PRICED_COLUMNS if c in names])
+    lf = lf.drop([c for c in PRICED_COLUMNS if c in names]).with_row_index(RID)
     if ROW not in names:
         lf = lf.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     if REASON not in names:
@@ -150,7 +152,7 @@ def checks(config: CostingConfig) -> list[Check]:
     los = with_los()
     dummy = [dt.date.fromisoformat(d) for d in HES_DUMMY_DATES]
     out += [
-        Check("setting", ~one_of(s, SETTINGS), "unknown setting"),
+        Check("setting", ~one_of(s, SETTINGS).fill_null(False), "unknown or missing setting"),
         Check("activity_date", one_of(pl.col("activity_date"), dummy), "HES dummy date"),
         Check("discharge_date", apc & one_of(pl.col("discharge_date"), dummy), "HES dummy date"),
         Check("discharge_date", apc & (los < 0), "discharge before admission"),
@@ -255,7 +257,7 @@ def _spell_key() -> pl.Expr:
         .when(pl.all_horizontal(pl.col("provider_code", "patient_id", "activity_date").is_not_null()))
         .then(pl.concat_str([pl.lit("K"), pl.col("provider_code"), pl.col("patient_id"),
                              pl.col("activity_date").cast(pl.String)], separator="|"))
-        .otherwise(pl.lit("R|") + pl.col(ROW).cast(pl.String))
+        .otherwise(pl.lit("R|") + pl.col(RID).cast(pl.String))
     )
 
 
@@ -284,13 +286,13 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
     names = lf.collect_schema().names()
     is_apc = pl.col("setting") == "apc"
     episodes = lf.filter(is_apc).select(
-        ROW, _spell_key().alias("spell_key"), "episode_order", "discharge_date", "hrg_code",
+        RID, _spell_key().alias("spell_key"), "episode_order", "discharge_date", "hrg_code",
         "spell_hrg_code")
     spells = (
-        episodes.sort("spell_key", "episode_order", ROW, nulls_last=True)
+        episodes.sort("spell_key", "episode_order", RID, nulls_last=True)
         .group_by("spell_key", maintain_order=True)
         .agg(
-            pl.col(ROW).first().alias("_head"),
+            pl.col(RID).first().alias("_head"),
             pl.col("discharge_date").last().alias("_discharge"),
             pl.col("hrg_code").first().alias("_first_hrg"),
             pl.col("hrg_code").last().alias("_last_hrg"),
@@ -299,14 +301,14 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
         )
         .with_columns(_spell_hrg(config.spell_hrg).alias("_hrg"))
     )
-    roles = episodes.select(ROW, "spell_key").join(
+    roles = episodes.select(RID, "spell_key").join(
         spells.select("spell_key", "_head", "n_episodes", "_discharge", "_hrg"), on="spell_key",
         how="inner",
-    ).select(ROW, "spell_key", "n_episodes", "_discharge", "_hrg",
-             (pl.col(ROW) == pl.col("_head")).alias("_is_head"))
+    ).select(RID, "spell_key", "n_episodes", "_discharge", "_hrg",
+             (pl.col(RID) == pl.col("_head")).alias("_is_head"))
     head = pl.col("_is_head")
     return (
-        lf.join(roles, on=ROW, how="left", maintain_order="left")
+        lf.join(roles, on=RID, how="left", maintain_order="left")
         .filter(head.is_null() | head)
         .with_columns(
             pl.when(head).then(pl.col("_discharge")).otherwise(pl.col("discharge_date")).alias("discharge_date"),
@@ -336,9 +338,12 @@ def apc_pod() -> pl.Expr:
 
 
 def ae_pod() -> pl.Expr:
-    """AE_T1..AE_T4 by department type."""
-    return pl.when(one_of(pl.col("department_type"), AE_TYPES)).then(
-        pl.lit("AE_T") + pl.col("department_type").str.slice(1, 1)
+    """AE_T12 (types 1 and 2 share a tariff price), AE_T3 or AE_T4 by department type."""
+    t = pl.col("department_type")
+    return (
+        pl.when(one_of(t, ["01", "02"])).then(pl.lit("AE_T12"))
+        .when(t == "03").then(pl.lit("AE_T3"))
+        .when(t == "04").then(pl.lit("AE_T4"))
     )
 
 

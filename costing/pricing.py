@@ -27,8 +27,9 @@ from polars._typing import PolarsDataType
 
 from costing.activity import (
     OP_FIRST,
+    OP_FOLLOWUP,
     OP_NOT_ATTENDED,
-    ROW,
+    RID,
     ae_pod,
     apc_pod,
     build_spells,
@@ -486,9 +487,15 @@ def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingCon
     trim = _trim_table(tables, ed, cfg, codes)
     unit_cost = rc["unit_cost"]
 
-    def lookup(gate: pl.Expr, dept: pl.Expr, service: pl.Expr, code: pl.Expr) -> pl.Expr:
+    def exact(gate: pl.Expr, dept: pl.Expr, service: pl.Expr, code: pl.Expr) -> pl.Expr:
         key = pl.when(gate).then(_rc_key(edi, dept, service, code, codes))
         return _gather(unit_cost, pl.Float64, _row_of(key, rc["key"]))
+
+    def lookup(gate: pl.Expr, dept: pl.Expr, service: pl.Expr, code: pl.Expr) -> pl.Expr:
+        # The National Cost Collection (2018/19 on) has no treatment-function or A&E-type
+        # split: where no service-specific row exists, the department-wide row applies.
+        return pl.coalesce(exact(gate, dept, service, code),
+                           exact(gate & (service != no_service).fill_null(True), dept, no_service, code))
 
     hrg_key = edi * codes.n_code + hrg
     lf = lf.with_columns(
@@ -655,11 +662,18 @@ def price_lazy(
             raise ValidationError("activity", failures)
     lf = with_invalid_reason(lf, cfg)
 
-    input_cols = [c for c in lf.collect_schema().names() if c not in ("n_episodes", "spell_key")]
+    input_cols = [c for c in lf.collect_schema().names()
+                  if c not in ("n_episodes", "spell_key", RID)]
     s = pl.col("setting")
     apc_date = pl.col("discharge_date") if cfg.apc_date == "discharge" else pl.col("activity_date")
+    if cfg.resolved_apc_unit() == "episode":
+        # reference costs are per episode: an episode's own length when its dates are known
+        episode_los = (pl.col("episode_end") - pl.col("episode_start")).dt.total_days().cast(pl.Int32)
+        los = pl.coalesce(pl.when(episode_los >= 0).then(episode_los), with_los())
+    else:
+        los = with_los()
     lf = lf.with_columns(
-        pl.when(s == "apc").then(with_los()).alias("los_days"),
+        pl.when(s == "apc").then(los).alias("los_days"),
         pl.when(s == "apc").then(apc_date).otherwise(pl.col("activity_date")).alias("_price_date"),
         pl.coalesce(pl.col("hrg_version"), pl.lit(cfg.default_hrg_version)).alias("_hrg_version"),
         pl.when(s == "apc").then(apc_pod()).alias("_apc_pod"),
@@ -703,6 +717,11 @@ def price_lazy(
     else:
         mff = pl.lit(None, dtype=pl.Float64)
     lf = lf.with_columns(mff.cast(pl.Float64).alias("mff_factor"))
+    if cfg.mff:
+        no_factor = priced_by_chain & (pl.col("_level") == "tariff") & pl.col("mff_factor").is_null()
+        lf = lf.with_columns(
+            pl.when(no_factor).then(pl.lit(int(Status.NO_MFF_FOR_PROVIDER), dtype=pl.Int16))
+            .otherwise(pl.col("status")).alias("status"))
     cost = cost * pl.col("mff_factor").fill_null(1.0)
     if cfg.index is not None:
         lf = lf.join(_index_frame(ts, cfg), on="_price_edition", how="left")
@@ -722,7 +741,7 @@ def price_lazy(
     op_pod = (
         pl.when(pl.col("_proc") & priced & ~is_excluded).then(pl.lit("OP_PROC"))
         .when(pl.col("first_attendance").is_in(OP_FIRST)).then(pl.lit("OP_FIRST"))
-        .when(pl.col("first_attendance").is_not_null()).then(pl.lit("OP_FOLLOWUP"))
+        .when(pl.col("first_attendance").is_in(OP_FOLLOWUP)).then(pl.lit("OP_FOLLOWUP"))
     )
     lf = lf.with_columns(
         pl.when(s == "apc").then(pl.col("_apc_pod")).when(s == "op").then(op_pod)
@@ -746,13 +765,10 @@ def price_lazy(
          for c in ("excess_bed_days", "excess_bed_day_cost")]
     )
     out_cols = input_cols + ["spell_key"] + list(PRICED_COLUMNS)
-    out = lf.select(
+    # Output order is input order (a spell at its first episode's place): spells are built
+    # by a left join that keeps the left order, so nothing needs sorting here.
+    return lf.select(
         [pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c) for c in out_cols])
-    if cfg.resolved_apc_unit() == "spell" and ROW in activity.lazy().collect_schema().names():
-        # spells keep the input order; an input that brings its own row numbers is
-        # returned in their order (the first episode's row for a spell)
-        out = out.sort(ROW)
-    return out
 
 
 def price(

@@ -32,6 +32,7 @@ class Status(IntEnum):
     NO_PRICE_FOR_POD = 55
     INVALID_RECORD = 56
     NO_INDEX_FOR_YEAR = 57
+    NO_MFF_FOR_PROVIDER = 58
 
     @property
     def priced(self) -> bool:
@@ -70,6 +71,7 @@ _DESCRIPTIONS: dict[Status, str] = {
     Status.NO_PRICE_FOR_POD: "The HRG is known but no source has a price for this point of delivery.",
     Status.INVALID_RECORD: "A required field is missing or invalid (lenient mode).",
     Status.NO_INDEX_FOR_YEAR: "Inflation was requested but the index has no value for the record's price year.",
+    Status.NO_MFF_FOR_PROVIDER: "MFF is on but the provider has no factor in the MFF table (tariff-priced record).",
 }
 
 

@@ -140,8 +140,9 @@ WITH a AS (
       WHEN 'op' THEN CASE WHEN _proc AND status < {r.not_priced_from} AND status <> {st['EXCLUDED_NOT_ATTENDED']}
                             THEN 'OP_PROC'
                           WHEN first_attendance IN {sql_list(r.op_first)} THEN 'OP_FIRST'
-                          WHEN first_attendance IS NOT NULL THEN 'OP_FOLLOWUP' END
-      WHEN 'ae' THEN CASE WHEN department_type IN {sql_list(r.ae_types)}
+                          WHEN first_attendance IN ('2', '4') THEN 'OP_FOLLOWUP' END
+      WHEN 'ae' THEN CASE WHEN department_type IN ('01', '02') THEN 'AE_T12'
+                          WHEN department_type IN {sql_list(r.ae_types)}
                             THEN 'AE_T' || substr(department_type, 2, 1) END
     END AS pod
   FROM s

@@ -111,10 +111,11 @@ def price(act: pd.DataFrame, rc: pd.DataFrame, tp: pd.DataFrame, r: Rules) -> pd
     priced = status < r.not_priced_from
     by_chain = priced & ~excluded
 
-    op_pod = np.select([proc & by_chain, first, df["first_attendance"].notna()],
+    op_pod = np.select([proc & by_chain, first, df["first_attendance"].isin(["2", "4"])],
                        ["OP_PROC", "OP_FIRST", "OP_FOLLOWUP"], default=None)
     dtype_ = df["department_type"]
-    ae_pod = np.where(dtype_.isin(r.ae_types), "AE_T" + dtype_.str.slice(1, 2), None)
+    ae_pod = np.where(dtype_.isin(["01", "02"]), "AE_T12",
+                      np.where(dtype_.isin(r.ae_types), "AE_T" + dtype_.str.slice(1, 2), None))
     pod = pd.Series(np.select([apc, op, ae], [apc_pod, op_pod, ae_pod], default=None), index=df.index)
     df["pod"] = pod
     df["cost_category"] = np.select(
@@ -245,7 +246,9 @@ def price_rowwise(act: pd.DataFrame, rc: pd.DataFrame, tp: pd.DataFrame, r: Rule
             if ok and dtype_ is not None:
                 p1 = unit("AE", "T" + dtype_ + ("A" if adm else "NA"), hrg)
             base = p1
-            if dtype_ in r.ae_types:
+            if dtype_ in ("01", "02"):
+                pod = "AE_T12"
+            elif dtype_ in r.ae_types:
                 pod = "AE_T" + dtype_[1:2]
         xs_cost = xs_days * (p2 or 0.0)
         cost = None if base is None else base + xs_cost
@@ -268,7 +271,7 @@ def price_rowwise(act: pd.DataFrame, rc: pd.DataFrame, tp: pd.DataFrame, r: Rule
         by_chain = priced and not excluded
         if setting == "op":
             pod = ("OP_PROC" if proc and by_chain else "OP_FIRST" if first
-                   else None if na(row["first_attendance"]) else "OP_FOLLOWUP")
+                   else "OP_FOLLOWUP" if row["first_attendance"] in ("2", "4") else None)
             category = "outpatient"
         elif setting == "ae":
             category = "ae"

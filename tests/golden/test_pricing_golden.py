@@ -74,7 +74,7 @@ def test_the_extract_reaches_every_status_code(priced: pl.DataFrame) -> None:
 def test_the_extract_covers_every_pod_and_setting(priced: pl.DataFrame) -> None:
     pods = set(priced["pod"].drop_nulls().to_list())
     assert pods >= {"DC", "EL", "NEL", "RP", "OP_FIRST", "OP_FOLLOWUP", "OP_PROC",
-                    "AE_T1", "AE_T2", "AE_T3", "AE_T4"}
+                    "AE_T12", "AE_T3", "AE_T4"}
     assert set(priced["setting"].to_list()) == {"apc", "op", "ae"}
 
 
@@ -113,8 +113,8 @@ def test_hand_checked_rows(priced: pl.DataFrame) -> None:
     # (shipped index levels 103.769339664 and 121.50201110215582):
     # 1000 x 1.037386 x 121.50201110215582 / 103.769339664 = 1214.660... -> 1214.66
     assert cost("purchaser_mff_nhscii_2022_23", "nel_tariff_under_trim") == 1214.66
-    # a provider without an MFF factor keeps the unadjusted price (mff_factor null)
-    assert cost("purchaser_mff_nhscii_2022_23", "nel_no_mff_factor_provider") == 1170.89
+    # a tariff-priced record whose provider has no MFF factor is not priced (status 58)
+    assert cost("purchaser_mff_nhscii_2022_23", "nel_no_mff_factor_provider") is None
     assert cost("purchaser_mff_nhscii_2022_23", "v35_code_2008_at_v35_tariff") is None
 
 

@@ -81,7 +81,7 @@ def test_provider_ae_t01a_vb01z_real_schedule(shipped_tables: costing.TableSet) 
            "hrg_code": "VB01Z", "hrg_version": "HRG4", "department_type": "01", "ae_admitted": True}
     out = costing.price(frame(rec), shipped_tables, PROVIDER_1718)
     assert round(out["cost"][0], 2) == 399.46
-    assert out["pod"][0] == "AE_T1"
+    assert out["pod"][0] == "AE_T12"
     assert out["cost_category"][0] == "ae"
 
 
@@ -428,3 +428,81 @@ def test_price_lazy_equals_price(fixture_tables: costing.TableSet) -> None:
     lazy = costing.price_lazy(records.lazy(), fixture_tables, PURCHASER)
     assert isinstance(lazy, pl.LazyFrame)
     assert lazy.collect().equals(costing.price(records, fixture_tables, PURCHASER))
+
+
+# --------------------------------------------------------------------------------------
+# regressions
+# --------------------------------------------------------------------------------------
+
+
+def test_two_files_with_the_same_source_rows_lose_nothing(fixture_tables: costing.TableSet) -> None:
+    # each file of a multi-file extract numbers its rows from 1: spells must not merge them
+    a = frame(apc("a1", los=2), apc("a2", los=2)).with_columns(source_row=pl.Series([1, 2]))
+    b = frame(apc("b1", los=2), apc("b2", los=2)).with_columns(source_row=pl.Series([1, 2]))
+    op = frame({"record_id": "o1", "patient_id": "p", "setting": "op", "activity_date": D(2017, 6, 1),
+                "treatment_function_code": "100", "first_attendance": "1", "attended": "5"}
+               ).with_columns(source_row=pl.Series([1]))
+    out = costing.price(pl.concat([a, b, op], how="diagonal_relaxed"), fixture_tables, PURCHASER)
+    assert out["record_id"].to_list() == ["a1", "a2", "b1", "b2", "o1"]
+    assert out["cost"].to_list() == [1000.0] * 4 + [160.0]
+
+
+def test_ae_pods_share_types_1_and_2(fixture_tables: costing.TableSet) -> None:
+    base = {"patient_id": "p", "setting": "ae", "activity_date": D(2017, 6, 1), "hrg_code": "VB01Z"}
+    out = _price(fixture_tables, *[{**base, "record_id": t, "department_type": t}
+                                   for t in ("01", "02", "03", "04", "99")])
+    assert out["pod"].to_list() == ["AE_T12", "AE_T12", "AE_T3", "AE_T4", None]
+    assert set(out["pod"].drop_nulls()) <= set(costing.schema.POD_CODES)
+
+
+def test_invalid_first_attendance_has_no_follow_up_pod(fixture_tables: costing.TableSet) -> None:
+    rec = {"record_id": "x", "patient_id": "p", "setting": "op", "activity_date": D(2017, 6, 1),
+           "treatment_function_code": "100", "first_attendance": "9", "attended": "5"}
+    out = _price(fixture_tables, rec)
+    assert out["status"][0] == Status.INVALID_RECORD and out["pod"][0] is None
+
+
+def test_missing_setting_is_an_invalid_record(fixture_tables: costing.TableSet) -> None:
+    out = _price(fixture_tables, apc("a", los=2), {**apc("b", los=2), "setting": None})
+    assert out.height == 2
+    assert out["status"].to_list() == [Status.PRICED_TARIFF, Status.INVALID_RECORD]
+
+
+def test_mff_without_a_factor_for_the_provider_is_its_own_status(fixture_tables: costing.TableSet) -> None:
+    cfg = PURCHASER.model_copy(update={"mff": True})
+    out = _price(fixture_tables, apc("known", los=2, provider="RAA"), apc("unknown", los=2, provider="RZZ"),
+                 apc("rc", hrg="WA14Z", los=6, provider="RZZ"), cfg=cfg)
+    assert out["status"].to_list() == [Status.PRICED_TARIFF, Status.NO_MFF_FOR_PROVIDER,
+                                       Status.PRICED_REFERENCE_COST_FALLBACK]
+    assert out["cost"][0] == pytest.approx(1100.0) and out["cost"][1] is None
+    assert out["cost"][2] == 900.0
+
+
+def test_department_wide_reference_cost_when_no_service_split(tmp_path: Path) -> None:
+    # National Cost Collection layout: service_code null for CL, OPROC and AE rows
+    write_reference_costs(tmp_path, "2023-24", [
+        ("CL", None, "WF01B", 192.0), ("OPROC", None, "BZ23Z", 140.0), ("AE", None, "VB01Z", 333.18),
+    ])
+    tables = load(tmp_path)
+    cfg = CostingConfig(perspective="provider", reference_cost_edition="2023-24")
+    base = {"patient_id": "p", "activity_date": D(2023, 6, 1), "hrg_version": "HRG4"}
+    out = costing.price(frame(
+        {**base, "record_id": "att", "setting": "op", "treatment_function_code": "100",
+         "first_attendance": "1", "attended": "5"},
+        {**base, "record_id": "proc", "setting": "op", "treatment_function_code": "100",
+         "first_attendance": "2", "attended": "5", "hrg_code": "BZ23Z"},
+        {**base, "record_id": "ae", "setting": "ae", "department_type": "01", "hrg_code": "VB01Z"},
+    ), tables, cfg)
+    assert out["cost"].to_list() == [192.0, 140.0, 333.18]
+
+
+def test_episode_los_from_episode_dates_for_provider(fixture_tables: costing.TableSet) -> None:
+    # two episodes of one 6-day spell: 1 + 5 days; per episode, NES (LOS 1 < 2) then NEL
+    cfg = CostingConfig(perspective="provider", reference_cost_edition="2017-18")
+    d = D(2017, 6, 1)
+    e1 = apc("e1", los=6, hrg="WA14Z", episode_start=d, episode_end=D(2017, 6, 2))
+    e2 = apc("e2", los=6, hrg="WA14Z", episode_start=D(2017, 6, 2), episode_end=D(2017, 6, 7))
+    out = _price(fixture_tables, e1, e2, cfg=cfg)
+    assert out["los_days"].to_list() == [1, 5]
+    # e1: NES 400; e2: NEL 900 + (5 - trim 4) x no XS price in the fixture = 900
+    assert out["cost"].to_list() == [400.0, 900.0]
