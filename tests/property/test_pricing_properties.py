@@ -277,14 +277,19 @@ def test_mff_changes_only_tariff_priced_rows_by_their_providers_factor(
     tables = _tables(spec)
     off = _price(df, tables)
     on = _price(df, tables, CONFIGS["mff"])
-    assert on["status"].to_list() == off["status"].to_list()
     tariff = (off["cost_source"] == "tariff").fill_null(False)
     factors = off["provider_code"].replace_strict(spec.mff, default=None, return_dtype=pl.Float64)
-    expected_factor = factors.filter(tariff)
-    assert on.filter(tariff)["mff_factor"].to_list() == expected_factor.to_list()
-    expected = [c * (f if f is not None else 1.0)
-                for c, f in zip(off.filter(tariff)["cost"], expected_factor, strict=True)]
-    assert on.filter(tariff)["cost"].to_list() == pytest.approx(expected, rel=1e-12)
+    has_factor = factors.is_not_null().fill_null(False)
+    # a tariff-priced record whose provider has no factor is not priced (status 58); every
+    # other record keeps its status
+    assert on.filter(tariff & ~has_factor)["status"].to_list() == [58] * (tariff & ~has_factor).sum()
+    assert on.filter(tariff & ~has_factor)["cost"].null_count() == (tariff & ~has_factor).sum()
+    keep = ~(tariff & ~has_factor)
+    assert on.filter(keep)["status"].to_list() == off.filter(keep)["status"].to_list()
+    scaled = tariff & has_factor
+    assert on.filter(scaled)["mff_factor"].to_list() == factors.filter(scaled).to_list()
+    expected = [c * f for c, f in zip(off.filter(scaled)["cost"], factors.filter(scaled), strict=True)]
+    assert on.filter(scaled)["cost"].to_list() == pytest.approx(expected, rel=1e-12)
     assert on.filter(~tariff)["cost"].to_list() == off.filter(~tariff)["cost"].to_list()
     assert on.filter(~tariff)["mff_factor"].null_count() == (~tariff).sum()
 
@@ -383,12 +388,13 @@ def test_any_flipped_byte_in_a_shipped_table_is_refused(
 
 def test_flipped_byte_in_a_manifest_description_is_refused(tmp_path: Path) -> None:
     dest = tmp_path / "tables"
-    shutil.copytree(shipped_tables_path() / "mff", dest / "mff")
+    shutil.copytree(shipped_tables_path(), dest, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    costing.load_tables(dest)  # the untouched copy loads
     manifest = dest / "mff" / "2026-27" / "manifest.json"
     text = manifest.read_bytes()
     at = text.index(b'"description": "') + len(b'"description": "')
     tampered = bytearray(text)
     tampered[at] ^= 0x01  # one letter becomes another
     manifest.write_bytes(bytes(tampered))
-    with pytest.raises(TableError):
+    with pytest.raises(TableIntegrityError, match="mff/2026-27/manifest.json"):
         costing.load_tables(dest)

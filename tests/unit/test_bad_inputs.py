@@ -253,7 +253,7 @@ def test_unknown_codes_are_invalid_records_naming_the_column(small_tables: costi
     assert out["pod"][0] is None  # no point of delivery for an unknown department type
     assert "attended: unknown attendance status" in reasons[1]
     assert "patient_classification: unknown patient classification" in reasons[2]
-    assert "setting: unknown setting" in reasons[3]
+    assert "setting: unknown or missing setting" in reasons[3]
 
 
 def test_cli_formula_like_codes_are_kept_and_neutralised(tmp_path: Path) -> None:
