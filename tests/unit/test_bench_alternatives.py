@@ -16,9 +16,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-pytest.importorskip("duckdb", reason="duckdb is not installed (pip install -e '.[bench]')")
-pytest.importorskip("pandas", reason="pandas is not installed (pip install -e '.[bench]')")
-pytest.importorskip("pyarrow", reason="pyarrow is not installed (pip install -e '.[bench]')")
+pytest.importorskip("duckdb", reason="duckdb is not installed (pip install -e '.[test]')")
+pytest.importorskip("pandas", reason="pandas is not installed (pip install -e '.[test]')")
+pytest.importorskip("pyarrow", reason="pyarrow is not installed (pip install -e '.[test]')")
 
 from benchmarks.alternatives import duckdb_sql, engine  # noqa: E402
 from benchmarks.alternatives import pandas_impl as pi  # noqa: E402
