@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from costing.charts import event_study_chart, window_means_chart
+from costing.cohort import validate_cohort
+from costing.config import CostingConfig
+from costing.coverage import coverage
+from costing.did import arm_window_means, did, did_pretrend
 from costing.errors import (
     ConfigError,
     ConservationError,
@@ -26,18 +31,13 @@ from costing.errors import (
     TableSchemaError,
     ValidationError,
 )
-from costing.config import CostingConfig
 from costing.io import read_activity, read_cohort, read_table, write_frame
-from costing.windows import audit, audit_summary, cost_by_window
-from costing.cohort import validate_cohort
-from costing.coverage import coverage
 from costing.manifest import run_manifest, write_run_manifest
-from costing.did import arm_window_means, did, did_pretrend
-from costing.charts import event_study_chart, window_means_chart
-from costing.run import RunConfig, RunResult, run
 from costing.pricing import price, price_lazy
+from costing.run import RunConfig, RunResult, run
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
+from costing.windows import audit, audit_summary, cost_by_window
 
 try:
     __version__ = version("costing")

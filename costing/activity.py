@@ -97,7 +97,7 @@ def canonicalise(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
             "activity has no 'setting' column; say which setting each record is "
             f"({', '.join(SETTINGS)}), e.g. read it with costing.read_activity(path, setting='apc')"
         )
-    lf = lf.drop([c for c in PRICED_COLUMNS if c in names]).with_row_index(RID)
+    lf = lf.drop([c for c in PRICED_COLUMNS if c in names])
     if ROW not in names:
         lf = lf.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     if REASON not in names:
@@ -284,6 +284,7 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
     spell is dropped, so the wide frame is never sorted or regrouped.
     """
     names = lf.collect_schema().names()
+    lf = lf.with_row_index(RID)  # unique across files, unlike source_row
     is_apc = pl.col("setting") == "apc"
     episodes = lf.filter(is_apc).select(
         RID, _spell_key().alias("spell_key"), "episode_order", "discharge_date", "hrg_code",

@@ -12,7 +12,7 @@ import logging
 
 import polars as pl
 
-from costing.errors import CohortError, InputError, MissingColumnsError
+from costing.errors import CohortError, MissingColumnsError
 from costing.schema import COHORT_SCHEMA, HES_DUMMY_DATES
 
 __all__ = ["COHORT_REQUIRED", "CohortError", "validate_cohort"]

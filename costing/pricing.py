@@ -491,9 +491,16 @@ def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingCon
         key = pl.when(gate).then(_rc_key(edi, dept, service, code, codes))
         return _gather(unit_cost, pl.Float64, _row_of(key, rc["key"]))
 
+    # The National Cost Collection (2018/19 on) has no treatment-function or A&E-type split:
+    # where no service-specific row exists, the department-wide row applies. Only editions
+    # with such rows need the second lookup, so the others do not pay for it.
+    department_wide = all_rc.filter(
+        pl.col("department_code").is_in(["CL", "NCL", "OPROC", "AE"]) & (pl.col("service_code") == "")
+    ).height > 0
+
     def lookup(gate: pl.Expr, dept: pl.Expr, service: pl.Expr, code: pl.Expr) -> pl.Expr:
-        # The National Cost Collection (2018/19 on) has no treatment-function or A&E-type
-        # split: where no service-specific row exists, the department-wide row applies.
+        if not department_wide:
+            return exact(gate, dept, service, code)
         return pl.coalesce(exact(gate, dept, service, code),
                            exact(gate & (service != no_service).fill_null(True), dept, no_service, code))
 
@@ -625,7 +632,7 @@ def _index_frame(tables: TableSet, cfg: CostingConfig) -> pl.LazyFrame:
     if base.height == 0:
         raise ConfigError(
             f"price_base {cfg.price_base} is not in index {cfg.index!r} "
-            f"(it covers {series['financial_year'].min()} to {series['financial_year'].max()})")
+            f"(it covers {series['financial_year'].min()!s} to {series['financial_year'].max()!s})")
     base_value = base["value"][0]
     return series.lazy().select(
         pl.col("financial_year").alias("_price_edition"),
@@ -713,7 +720,7 @@ def price_lazy(
     cost = pl.col("_chain_cost")
     if cfg.mff:
         lf = lf.join(_mff_frame(ts, cfg), left_on="provider_code", right_on="_mff_provider", how="left")
-        mff = pl.when(priced_by_chain & (pl.col("_level") == "tariff")).then(pl.col("_mff"))
+        mff: pl.Expr = pl.when(priced_by_chain & (pl.col("_level") == "tariff")).then(pl.col("_mff"))
     else:
         mff = pl.lit(None, dtype=pl.Float64)
     lf = lf.with_columns(mff.cast(pl.Float64).alias("mff_factor"))

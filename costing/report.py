@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -49,7 +49,8 @@ def totals(priced: pl.DataFrame) -> pl.DataFrame:
 
 
 def coverage_table(priced: pl.DataFrame, cohort: pl.DataFrame | None = None,
-                   windows: Any = None, months: int = 6, assign: str = "admission") -> pl.DataFrame:
+                   windows: Any = None, months: int = 6,
+                   assign: Literal["admission", "discharge", "apportion"] = "admission") -> pl.DataFrame:
     """Coverage by status and source (per arm and window when a cohort is given)."""
     from costing.coverage import coverage
 

@@ -249,7 +249,7 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
 
             e = cfg.evaluate
             say(f"difference in differences ({e.n_boot} bootstrap replicates)")
-            kwargs = dict(group=e.group, treated=e.treated, by="category", weight=e.weight,
+            kwargs: dict[str, Any] = dict(group=e.group, treated=e.treated, by="category", weight=e.weight,
                           cluster=e.cluster, n_boot=e.n_boot, seed=e.seed, ci=e.ci,
                           censoring=e.censoring)
             did_frame = did(windows, pre=e.pre, post=e.post, **kwargs)

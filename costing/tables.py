@@ -170,7 +170,8 @@ class Resource(_Frozen):
     primary_key: tuple[str, ...]
 
     @property
-    def schema(self) -> dict[str, pl.DataType]:
+    def column_types(self) -> dict[str, pl.DataType]:
+        """Column name -> polars dtype, as declared in the manifest."""
         return {f.name: dtype_from_name(f.type) for f in self.fields}
 
 
@@ -276,6 +277,7 @@ class TableSet:
     """An immutable collection of verified editions, looked up by kind and edition or date."""
 
     __slots__ = ("_editions",)
+    _editions: Mapping[tuple[str, str], Edition]
 
     def __init__(self, editions: Iterable[Edition]) -> None:
         by_key: dict[tuple[str, str], Edition] = {}
@@ -433,7 +435,7 @@ def _check_canonical(manifest: Manifest, res: Resource, where: Path) -> None:
     canon = TABLE_SCHEMAS[manifest.kind].get(res.name)
     if canon is None:
         return  # extra resources are allowed; they are verified but not used by pricing
-    declared = res.schema
+    declared = res.column_types
     missing = [c for c in canon if c not in declared]
     if missing:
         raise TableSchemaError(
@@ -455,7 +457,7 @@ def _check_canonical(manifest: Manifest, res: Resource, where: Path) -> None:
 
 
 def _read_resource(file: Path, res: Resource) -> pl.DataFrame:
-    schema = res.schema
+    schema = res.column_types
     try:
         if res.format == "parquet":
             df = pl.read_parquet(file)

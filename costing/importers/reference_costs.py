@@ -26,7 +26,6 @@ from costing.importers._excel import (
     column_letter,
     find_header_row,
     money,
-    normalise_label,
     normalise_sheet_name,
     open_workbook,
     read_grid,
