@@ -13,10 +13,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from costing.errors import ConfigError
 from costing.tables import check_edition
 
-__all__ = ["CostingConfig", "Level", "LEVELS"]
+__all__ = ["CostingConfig", "Level", "LEVELS", "read_toml", "config_error"]
 
 Level = Literal["tariff", "reference_cost", "total_hrg_average"]
 LEVELS: tuple[str, ...] = ("tariff", "reference_cost", "total_hrg_average")
+
+def read_toml(path: str | Path, what: str = "configuration file") -> dict[str, Any]:
+    """A TOML file as a dict; a missing or malformed file is a ConfigError naming it."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such {what}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+
+
+def config_error(source: str, what: str, exc: ValidationError) -> ConfigError:
+    """One ConfigError listing every field pydantic refused, as ``  field: message`` lines."""
+    lines = [f"  {'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
+    return ConfigError(f"{source}: invalid {what}:\n" + "\n".join(lines))
+
 
 _DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
     "purchaser": ("tariff", "reference_cost"),
@@ -120,12 +137,7 @@ class CostingConfig(BaseModel):
     def from_toml(cls, path: str | Path, table: str | None = None) -> CostingConfig:
         """Load from a TOML file (optionally one [table] of it, e.g. ``pricing``)."""
         p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no such configuration file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        data = read_toml(p)
         if table is not None:
             data = data.get(table, {})
         return cls.from_mapping(data, source=str(p))
@@ -136,8 +148,4 @@ class CostingConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            lines = [
-                f"  {'.'.join(str(x) for x in e['loc']) or '(config)'}: {e['msg']}"
-                for e in exc.errors()
-            ]
-            raise ConfigError(f"{source}: invalid configuration:\n" + "\n".join(lines)) from None
+            raise config_error(source, "configuration", exc) from None

@@ -36,7 +36,6 @@ Example run file::
 from __future__ import annotations
 
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from costing.config import CostingConfig
+from costing.config import CostingConfig, config_error, read_toml
 from costing.errors import ConfigError
 from costing.tables import TableSet, load_tables
 
@@ -123,12 +122,7 @@ class RunConfig(_Strict):
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
         p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no such run file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        data = read_toml(p, "run file")
         data.setdefault("base_dir", str(p.resolve().parent))
         return cls.from_mapping(data, source=str(p))
 
@@ -137,8 +131,7 @@ class RunConfig(_Strict):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            lines = [f"  [{'.'.join(str(x) for x in e['loc'])}] {e['msg']}" for e in exc.errors()]
-            raise ConfigError(f"{source}: invalid run file:\n" + "\n".join(lines)) from None
+            raise config_error(source, "run file", exc) from None
 
     def resolve(self, path: str) -> Path:
         p = Path(path)
