@@ -77,10 +77,27 @@ def one_of(expr: pl.Expr, values: Sequence[object]) -> pl.Expr:
     return out if out is not None else pl.lit(False)
 
 
+# Case rules for codes (applied in the same pass as trimming): HRG and admission-method codes
+# upper case, the setting lower case. A&E department type "1" -> "01" is padded after blanks
+# became null (padding "" would make "00"); OP codes stay as given.
+_CODE_CASE: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+    "setting": lambda c: c.str.to_lowercase(),
+    "hrg_code": lambda c: c.str.to_uppercase(),
+    "spell_hrg_code": lambda c: c.str.to_uppercase(),
+    "admission_method": lambda c: c.str.to_uppercase(),
+}
+
+
 def _code(col: str) -> pl.Expr:
-    """Trimmed code; empty string -> null."""
+    """Trimmed code in its canonical case (an empty string stays empty: see _blank_to_null)."""
     c = pl.col(col).cast(pl.String).str.strip_chars()
-    return pl.when(c != "").then(c)
+    return _CODE_CASE.get(col, lambda e: e)(c)
+
+
+def _blank_to_null(col: str) -> pl.Expr:
+    """Empty string -> null, by length (no string comparison or copy)."""
+    value = pl.col(col).str.zfill(2) if col == "department_type" else pl.col(col)
+    return pl.when(pl.col(col).str.len_bytes() > 0).then(value)
 
 
 def canonicalise(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
@@ -111,15 +128,10 @@ def canonicalise(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
             casts.append(_code(col).alias(col))
         else:
             casts.append(pl.col(col).cast(dtype, strict=False).alias(col))
-    lf = lf.with_columns(casts)
-    return lf.with_columns(
-        pl.col("setting").str.to_lowercase(),
-        pl.col("hrg_code").str.to_uppercase(),
-        pl.col("spell_hrg_code").str.to_uppercase(),
-        pl.col("admission_method").str.to_uppercase(),
-        # A&E department type "1" -> "01"; OP codes such as "01" stay as given.
-        pl.col("department_type").str.zfill(2),
-    )
+    # Two passes: trimming (with case) once per code column, then blanks to null by length.
+    # (One when/then around the trimmed value made polars trim twice.)
+    strings = [c for c, t in ACTIVITY_SCHEMA.items() if t == pl.String and c in present]
+    return lf.with_columns(casts).with_columns([_blank_to_null(c).alias(c) for c in strings])
 
 
 # --------------------------------------------------------------------------------------

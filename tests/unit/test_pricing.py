@@ -506,3 +506,14 @@ def test_episode_los_from_episode_dates_for_provider(fixture_tables: costing.Tab
     assert out["los_days"].to_list() == [1, 5]
     # e1: NES 400; e2: NEL 900 + (5 - trim 4) x no XS price in the fixture = 900
     assert out["cost"].to_list() == [400.0, 900.0]
+
+
+def test_codes_are_trimmed_cased_and_blanks_become_null() -> None:
+    from costing.activity import canonicalise
+
+    df = pl.DataFrame({"record_id": ["a", "b", "c"], "setting": [" AE", "ae", "ae"],
+                       "department_type": ["", " 1", "03 "], "hrg_code": [" vb01z ", "", None]})
+    out = canonicalise(df).collect()
+    assert out["setting"].to_list() == ["ae", "ae", "ae"]
+    assert out["department_type"].to_list() == [None, "01", "03"]
+    assert out["hrg_code"].to_list() == ["VB01Z", None, None]
