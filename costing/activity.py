@@ -6,7 +6,7 @@ Pricing calls ``prepare``; everything here is lazy polars expressions, no row lo
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -91,7 +91,8 @@ _CODE_CASE: dict[str, Callable[[pl.Expr], pl.Expr]] = {
 def _code(col: str) -> pl.Expr:
     """Trimmed code in its canonical case (an empty string stays empty: see _blank_to_null)."""
     c = pl.col(col).cast(pl.String).str.strip_chars()
-    return _CODE_CASE.get(col, lambda e: e)(c)
+    case = _CODE_CASE.get(col)
+    return case(c) if case is not None else c
 
 
 def _blank_to_null(col: str) -> pl.Expr:

@@ -136,6 +136,22 @@ class Source(_Frozen):
     licence: str = OGL
     obtained_from: str | None = None
 
+    @classmethod
+    def of_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        title: str,
+        url: str | None = None,
+        publisher: str | None = None,
+        obtained_from: str | None = "supplied by the user",
+        licence: str | None = None,
+    ) -> Source:
+        """The source record of a file: its name and sha256, with the given provenance."""
+        p = Path(path)
+        return cls(title=title, url=url, publisher=publisher, file_name=p.name,
+                   sha256=sha256_file(p), obtained_from=obtained_from, licence=licence or OGL)
+
 
 class Change(_Frozen):
     """One entry of an edition's change log."""

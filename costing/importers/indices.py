@@ -35,7 +35,7 @@ from costing.importers.small_tables import (
     read_text_csv,
 )
 from costing.schema import TABLE_SCHEMAS
-from costing.tables import OGL, Source, sha256_file, write_edition
+from costing.tables import Source, write_edition
 
 __all__ = [
     "DEFLATOR_NAMES",
@@ -288,14 +288,9 @@ def import_edition(
         kind=KIND,
         edition=edition,
         frames=frames,
-        sources=[Source(
-            title=title or f"Inflation index {edition}",
-            url=url,
-            publisher=publisher,
-            file_name=path.name,
-            sha256=sha256_file(path),
-            obtained_from=obtained_from or "supplied by the user",
-            licence=licence or OGL,
+        sources=[Source.of_file(
+            path, title=title or f"Inflation index {edition}", url=url, publisher=publisher,
+            obtained_from=obtained_from or "supplied by the user", licence=licence,
         )],
         published=published,
         description=f"Inflation index levels by financial year ({form} file {path.name})",

@@ -18,7 +18,7 @@ from costing.errors import ImportFormatError
 from costing.importers._excel import check_numbers, code_text, money, normalise_label
 from costing.importers.reference_costs import undefined_average
 from costing.schema import TABLE_SCHEMAS
-from costing.tables import Source, sha256_file, write_edition
+from costing.tables import Source, write_edition
 
 __all__ = ["RESOURCE", "DEPARTMENT_NAMES", "SHIPPED_SOURCE", "read", "import_edition"]
 
@@ -197,14 +197,8 @@ def import_edition(
     path = Path(source)
     frames = read(path)
     title, publisher, url = _PUBLICATION
-    src = Source(
-        title=f"{title} {edition[:4]}/{edition[5:]}",
-        publisher=publisher,
-        url=url,
-        file_name=path.name,
-        sha256=sha256_file(path),
-        obtained_from=obtained_from,
-    )
+    src = Source.of_file(path, title=f"{title} {edition[:4]}/{edition[5:]}", publisher=publisher,
+                         url=url, obtained_from=obtained_from)
     return write_edition(
         into,
         kind=KIND,

@@ -32,7 +32,7 @@ from costing.importers._excel import (
     read_numbers,
 )
 from costing.schema import TABLE_SCHEMAS
-from costing.tables import Source, sha256_file, write_edition
+from costing.tables import Source, write_edition
 
 __all__ = ["RESOURCE", "DEPARTMENT_SHEETS", "read", "import_edition", "build_shipped"]
 
@@ -432,14 +432,8 @@ def import_edition(
     path = Path(source)
     frames = read(path)
     title, publisher, url = _PUBLICATIONS.get(edition, _GENERIC_PUBLICATION)
-    src = Source(
-        title=title if edition in _PUBLICATIONS else f"{title} {edition}",
-        publisher=publisher,
-        url=url,
-        file_name=path.name,
-        sha256=sha256_file(path),
-        obtained_from=obtained_from,
-    )
+    src = Source.of_file(path, title=title if edition in _PUBLICATIONS else f"{title} {edition}",
+                         publisher=publisher, url=url, obtained_from=obtained_from)
     return write_edition(
         into,
         kind=KIND,

@@ -28,7 +28,7 @@ from costing.importers.tariff_workbook import (
     _to_canonical,
     check_hrg_version,
 )
-from costing.tables import Source, sha256_file, write_edition
+from costing.tables import Source, write_edition
 
 __all__ = ["RESOURCE_FILES", "import_edition", "read"]
 
@@ -162,14 +162,9 @@ def import_edition(
     frames = read(source)
     version = check_hrg_version(frames, hrg_version, str(source))
     sources = [
-        Source(
-            title=title or f"Tariff {edition} ({res} table, canonical CSV)",
-            url=url,
-            publisher=publisher,
-            file_name=path.name,
-            sha256=sha256_file(path),
-            obtained_from=obtained_from or "supplied by the user",
-        )
+        Source.of_file(path, title=title or f"Tariff {edition} ({res} table, canonical CSV)",
+                       url=url, publisher=publisher,
+                       obtained_from=obtained_from or "supplied by the user")
         for res, path in files.items()
     ]
     missing = [r for r in _SPECS if r not in frames]

@@ -43,7 +43,7 @@ from openpyxl.utils import get_column_letter
 
 from costing.errors import ImportFormatError
 from costing.schema import HRG_VERSIONS, TABLE_SCHEMAS
-from costing.tables import Source, sha256_file, write_edition
+from costing.tables import Source, write_edition
 
 __all__ = [
     "HEADERS",
@@ -700,14 +700,8 @@ def import_edition(
     missing = [r for r in _SPECS if r not in frames]
     if missing:
         notes.append(f"no sheet found for {', '.join(missing)}")
-    src = Source(
-        title=doc_title,
-        url=url,
-        publisher=publisher,
-        file_name=source.name,
-        sha256=sha256_file(source),
-        obtained_from=obtained_from or "supplied by the user",
-    )
+    src = Source.of_file(source, title=doc_title, url=url, publisher=publisher,
+                         obtained_from=obtained_from or "supplied by the user")
     return write_edition(
         into,
         kind=KIND,

@@ -28,7 +28,7 @@ from costing.importers.small_tables import (
 )
 from costing.importers.tariff_workbook import HRG_CODE_PATTERNS
 from costing.schema import HRG_VERSIONS, TABLE_SCHEMAS
-from costing.tables import OGL, Source, sha256_file, write_edition
+from costing.tables import Source, write_edition
 
 __all__ = ["import_edition", "read"]
 
@@ -127,14 +127,9 @@ def import_edition(
         kind=KIND,
         edition=edition,
         frames=frames,
-        sources=[Source(
-            title=title or f"Episode trim points {edition}",
-            url=url,
-            publisher=publisher,
-            file_name=path.name,
-            sha256=sha256_file(path),
-            obtained_from=obtained_from or "supplied by the user",
-            licence=licence or OGL,
+        sources=[Source.of_file(
+            path, title=title or f"Episode trim points {edition}", url=url, publisher=publisher,
+            obtained_from=obtained_from or "supplied by the user", licence=licence,
         )],
         hrg_version=version,
         grouper=grouper,
