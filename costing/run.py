@@ -220,7 +220,7 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     cohort = windows = audit_frame = did_frame = None
     w = cfg.windows
     if cfg.cohort is not None:
-        from costing.windows import audit, audit_summary, cost_by_window
+        from costing.windows import audit, audit_summary, cost_by_window, widen
 
         say("reading cohort")
         cohort = read_cohort(cfg.resolve(cfg.cohort.path), columns=cfg.cohort.columns,
@@ -230,9 +230,8 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
                                  assign=w.assign, by=w.by)
         files["window_costs"] = write_frame(windows, out_dir / "window_costs.csv")
         if cfg.output.wide:
-            wide = cost_by_window(priced, cohort, windows=w.windows, months=w.months,
-                                  assign=w.assign, by=w.by, wide=True)
-            files["window_costs_wide"] = write_frame(wide, out_dir / "window_costs_wide.csv")
+            files["window_costs_wide"] = write_frame(widen(windows, by=w.by),
+                                                     out_dir / "window_costs_wide.csv")
         audit_frame = audit(priced, cohort, windows=w.windows, months=w.months, assign=w.assign,
                             by=w.by)
         files["audit"] = write_frame(audit_frame, out_dir / "audit.parquet")

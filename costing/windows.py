@@ -33,6 +33,7 @@ __all__ = [
     "audit",
     "audit_summary",
     "cost_by_window",
+    "widen",
 ]
 
 logger = logging.getLogger(__name__)
@@ -493,6 +494,25 @@ def _wide(long: pl.DataFrame, categories: Sequence[str]) -> pl.DataFrame:
     ]
     out = base.with_columns(s for frame in per_cat for s in frame.get_columns())
     return out.with_columns(pl.sum_horizontal(f"cost_{c}" for c in categories).alias("cost_total"))
+
+
+def widen(window_costs: pl.DataFrame, by: By = "category") -> pl.DataFrame:
+    """The wide form of ``cost_by_window``'s long output, without recomputing it.
+
+    One row per patient x window, with ``cost_<category>``, ``n_records_<category>``, ...
+    columns and ``cost_total``. The long frame must be as ``cost_by_window`` returns it
+    (every category of ``by``, in order, for each patient and window).
+    """
+    categories = tuple(COST_CATEGORIES) if by == "category" else tuple(POD_CATEGORIES)
+    n_c = len(categories)
+    expected = pl.Series(categories * (window_costs.height // n_c), dtype=pl.String)
+    if window_costs.height % n_c or not window_costs["category"].equals(expected, check_names=False):
+        raise InputError(
+            f"window costs are not cost_by_window's long output for by={by!r} (each patient and "
+            f"window must list the categories {list(categories)} in order); pass the frame "
+            "cost_by_window returned, or call it with wide=True"
+        )
+    return _wide(window_costs, categories)
 
 
 def cost_by_window(

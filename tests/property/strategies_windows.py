@@ -22,7 +22,7 @@ FIRST_INDEX = dt.date(1990, 1, 1)
 LAST_INDEX = dt.date(2045, 12, 31)
 MONTHS = (1, 3, 6, 12)
 
-_PRICED_SCHEMA: dict[str, pl.DataType] = {
+PRICED_SCHEMA: dict[str, pl.DataType] = {
     "record_id": pl.String(),
     "patient_id": pl.String(),
     "setting": pl.String(),
@@ -143,7 +143,7 @@ def priced_frames(draw: st.DrawFn, cohort: pl.DataFrame, max_records: int = 25) 
     patients = dict(zip(cohort["patient_id"], cohort["index_date"], strict=True))
     n = draw(st.integers(0, max_records))
     rows = [draw(_record(i, patients)) for i in range(n)]
-    return pl.DataFrame(rows, schema=_PRICED_SCHEMA)
+    return pl.DataFrame(rows, schema=PRICED_SCHEMA)
 
 
 @st.composite

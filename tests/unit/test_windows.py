@@ -15,6 +15,7 @@ import pytest
 
 from costing.errors import ConfigError, ConservationError, InputError, MissingColumnsError
 from costing.schema import COST_CATEGORIES, WINDOW_COLUMNS
+from tests.property.strategies_windows import PRICED_SCHEMA as _PRICED_SCHEMA
 from costing.windows import (
     BUCKETS,
     COHORT_OUTPUT_COLUMNS,
@@ -29,21 +30,6 @@ from costing.windows import (
 D = dt.date
 INDEX = D(2008, 8, 31)
 
-_PRICED_SCHEMA: dict[str, pl.DataType] = {
-    "record_id": pl.String(),
-    "patient_id": pl.String(),
-    "setting": pl.String(),
-    "activity_date": pl.Date(),
-    "discharge_date": pl.Date(),
-    "pod": pl.String(),
-    "cost_category": pl.String(),
-    "cost": pl.Float64(),
-    "cost_source": pl.String(),
-    "status": pl.Int16(),
-    "status_name": pl.String(),
-    "los_days": pl.Int32(),
-    "n_episodes": pl.Int32(),
-}
 
 _POD = {"elective": "EL", "non_elective": "NEL", "outpatient": "OP_FIRST", "ae": "AE_T12"}
 
@@ -472,3 +458,19 @@ def test_conservation_check_catches_a_lost_record() -> None:
         _check_assigned(assigned, pl.DataFrame({"n": [2], "cost": [20.0]}), spec)
     with pytest.raises(ConservationError, match="priced cost 11.0"):
         _check_assigned(assigned, pl.DataFrame({"n": [1], "cost": [11.0]}), spec)
+
+
+@pytest.mark.parametrize("by", ["category", "pod"])
+def test_widen_equals_wide_output_without_recomputing(by: str) -> None:
+    from costing.windows import widen
+
+    p = priced(
+        rec("a", "p1", "apc", D(2008, 9, 10), 100.0, discharge=D(2008, 9, 12), category="elective"),
+        rec("b", "p1", "op", D(2008, 3, 10), 40.0),
+        rec("c", "p2", "ae", D(2008, 10, 1), None),
+    )
+    coh = cohort(*({"patient_id": pid, "index_date": INDEX} for pid in ("p1", "p2", "p3")))
+    long = cost_by_window(p, coh, by=by)  # type: ignore[arg-type]
+    assert widen(long, by=by).equals(cost_by_window(p, coh, by=by, wide=True))  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="long output"):
+        widen(long.reverse(), by=by)  # type: ignore[arg-type]
