@@ -212,9 +212,10 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
 
     say("reading inputs")
     activity = read_inputs(cfg)
-    records_in = activity.select(pl.len()).collect().item()
     say("pricing")
     priced = price(activity, ts, cfg.pricing)
+    # every input record is one priced row or one episode of a spell: no second read to count
+    records_in = int(priced["n_episodes"].sum())
     files["priced"] = write_frame(priced, out_dir / f"priced.{cfg.output.priced_format}")
 
     cohort = windows = audit_frame = did_frame = None

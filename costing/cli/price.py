@@ -14,6 +14,8 @@ from costing.config import CostingConfig
 from costing.errors import MissingColumnsError
 
 SETTINGS = ("apc", "op", "ae")
+# Extracts larger than this get a progress line before pricing (it takes more than a moment).
+_PROGRESS_BYTES = 50 * 1024 * 1024
 
 
 def _read(extracts: tuple[str, ...], setting: str | None, columns: str, sheet: str | None,
@@ -99,11 +101,11 @@ def price_cmd(extracts: tuple[str, ...], setting: str | None, columns: str, shee
     cfg = CostingConfig.from_mapping(base, source="command line")
     tables = load_tables(list(tables_paths) if tables_paths else None)
     activity, used = _read(extracts, setting, columns, sheet, encoding, cfg.strict, hrg_version)
-    n_in = activity.select(pl.len()).collect().item()
-    if n_in > 500_000:
-        echo_err(f"costing: pricing {n_in:,} {used} records ...")
+    if sum(Path(e).stat().st_size for e in extracts) > _PROGRESS_BYTES:
+        echo_err(f"costing: pricing {used} records from {len(extracts)} file(s) ...")
     priced = price(activity, tables, cfg)
     write_frame(priced, output)
+    n_in = int(priced["n_episodes"].sum())  # records read: spells count their episodes
     echo_err("costing: " + summary_line(priced, time.perf_counter() - t0, records_in=n_in))
     if strict and priced.filter(pl.col("status") >= 50).height:
         echo_err("costing: error: --strict and some records are unpriced (see status_name)")
