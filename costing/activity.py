@@ -6,7 +6,7 @@ Pricing calls ``prepare``; everything here is lazy polars expressions, no row lo
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -27,6 +27,8 @@ from costing.schema import (
 
 __all__ = [
     "canonicalise",
+    "normalise_codes",
+    "row_checks_mask",
     "checks",
     "with_invalid_reason",
     "validation_failures",
@@ -101,12 +103,15 @@ def _blank_to_null(col: str) -> pl.Expr:
     return pl.when(pl.col(col).str.len_bytes() > 0).then(value)
 
 
-def canonicalise(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+def canonicalise(frame: pl.DataFrame | pl.LazyFrame, raw: Collection[str] = ()) -> pl.LazyFrame:
     """Add absent canonical columns as typed nulls, cast present ones, normalise codes.
 
     Keeps every other column. Adds ``source_row`` (1-based) and ``invalid_reason`` when
     absent. Columns that pricing appends (cost, status, ...) are dropped from the input so
     a priced file can be priced again.
+
+    String columns named in ``raw`` are cast but not normalised here: pricing normalises
+    them once per distinct value instead of once per row (see :func:`normalise_codes`).
     """
     lf = frame.lazy()
     names = lf.collect_schema().names()
@@ -125,14 +130,24 @@ def canonicalise(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     for col, dtype in ACTIVITY_SCHEMA.items():
         if col not in present:
             casts.append(pl.lit(None, dtype=dtype).alias(col))
-        elif dtype == pl.String:
+        elif dtype == pl.String and col not in raw:
             casts.append(_code(col).alias(col))
+        elif dtype == pl.String:
+            casts.append(pl.col(col).cast(pl.String).alias(col))
         else:
             casts.append(pl.col(col).cast(dtype, strict=False).alias(col))
     # Two passes: trimming (with case) once per code column, then blanks to null by length.
     # (One when/then around the trimmed value made polars trim twice.)
-    strings = [c for c, t in ACTIVITY_SCHEMA.items() if t == pl.String and c in present]
+    strings = [c for c, t in ACTIVITY_SCHEMA.items() if t == pl.String and c in present and c not in raw]
     return lf.with_columns(casts).with_columns([_blank_to_null(c).alias(c) for c in strings])
+
+
+def normalise_codes(lf: pl.LazyFrame, columns: Collection[str]) -> pl.LazyFrame:
+    """The normalisation :func:`canonicalise` skips for its ``raw`` columns (trim, case,
+    blank to null, A&E type padding); idempotent on columns already normalised."""
+    strings = [c for c in columns if ACTIVITY_SCHEMA.get(c) == pl.String]
+    return lf.with_columns([_code(c).alias(c) for c in strings]).with_columns(
+        [_blank_to_null(c).alias(c) for c in strings])
 
 
 # --------------------------------------------------------------------------------------
@@ -223,14 +238,43 @@ def _mask_text(mask: pl.Expr, found: list[Check]) -> list[pl.Expr]:
     return out
 
 
-def with_invalid_reason(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
+def _is_row_check(check: Check, key_columns: Collection[str]) -> bool:
+    """A check that reads a column outside the pricing key (ids, dates): evaluated per row."""
+    return not set(check.fails.meta.root_names()) <= set(key_columns)
+
+
+def row_checks_mask(config: CostingConfig, key_columns: Collection[str]) -> pl.Expr:
+    """The failed-check bits (positions as in :func:`checks`) of the checks that read
+    columns outside ``key_columns``, per row. Such a check may read a key column only if
+    it is normalised per row (``setting``)."""
+    found = checks(config)
+    bits = []
+    for i, c in enumerate(found):
+        if _is_row_check(c, key_columns):
+            raw = (set(c.fails.meta.root_names()) & set(key_columns)) - {"setting"}
+            if raw:  # would see un-normalised codes: a programming error, not a user one
+                raise AssertionError(f"check {c.reason!r} mixes row columns with key codes {sorted(raw)}")
+            bits.append(c.fails.fill_null(False).cast(pl.Int64) * (1 << i))
+    return pl.sum_horizontal(bits) if bits else pl.lit(0, dtype=pl.Int64)
+
+
+def with_invalid_reason(lf: pl.LazyFrame, config: CostingConfig, row_mask: str | None = None,
+                        key_columns: Collection[str] = ()) -> pl.LazyFrame:
     """Append every failing check's "column: reason" to ``invalid_reason`` ("; "-joined).
 
     The failed checks are first one integer per row; the text is only assembled where a
-    check failed or the input already carried a reason.
+    check failed or the input already carried a reason. With ``row_mask``, the frame holds
+    one row per distinct pricing key: the checks reading only ``key_columns`` are
+    evaluated here and the others' bits come from the ``row_mask`` column
+    (:func:`row_checks_mask`).
     """
     found = checks(config)
-    mask = _failed_checks_mask(found)
+    if row_mask is None:
+        mask = _failed_checks_mask(found)
+    else:
+        bits = [c.fails.fill_null(False).cast(pl.Int64) * (1 << i) for i, c in enumerate(found)
+                if not _is_row_check(c, key_columns)]
+        mask = pl.sum_horizontal([pl.col(row_mask), *bits])
     lf = lf.with_columns(mask.alias("_failed"))
     failed = pl.col("_failed")
     joined = pl.concat_str([pl.col(REASON), *_mask_text(failed, found)], separator="; ",

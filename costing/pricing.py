@@ -35,6 +35,8 @@ from costing.activity import (
     build_spells,
     canonicalise,
     category_expr,
+    normalise_codes,
+    row_checks_mask,
     is_emergency,
     one_of,
     validation_failures,
@@ -281,7 +283,6 @@ def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig, codes: _C
     """Adds _tariff_cost, _tariff_base, _tariff_xs_days, _tariff_xs_cost, _tariff_sse,
     _tariff_reason, _tariff_edition, _tariff_version, _tariff_proc."""
     s = pl.col("setting")
-    lf = lf.with_columns(ed.index_expr(pl.col("_price_date")).alias("_tariff_ed_i"))
     lf = lf.with_columns(ed.name_expr(pl.col("_tariff_ed_i")).alias("_tariff_edition"),
                          ed.version_expr(pl.col("_tariff_ed_i")).alias("_tariff_version"))
     ok = _hrg_usable(pl.col("_tariff_version"))
@@ -312,7 +313,7 @@ def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig, codes: _C
         & (pod == "NEL") & is_emergency()
         & pl.col("_t_sse_applicable").fill_null(False)
         & (pl.col("los_days") <= cfg.sse_max_los)
-        & (pl.col("age") >= cfg.sse_min_age)
+        & pl.col(_SSE_AGE)
         & pl.col("_t_sse_price").is_not_null()
     ).fill_null(False)
     trim = pl.when(pod == "EL").then(pl.col("_t_el_trim_days")).when(pod == "NEL").then(
@@ -447,7 +448,6 @@ def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingCon
     reference-cost table, so no string key is built or joined per record.
     """
     s = pl.col("setting")
-    lf = lf.with_columns(ed.index_expr(pl.col("_price_date")).alias("_rc_ed_i"))
     lf = lf.with_columns(ed.name_expr(pl.col("_rc_ed_i")).alias("_rc_edition"),
                          ed.version_expr(pl.col("_rc_ed_i")).alias("_rc_version"))
     ok = _hrg_usable(pl.col("_rc_version"))
@@ -640,9 +640,32 @@ def _index_frame(tables: TableSet, cfg: CostingConfig) -> pl.LazyFrame:
     )
 
 
-def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig) -> pl.LazyFrame:
-    """Canonical activity with spells built when asked (validation reasons are added later)."""
-    lf = canonicalise(activity)
+# Columns whose values pricing reads, besides the per-row quantities below: each distinct
+# combination of them (a "pricing key") is priced once and the result joined back to its
+# rows. Codes are few and repeat (10M generated records have about 330,000 keys), so the
+# lookups, rules and status texts run on the distinct keys, not on every record.
+_KEY_CODES: tuple[str, ...] = (
+    "setting", "hrg_code", "hrg_version", "admission_method", "patient_classification",
+    "treatment_function_code", "first_attendance", "attended", "multi_professional",
+    "department_type", "ae_admitted", "invalid_reason",
+)
+# Row-level quantities the key carries (cheap integer arithmetic on every row).
+_SSE_AGE = "_sse_age_ok"
+_ROW_MASK = "_row_mask"
+_HASH = ("_k1", "_k2")
+# Columns normalised per row although they are key codes: spells and row checks read them.
+_ROW_NORMALISED = ("setting", "provider_code")
+
+
+def _key_columns(cfg: CostingConfig) -> tuple[str, ...]:
+    return _KEY_CODES + (("provider_code",) if cfg.mff else ())
+
+
+def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig,
+            raw: Sequence[str] = ()) -> pl.LazyFrame:
+    """Canonical activity with spells built when asked (validation reasons are added later).
+    String columns in ``raw`` are left un-normalised (see :func:`canonicalise`)."""
+    lf = canonicalise(activity, raw=raw)
     if cfg.resolved_apc_unit() == "spell":
         # spells read the canonical frame twice (APC keys, then every record): cache it so
         # normalisation runs once
@@ -653,24 +676,32 @@ def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig) -> pl.Laz
     return lf
 
 
-def price_lazy(
-    activity: pl.DataFrame | pl.LazyFrame,
-    tables: TableSet | None = None,
-    config: CostingConfig | None = None,
-) -> pl.LazyFrame:
-    """Price activity lazily; see :func:`price`. Strict mode validates eagerly first."""
-    cfg = config or CostingConfig()
-    ts = _resolve_tables(tables)
-    chain = cfg.resolved_chain()
-    lf = prepare(activity, cfg)
-    if cfg.strict:
-        failures = validation_failures(lf, cfg)
-        if failures.height:
-            raise ValidationError("activity", failures)
-    lf = with_invalid_reason(lf, cfg)
+# 64-bit seeds and odd multipliers of the two independent key hashes (mixing constants,
+# not prices): each column is hashed once and folded twice, so a row's key is 128 bits.
+_FOLD = ((0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F), (0x165667B19E3779F9, 0xD6E8FEB86659FD93))
 
-    input_cols = [c for c in lf.collect_schema().names()
-                  if c not in ("n_episodes", "spell_key", RID)]
+
+def _key_hash(columns: Sequence[str]) -> list[pl.Expr]:
+    """Two 64-bit hashes of a row's pricing key (its values of ``columns``).
+
+    Distinct keys are found and joined back on the pair, a 128-bit key: two distinct keys
+    of a run share it with probability about n^2 / 2^129 (below 1e-20 for a billion
+    distinct keys), far less than any hardware error rate.
+    """
+    hashes = [pl.col(c).hash(seed=i) for i, c in enumerate(columns)]
+    out = []
+    for name, (mul, add) in zip(_HASH, _FOLD, strict=True):
+        h: pl.Expr = pl.lit(add, dtype=pl.UInt64)
+        for x in hashes:
+            h = (h ^ x) * pl.lit(mul, dtype=pl.UInt64)
+            mul = (mul * 0x2545F4914F6CDD1D) % (1 << 64) | 1  # a different odd multiplier per column
+        out.append(h.alias(name))
+    return out
+
+
+def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Sequence[str]) -> list[pl.Expr]:
+    """Per-row quantities pricing needs besides the key codes: LOS, each kind's edition
+    (by the record's date), short-stay age eligibility and the row-level checks."""
     s = pl.col("setting")
     apc_date = pl.col("discharge_date") if cfg.apc_date == "discharge" else pl.col("activity_date")
     if cfg.resolved_apc_unit() == "episode":
@@ -679,17 +710,69 @@ def price_lazy(
         los = pl.coalesce(pl.when(episode_los >= 0).then(episode_los), with_los())
     else:
         los = with_los()
-    lf = lf.with_columns(
+    price_date = pl.when(s == "apc").then(apc_date).otherwise(pl.col("activity_date"))
+    out = [
         pl.when(s == "apc").then(los).alias("los_days"),
-        pl.when(s == "apc").then(apc_date).otherwise(pl.col("activity_date")).alias("_price_date"),
-        pl.coalesce(pl.col("hrg_version"), pl.lit(cfg.default_hrg_version)).alias("_hrg_version"),
-        pl.when(s == "apc").then(apc_pod()).alias("_apc_pod"),
-    )
+        (pl.col("age") >= cfg.sse_min_age).alias(_SSE_AGE),
+        row_checks_mask(cfg, key_columns).alias(_ROW_MASK),
+    ]
+    prefix = {"tariff": "_tariff", "reference_cost": "_rc"}
+    out += [ed.index_expr(price_date).alias(f"{prefix[kind]}_ed_i") for kind, ed in eds.items()]
+    return out
+
+
+def price_lazy(
+    activity: pl.DataFrame | pl.LazyFrame,
+    tables: TableSet | None = None,
+    config: CostingConfig | None = None,
+) -> pl.LazyFrame:
+    """Price activity lazily; see :func:`price`. Strict mode validates eagerly first.
+
+    Each record's pricing key (its codes, LOS, editions, age eligibility and row checks)
+    is hashed; the distinct keys are priced by the rules below and joined back, so the
+    work per record is a few integer operations and one join.
+    """
+    cfg = config or CostingConfig()
+    ts = _resolve_tables(tables)
+    chain = cfg.resolved_chain()
+    if cfg.strict:
+        failures = validation_failures(prepare(activity, cfg), cfg)
+        if failures.height:
+            raise ValidationError("activity", failures)
     eds: dict[str, _Editions] = {}
     if "tariff" in chain:
         eds["tariff"] = _editions(ts, "tariff", cfg.tariff_edition)
     if "reference_cost" in chain or "total_hrg_average" in chain:
         eds["reference_cost"] = _editions(ts, "reference_cost", cfg.reference_cost_edition)
+
+    key_cols = _key_columns(cfg)
+    rows = prepare(activity, cfg, raw=[c for c in key_cols if c not in _ROW_NORMALISED])
+    input_cols = [c for c in rows.collect_schema().names() if c not in ("n_episodes", "spell_key", RID)]
+    rows = rows.with_columns(_row_stage(cfg, eds, key_cols))
+    carried = [c for c in rows.collect_schema().names() if c.endswith("_ed_i")] + [_SSE_AGE, _ROW_MASK, "los_days"]
+    rows = rows.with_columns(_key_hash([*key_cols, *carried]))
+    keys = rows.select(*_HASH, *key_cols, *carried).unique(subset=list(_HASH), keep="any")
+    priced = _price_keys(keys, ts, cfg, chain, eds, key_cols)
+    out = rows.drop([*key_cols, *carried[:-1]]).join(
+        priced.drop("los_days"), on=list(_HASH), how="left", maintain_order="left")
+    out_cols = input_cols + ["spell_key"] + list(PRICED_COLUMNS)
+    # Output order is input order (a spell at its first episode's place): spells are built
+    # by a left join that keeps the left order, and so is the join back of the keys.
+    return out.select(
+        [pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c) for c in out_cols])
+
+
+def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple[str, ...],
+                eds: dict[str, _Editions], key_cols: Sequence[str]) -> pl.LazyFrame:
+    """Price one row per distinct pricing key: the normalised key codes, invalid_reason
+    and every priced column but n_episodes (los_days is carried through)."""
+    lf = normalise_codes(lf, key_cols)
+    lf = with_invalid_reason(lf, cfg, row_mask=_ROW_MASK, key_columns=key_cols)
+    s = pl.col("setting")
+    lf = lf.with_columns(
+        pl.coalesce(pl.col("hrg_version"), pl.lit(cfg.default_hrg_version)).alias("_hrg_version"),
+        pl.when(s == "apc").then(apc_pod()).alias("_apc_pod"),
+    )
     codes = _codes(ts, eds)
     lf = lf.with_columns(_ids(pl.col("hrg_code"), codes.code).alias("_hrg_i"),
                          _ids(pl.col("treatment_function_code"), codes.service).alias("_tf_i"))
@@ -771,11 +854,9 @@ def price_lazy(
         [pl.when(s == "apc").then(pl.col(c)).alias(c)
          for c in ("excess_bed_days", "excess_bed_day_cost")]
     )
-    out_cols = input_cols + ["spell_key"] + list(PRICED_COLUMNS)
-    # Output order is input order (a spell at its first episode's place): spells are built
-    # by a left join that keeps the left order, so nothing needs sorting here.
+    keep = [*_HASH, *key_cols, "los_days", *[c for c in PRICED_COLUMNS if c not in ("n_episodes", "los_days")]]
     return lf.select(
-        [pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c) for c in out_cols])
+        [pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c) for c in keep])
 
 
 def price(

@@ -119,11 +119,11 @@ def _days(expr: pl.Expr) -> pl.Expr:
     return expr.dt.total_days()
 
 
-def _window_index(date: pl.Expr, n_windows: int) -> pl.Expr:
+def _window_index(date: pl.Expr, spec: _Spec) -> pl.Expr:
     """Position (0-based) of the window holding ``date``, null if none (windows are disjoint)."""
     expr: pl.Expr = pl.lit(None, pl.UInt8)
-    for i in reversed(range(n_windows)):
-        inside = (date >= pl.col(f"_s{i}")) & (date < pl.col(f"_e{i}"))
+    for i in reversed(range(len(spec.windows))):
+        inside = (date >= _start(spec, i)) & (date < _end(spec, i))
         expr = pl.when(inside).then(pl.lit(i, pl.UInt8)).otherwise(expr)
     return expr
 
@@ -190,41 +190,126 @@ def _priced_lazy(priced: pl.DataFrame | pl.LazyFrame, spec: _Spec) -> pl.LazyFra
     return lf
 
 
-def _cohort_windows(cohort: pl.DataFrame, spec: _Spec) -> pl.LazyFrame:
-    """Cohort key columns with a position ``_pidx`` and the bounds ``_s{i}``/``_e{i}``."""
-    bounds = []
-    for i, k in enumerate(spec.windows):
-        bounds.append(window_bound(k, spec.months).alias(f"_s{i}"))
-        bounds.append(window_bound(k + 1, spec.months).alias(f"_e{i}"))
-    return cohort.lazy().select(
-        pl.col("patient_id").alias("_cid"),
-        pl.col("patient_id").hash().alias("_h"),
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx"),
+def _bound_name(k: int) -> str:
+    """Column holding ``index_date + months*k`` (shared by window k's start and k-1's end)."""
+    return f"_o{k}".replace("-", "m")
+
+
+def _start(spec: _Spec, i: int) -> pl.Expr:
+    return pl.col(_bound_name(spec.windows[i]))
+
+
+def _end(spec: _Spec, i: int) -> pl.Expr:
+    return pl.col(_bound_name(spec.windows[i] + 1))
+
+
+def _cohort_bounds(cohort: pl.DataFrame, spec: _Spec) -> pl.DataFrame:
+    """Per cohort patient: ``_eofu`` and each distinct window bound, computed once."""
+    offsets = sorted({k + d for k in spec.windows for d in (0, 1)})
+    return cohort.select(
         pl.col("end_of_follow_up").alias("_eofu"),
-        *bounds,
+        *(window_bound(k, spec.months).alias(_bound_name(k)) for k in offsets),
     )
 
 
-def _join_cohort(records: pl.LazyFrame, cohort: pl.DataFrame, spec: _Spec) -> pl.LazyFrame:
-    """Left-join records to the cohort windows by patient_id; ``_pidx`` null if not in it.
+class _HashIndex:
+    """Exact position of a value in a column of unique values, via a 64-bit hash table.
 
-    Joining on a 64-bit hash of patient_id and then comparing the ids themselves is exact
-    and about twice as fast as a string join on 10M records. If two cohort ids share a
-    hash (vanishingly rare) the plain string join is used instead.
+    An open-addressing table (linear probing) over the polars hashes of the keys, built
+    and probed with whole-array numpy steps: each step places or probes every pending
+    value at once, and steps stop when none is pending (the longest probe run, a few
+    dozen at most), never one step per row. Hashes only find a candidate: ``positions``
+    then compares the values themselves, so the answer is exact. ``None`` from ``build``
+    when two keys share a hash (then a join on the values is used instead).
     """
-    windows = _cohort_windows(cohort, spec)
-    if cohort.select(pl.col("patient_id").hash().is_duplicated().any()).item():
-        logger.info("windows: patient_id hashes collide in the cohort; joining on the ids")
-        return records.join(
-            windows.drop("_h").rename({"_cid": "patient_id"}), on="patient_id", how="left"
-        ).with_columns(pl.col("patient_id").alias("_cid"))
+
+    def __init__(self, keys: pl.Series) -> None:
+        self.keys = keys
+        self.hashes = keys.hash().to_numpy()
+        n = len(self.hashes)
+        bits = max(4, (4 * n).bit_length())  # at most a quarter of the slots used
+        self.shift = np.uint64(64 - bits)
+        self.mask = np.int64((1 << bits) - 1)
+        self.slot_of_key = np.full(1 << bits, -1, dtype=np.int64)
+        self.hash_of_slot = np.zeros(1 << bits, dtype=np.uint64)
+        home = self._home(self.hashes)
+        pending = np.arange(n, dtype=np.int64)
+        step = 0
+        while pending.size:
+            slot = (home[pending] + step) & self.mask
+            free = np.flatnonzero(self.slot_of_key[slot] < 0)
+            # one key per free slot wins it this step; the others probe on
+            taken, first = np.unique(slot[free], return_index=True)
+            winners = free[first]
+            self.slot_of_key[taken] = pending[winners]
+            self.hash_of_slot[taken] = self.hashes[pending[winners]]
+            placed = np.zeros(pending.size, dtype=bool)
+            placed[winners] = True
+            pending = pending[~placed]
+            step += 1
+
+    @classmethod
+    def build(cls, keys: pl.Series) -> _HashIndex | None:
+        index = cls(keys)
+        n = len(index.hashes)
+        if not np.array_equal(index._probe(index.hashes), np.arange(n)):
+            return None
+        return index
+
+    def _home(self, hashes: np.ndarray) -> np.ndarray:
+        return (hashes >> self.shift).astype(np.int64)
+
+    def _probe(self, hashes: np.ndarray) -> np.ndarray:
+        """Position of the key with each hash, -1 if none."""
+        home = self._home(hashes)
+        pos: np.ndarray = self.slot_of_key[home]
+        hit = (self.hash_of_slot[home] == hashes) & (pos >= 0)
+        todo = np.flatnonzero(~hit & (pos >= 0))  # slot taken by another key: probe on
+        pos[~hit] = -1
+        step = 1
+        while todo.size:
+            slot = (home[todo] + step) & self.mask
+            got = self.slot_of_key[slot]
+            hit = (self.hash_of_slot[slot] == hashes[todo]) & (got >= 0)
+            pos[todo[hit]] = got[hit]
+            todo = todo[~hit & (got >= 0)]
+            step += 1
+        return pos
+
+    def positions(self, values: pl.Series) -> pl.Series:
+        """UInt32 position of each value among the keys; null if absent (or null)."""
+        pos = self._probe(values.hash().to_numpy())
+        found = pos >= 0
+        cand = pl.Series("_pidx", np.where(found, pos, 0).astype(np.uint32))
+        same = (self.keys.gather(cand) == values).fill_null(False) & pl.Series(found)
+        return pl.select(pl.when(same).then(cand).alias("_pidx")).to_series()
+
+
+def _cohort_positions(ids: pl.Series, cohort: pl.DataFrame) -> pl.Series:
+    """Position ``_pidx`` (UInt32) of each record's patient in the cohort, null if not in it.
+
+    A numpy hash table on the 64-bit hashes of the cohort ids, then a comparison of the
+    ids themselves: exact, and about three times as fast as a string join on 10M
+    records. If two cohort ids share a hash (vanishingly rare) a join on the ids is used.
+    """
+    keys = cohort["patient_id"]
+    index = _HashIndex.build(keys)
+    if index is not None:
+        return index.positions(ids)
+    logger.info("windows: patient_id hashes collide in the cohort; joining on the ids")
+    ref = keys.to_frame().with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx"))
     return (
-        records.with_columns(pl.col("patient_id").hash().alias("_h"))
-        .join(windows, on="_h", how="left")
-        .with_columns(
-            pl.when(pl.col("_cid") == pl.col("patient_id")).then(pl.col("_pidx")).alias("_pidx")
-        )
+        ids.to_frame("patient_id")
+        .join(ref, on="patient_id", how="left", maintain_order="left")
+        .get_column("_pidx")
     )
+
+
+def _join_cohort(records: pl.DataFrame, cohort: pl.DataFrame, spec: _Spec) -> pl.LazyFrame:
+    """Records with their cohort position ``_pidx`` (null if not in it), ``_eofu`` and bounds."""
+    pidx = _cohort_positions(records["patient_id"], cohort)
+    bounds = _cohort_bounds(cohort, spec).select(pl.all().gather(pidx))
+    return records.with_columns(pidx).hstack(bounds.get_columns()).lazy()
 
 
 # --------------------------------------------------------------------------------------
@@ -233,7 +318,7 @@ def _join_cohort(records: pl.LazyFrame, cohort: pl.DataFrame, spec: _Spec) -> pl
 
 
 def _assign(
-    priced: pl.LazyFrame, cohort: pl.DataFrame, spec: _Spec, keep: Sequence[str] = ()
+    priced: pl.DataFrame, cohort: pl.DataFrame, spec: _Spec, keep: Sequence[str] = ()
 ) -> pl.LazyFrame:
     """One row per record, or per apportioned part of a spell, with its bucket.
 
@@ -258,13 +343,12 @@ def _assign(
         _category_index(cat, cats).alias("_ci"),
     )
     joined = _join_cohort(recs, cohort, spec)
-    n_w = len(spec.windows)
     base = ["_row", *keep, "status", "_pidx", "_ci", "_record_cost"]
 
     def whole(frame: pl.LazyFrame) -> pl.LazyFrame:
         date = _assign_date(spec)
         return (
-            frame.with_columns(_window_index(date, n_w).alias("_wi"))
+            frame.with_columns(_window_index(date, spec).alias("_wi"))
             .with_columns(_bucket(date).alias("_b"))
             .select(
                 *base,
@@ -308,7 +392,7 @@ def _apportioned(joined: pl.LazyFrame, spec: _Spec, base: list[str]) -> list[pl.
     buckets += [("outside_windows", None), ("after_end_of_follow_up", None)]
     in_win = [
         _days(
-            pl.min_horizontal(b, pl.col(f"_e{i}"), censor) - pl.max_horizontal(a, pl.col(f"_s{i}"))
+            pl.min_horizontal(b, _end(spec, i), censor) - pl.max_horizontal(a, _start(spec, i))
         )
         .clip(lower_bound=0)
         .alias(f"_n{i}")
@@ -431,7 +515,7 @@ def _collect_assigned(
     df = lf.select(list(dict.fromkeys([*used, *keep]))).collect()
     coh = validate_cohort(cohort)
     totals = df.select(pl.len().alias("n"), pl.col("cost").cast(pl.Float64).sum().alias("cost"))
-    assigned = _assign(df.lazy(), coh, spec, keep).collect()
+    assigned = _assign(df, coh, spec, keep).collect()
     _check_categories(assigned, df.lazy(), spec)
     by_bucket = _check_assigned(assigned, totals, spec)
     return coh, assigned, by_bucket
