@@ -34,6 +34,7 @@ __all__ = [
     "validation_failures",
     "build_spells",
     "with_los",
+    "days_between",
     "apc_pod",
     "ae_pod",
     "category_expr",
@@ -164,18 +165,29 @@ class Check:
     reason: str
 
 
+def days_between(start: str, end: str) -> pl.Expr:
+    """Whole days from ``start`` to ``end`` (Date columns): the difference of their day
+    numbers, integer arithmetic (a Duration would be built in milliseconds first)."""
+    return pl.col(end).cast(pl.Int32) - pl.col(start).cast(pl.Int32)
+
+
 def with_los() -> pl.Expr:
     """Length of stay in days: discharge - admission (same day = 0)."""
-    return (pl.col("discharge_date") - pl.col("activity_date")).dt.total_days().cast(pl.Int32)
+    return days_between("activity_date", "discharge_date")
 
 
 def checks(config: CostingConfig) -> list[Check]:
     """The validation rules, per setting, for required fields and allowed codes."""
     s = pl.col("setting")
     out: list[Check] = []
+    # one check per required column, for every setting that requires it (in the order the
+    # settings list them, so a record's reasons read in its setting's order)
+    required_by: dict[str, list[str]] = {}
     for setting, required in ACTIVITY_REQUIRED.items():
         for col in required:
-            out.append(Check(col, (s == setting) & pl.col(col).is_null(), f"missing {col}"))
+            required_by.setdefault(col, []).append(setting)
+    for col, settings in required_by.items():
+        out.append(Check(col, one_of(s, settings) & pl.col(col).is_null(), f"missing {col}"))
     apc = s == "apc"
     los = with_los()
     dummy = [dt.date.fromisoformat(d) for d in HES_DUMMY_DATES]

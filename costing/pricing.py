@@ -19,7 +19,7 @@ Settings, per level:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -34,6 +34,7 @@ from costing.activity import (
     apc_pod,
     build_spells,
     canonicalise,
+    checks,
     category_expr,
     normalise_codes,
     row_checks_mask,
@@ -42,6 +43,7 @@ from costing.activity import (
     validation_failures,
     with_invalid_reason,
     with_los,
+    days_between,
 )
 from costing.config import CostingConfig
 from costing.errors import ConfigError, EditionNotFoundError, ValidationError
@@ -681,14 +683,13 @@ def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig,
 _FOLD = ((0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F), (0x165667B19E3779F9, 0xD6E8FEB86659FD93))
 
 
-def _key_hash(columns: Sequence[str]) -> list[pl.Expr]:
-    """Two 64-bit hashes of a row's pricing key (its values of ``columns``).
+def _key_hash(values: Sequence[pl.Expr]) -> list[pl.Expr]:
+    """Two 64-bit hashes of a row's pricing key (its ``values``).
 
-    Distinct keys are found and joined back on the pair, a 128-bit key: two distinct keys
-    of a run share it with probability about n^2 / 2^129 (below 1e-20 for a billion
-    distinct keys), far less than any hardware error rate.
+    Distinct keys are told apart by the pair, a 128-bit key: two distinct keys of a run
+    share it with probability about n^2 / 2^129 (below 1e-20 for a billion distinct keys).
     """
-    hashes = [pl.col(c).hash(seed=i) for i, c in enumerate(columns)]
+    hashes = [v.hash(seed=i) for i, v in enumerate(values)]
     out = []
     for name, (mul, add) in zip(_HASH, _FOLD, strict=True):
         h: pl.Expr = pl.lit(add, dtype=pl.UInt64)
@@ -699,6 +700,38 @@ def _key_hash(columns: Sequence[str]) -> list[pl.Expr]:
     return out
 
 
+def _pack(parts: Sequence[tuple[pl.Expr, int]]) -> list[pl.Expr]:
+    """Small non-negative integers (each below its radix) packed exactly, mixed radix, into
+    as few Int64 values as fit: one hash instead of one per quantity."""
+    out: list[pl.Expr] = []
+    acc: pl.Expr | None = None
+    size = 1
+    for expr, radix in parts:
+        if acc is not None and size * radix >= 1 << 63:
+            out.append(acc)
+            acc, size = None, 1
+        acc = expr.cast(pl.Int64) if acc is None else acc * radix + expr.cast(pl.Int64)
+        size *= radix
+    return out if acc is None else [*out, acc]
+
+
+def _row_key(cfg: CostingConfig, eds: dict[str, _Editions], present: Collection[str],
+             key_cols: Sequence[str]) -> list[pl.Expr]:
+    """What a row's pricing key is hashed from: its key codes (a column absent from the
+    input is null on every row and adds nothing) and its per-row quantities, packed."""
+    parts: list[tuple[pl.Expr, int]] = [
+        ((pl.col("los_days").cast(pl.Int64) + (1 << 31)).fill_null(1 << 32), (1 << 32) + 1),
+        (pl.col(_SSE_AGE).cast(pl.Int64).fill_null(2), 3),
+        (pl.col(_ROW_MASK), 1 << len(checks(cfg))),
+    ]
+    prefix = {"tariff": "_tariff", "reference_cost": "_rc"}
+    for kind, ed in eds.items():
+        if ed.fixed is None:
+            n = len(ed.editions)
+            parts.append((pl.col(f"{prefix[kind]}_ed_i").fill_null(n), n + 1))
+    return [*[pl.col(c) for c in key_cols if c in present], *_pack(parts)]
+
+
 def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Sequence[str]) -> list[pl.Expr]:
     """Per-row quantities pricing needs besides the key codes: LOS, each kind's edition
     (by the record's date), short-stay age eligibility and the row-level checks."""
@@ -706,7 +739,7 @@ def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Seque
     apc_date = pl.col("discharge_date") if cfg.apc_date == "discharge" else pl.col("activity_date")
     if cfg.resolved_apc_unit() == "episode":
         # reference costs are per episode: an episode's own length when its dates are known
-        episode_los = (pl.col("episode_end") - pl.col("episode_start")).dt.total_days().cast(pl.Int32)
+        episode_los = days_between("episode_start", "episode_end")
         los = pl.coalesce(pl.when(episode_los >= 0).then(episode_los), with_los())
     else:
         los = with_los()
@@ -721,17 +754,44 @@ def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Seque
     return out
 
 
-def price_lazy(
-    activity: pl.DataFrame | pl.LazyFrame,
-    tables: TableSet | None = None,
-    config: CostingConfig | None = None,
-) -> pl.LazyFrame:
-    """Price activity lazily; see :func:`price`. Strict mode validates eagerly first.
+@dataclass(frozen=True)
+class _Keyed:
+    """Activity with its per-row pricing quantities and key hash, ready to price by key."""
 
-    Each record's pricing key (its codes, LOS, editions, age eligibility and row checks)
-    is hashed; the distinct keys are priced by the rules below and joined back, so the
-    work per record is a few integer operations and one join.
-    """
+    rows: pl.LazyFrame
+    input_cols: list[str]
+    key_cols: tuple[str, ...]
+    carried: list[str]
+    ts: TableSet
+    cfg: CostingConfig
+    chain: tuple[str, ...]
+    eds: dict[str, _Editions]
+
+    def keys(self, rows: pl.LazyFrame | None = None) -> pl.LazyFrame:
+        """One row per distinct pricing key of ``rows`` (default :attr:`rows`)."""
+        return (self.rows if rows is None else rows).select(*_HASH, *self.key_cols, *self.carried).unique(
+            subset=list(_HASH), keep="any")
+
+    def join(self, rows: pl.LazyFrame, keys: pl.DataFrame) -> pl.LazyFrame:
+        """Price ``keys`` (from :meth:`keys`) and join the prices back to ``rows``."""
+        priced = _price_keys(keys.lazy(), self.ts, self.cfg, self.chain, self.eds, self.key_cols)
+        # The first 64 bits alone identify a key whenever they are unique among this run's
+        # keys (all but certainly: a single join column is several times faster); else
+        # the join uses all 128.
+        on = [_HASH[0]] if keys[_HASH[0]].n_unique() == keys.height else list(_HASH)
+        out = rows.drop([*self.key_cols, *self.carried[:-1], *_HASH[len(on):]]).join(
+            priced.drop("los_days", *_HASH[len(on):]), on=on, how="left", maintain_order="left")
+        out_cols = self.input_cols + ["spell_key"] + list(PRICED_COLUMNS)
+        # Output order is input order (a spell at its first episode's place): spells are
+        # built by a left join that keeps the left order, and so is the join back of keys.
+        return out.select(
+            [pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c) for c in out_cols])
+
+
+def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
+           config: CostingConfig | None, normalised: Collection[str] = ()) -> _Keyed:
+    """The per-row stage; string columns in ``normalised`` are known to need no
+    normalisation (see :func:`_already_normalised`)."""
     cfg = config or CostingConfig()
     ts = _resolve_tables(tables)
     chain = cfg.resolved_chain()
@@ -744,22 +804,34 @@ def price_lazy(
         eds["tariff"] = _editions(ts, "tariff", cfg.tariff_edition)
     if "reference_cost" in chain or "total_hrg_average" in chain:
         eds["reference_cost"] = _editions(ts, "reference_cost", cfg.reference_cost_edition)
-
     key_cols = _key_columns(cfg)
-    rows = prepare(activity, cfg, raw=[c for c in key_cols if c not in _ROW_NORMALISED])
+    present = set(activity.collect_schema().names())
+    raw = [c for c in key_cols if c not in _ROW_NORMALISED or c in normalised]
+    rows = prepare(activity, cfg, raw=[*raw, *[c for c in normalised if c not in raw]])
     input_cols = [c for c in rows.collect_schema().names() if c not in ("n_episodes", "spell_key", RID)]
     rows = rows.with_columns(_row_stage(cfg, eds, key_cols))
-    carried = [c for c in rows.collect_schema().names() if c.endswith("_ed_i")] + [_SSE_AGE, _ROW_MASK, "los_days"]
-    rows = rows.with_columns(_key_hash([*key_cols, *carried]))
-    keys = rows.select(*_HASH, *key_cols, *carried).unique(subset=list(_HASH), keep="any")
-    priced = _price_keys(keys, ts, cfg, chain, eds, key_cols)
-    out = rows.drop([*key_cols, *carried[:-1]]).join(
-        priced.drop("los_days"), on=list(_HASH), how="left", maintain_order="left")
-    out_cols = input_cols + ["spell_key"] + list(PRICED_COLUMNS)
-    # Output order is input order (a spell at its first episode's place): spells are built
-    # by a left join that keeps the left order, and so is the join back of the keys.
-    return out.select(
-        [pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c) for c in out_cols])
+    carried = [f"{p}_ed_i" for k, p in (("tariff", "_tariff"), ("reference_cost", "_rc")) if k in eds]
+    carried += [_SSE_AGE, _ROW_MASK, "los_days"]  # los_days last: it stays in the output
+    rows = rows.with_columns(_key_hash(_row_key(cfg, eds, present, key_cols)))
+    return _Keyed(rows, input_cols, key_cols, carried, ts, cfg, chain, eds)
+
+
+def price_lazy(
+    activity: pl.DataFrame | pl.LazyFrame,
+    tables: TableSet | None = None,
+    config: CostingConfig | None = None,
+) -> pl.LazyFrame:
+    """Price activity lazily; see :func:`price`. Strict mode validates eagerly first.
+
+    Each record's pricing key (its codes, LOS, editions, age eligibility and row checks)
+    is hashed; the distinct keys are priced by the rules and joined back, so the work per
+    record is a few integer operations and one join. The distinct keys are collected when
+    this is called (one streaming pass over ``activity``, memory bounded by the number of
+    keys); the records themselves are read again, lazily, when the result is collected or
+    sunk.
+    """
+    k = _keyed(activity, tables, config)
+    return k.join(k.rows, k.keys().collect(engine="streaming"))
 
 
 def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple[str, ...],
@@ -887,4 +959,58 @@ def price(
         >>> round(costing.price(episode, config=cfg)["cost"][0], 2)  # NEL + 4 excess days
         2747.06
     """
-    return price_lazy(activity, tables, config).collect()
+    normalised = _already_normalised(activity) if isinstance(activity, pl.DataFrame) else ()
+    k = _keyed(activity, tables, config, normalised)
+    rows = k.rows.collect()  # the per-row stage once, shared by the keys and the join
+    out = _price_rows(k, rows)
+    if out is None:  # two keys share their first 64 bits: join on all 128
+        out = k.join(rows.lazy(), k.keys(rows.lazy()).collect()).collect()
+    return out
+
+
+def _already_normalised(frame: pl.DataFrame) -> list[str]:
+    """Low-cardinality code columns every distinct value of which is already normalised
+    (as from ``read_activity``): normalising them again per row would change nothing."""
+    out = []
+    for c in _ROW_NORMALISED:
+        if c in frame.columns and frame.schema[c] == pl.String:
+            values = frame.get_column(c).unique()
+            after = normalise_codes(values.to_frame().lazy(), [c]).collect().to_series()
+            if values.eq_missing(after).all():
+                out.append(c)
+    return out
+
+
+def _price_rows(k: _Keyed, rows: pl.DataFrame) -> pl.DataFrame | None:
+    """Price collected rows by key, in memory: each key's row is found once by its first
+    64 bits and checked on the other 64 (None if two keys share the first 64 bits).
+
+    Output columns that are the same for every key are written as constants, and a key
+    code is taken from the rows themselves when no key's value changed in normalisation,
+    so only what really varies is gathered per row.
+    """
+    first = rows.select(pl.col(_HASH[0]).arg_unique()).to_series()
+    keys = rows.select(*_HASH, *k.key_cols, *k.carried).select(pl.all().gather(first))
+    raw = keys.select([pl.col(c).alias(f"_raw_{c}") for c in k.key_cols])
+    priced = pl.concat([_price_keys(keys.lazy(), k.ts, k.cfg, k.chain, k.eds, k.key_cols).collect(), raw],
+                       how="horizontal_extend")
+    row_of = rows.select(_HASH[0]).join(priced.select(_HASH[0]).with_row_index("_i"), on=_HASH[0],
+                                        how="left", maintain_order="left").to_series(1)
+    if not (priced[_HASH[1]].gather(row_of) == rows[_HASH[1]]).all():
+        return None
+    columns: dict[str, pl.Series] = {}
+    n = rows.height
+    for c in [*k.input_cols, "spell_key", *PRICED_COLUMNS]:
+        if c in PRICED_COLUMNS and c not in ("n_episodes", "los_days"):
+            values = priced[c].cast(PRICED_COLUMNS[c])
+        elif c in k.key_cols and not priced[c].eq_missing(priced[f"_raw_{c}"]).all():
+            values = priced[c]  # normalisation changed some key's code: the normalised one
+        else:
+            col = rows[c]
+            columns[c] = col.cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else col
+            continue
+        if values.n_unique() == 1:
+            columns[c] = pl.repeat(values[0], n, dtype=values.dtype, eager=True).alias(c)
+        else:
+            columns[c] = values.gather(row_of)
+    return pl.DataFrame(columns)
