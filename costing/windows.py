@@ -4,15 +4,20 @@ Window ``k`` of a patient is ``[index_date + months*k, index_date + months*(k+1)
 calendar months, each bound computed directly from the index date (never by chaining
 offsets) with month-end clamping: 2008-08-31 + 6 months = 2009-02-28. Every priced record
 (or apportioned part of a spell) lands in exactly one audit bucket (``BUCKETS``); the
-bucket assignment is one lazy plan (``_assign``) shared by ``cost_by_window`` and
-``audit``, and money and rows are checked for conservation before anything is returned.
+bucket assignment (``_assign``) is shared by ``cost_by_window``, ``audit`` and
+``coverage`` (``cost_by_window_and_audit`` gives the first two from one assignment), and
+money and rows are checked for conservation before anything is returned.
+
+Each record finds its cohort patient through ``_HashIndex`` (a numpy hash table on the
+patient ids' 64-bit hashes, then an exact id comparison) and reads the patient's window
+bounds by position; sums are scattered into the zero-filled output by position too.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -33,6 +38,7 @@ __all__ = [
     "audit",
     "audit_summary",
     "cost_by_window",
+    "cost_by_window_and_audit",
     "widen",
 ]
 
@@ -120,12 +126,13 @@ def _days(expr: pl.Expr) -> pl.Expr:
 
 
 def _window_index(date: pl.Expr, spec: _Spec) -> pl.Expr:
-    """Position (0-based) of the window holding ``date``, null if none (windows are disjoint)."""
+    """Position (0-based) of the window holding ``date``, null if none (windows are disjoint)
+    or if the record's patient is not in the cohort."""
     expr: pl.Expr = pl.lit(None, pl.UInt8)
     for i in reversed(range(len(spec.windows))):
         inside = (date >= _start(spec, i)) & (date < _end(spec, i))
         expr = pl.when(inside).then(pl.lit(i, pl.UInt8)).otherwise(expr)
-    return expr
+    return pl.when(pl.col("_pidx").is_not_null()).then(expr)
 
 
 def _category_index(cat: pl.Expr, categories: Sequence[str]) -> pl.Expr:
@@ -215,12 +222,13 @@ def _cohort_bounds(cohort: pl.DataFrame, spec: _Spec) -> pl.DataFrame:
 class _HashIndex:
     """Exact position of a value in a column of unique values, via a 64-bit hash table.
 
-    An open-addressing table (linear probing) over the polars hashes of the keys, built
-    and probed with whole-array numpy steps: each step places or probes every pending
-    value at once, and steps stop when none is pending (the longest probe run, a few
-    dozen at most), never one step per row. Hashes only find a candidate: ``positions``
-    then compares the values themselves, so the answer is exact. ``None`` from ``build``
-    when two keys share a hash (then a join on the values is used instead).
+    An open-addressing table (linear probing) of key positions, placed by the top bits of
+    the polars hash of each key, built and probed with whole-array numpy steps: each step
+    places or probes every pending value at once, and the steps stop when none is pending
+    (after the longest probe run: a few dozen at most), never one step per row. Hashes only
+    find a candidate: ``positions`` then compares the values themselves, so the answer is
+    exact. ``build`` gives ``None`` when two keys share a hash (then callers join on the
+    values instead).
     """
 
     def __init__(self, keys: pl.Series) -> None:
@@ -230,69 +238,75 @@ class _HashIndex:
         bits = max(4, (4 * n).bit_length())  # at most a quarter of the slots used
         self.shift = np.uint64(64 - bits)
         self.mask = np.int64((1 << bits) - 1)
-        self.slot_of_key = np.full(1 << bits, -1, dtype=np.int64)
-        self.hash_of_slot = np.zeros(1 << bits, dtype=np.uint64)
+        self.slot_of_key = np.full(1 << bits, -1, dtype=np.int32)
         home = self._home(self.hashes)
-        pending = np.arange(n, dtype=np.int64)
+        pending = np.arange(n, dtype=np.int32)
         step = 0
         while pending.size:
             slot = (home[pending] + step) & self.mask
             free = np.flatnonzero(self.slot_of_key[slot] < 0)
-            # one key per free slot wins it this step; the others probe on
-            taken, first = np.unique(slot[free], return_index=True)
-            winners = free[first]
-            self.slot_of_key[taken] = pending[winners]
-            self.hash_of_slot[taken] = self.hashes[pending[winners]]
+            # every key after a free slot writes it; the one that reads itself back won
+            # it, the others probe on
+            slot, key = slot[free], pending[free]
+            self.slot_of_key[slot] = key
             placed = np.zeros(pending.size, dtype=bool)
-            placed[winners] = True
+            placed[free[self.slot_of_key[slot] == key]] = True
             pending = pending[~placed]
             step += 1
 
     @classmethod
     def build(cls, keys: pl.Series) -> _HashIndex | None:
         index = cls(keys)
-        n = len(index.hashes)
-        if not np.array_equal(index._probe(index.hashes), np.arange(n)):
-            return None
+        if not np.array_equal(index._probe(index.hashes), np.arange(len(keys))):
+            return None  # two keys share a hash: the second finds the first
         return index
 
     def _home(self, hashes: np.ndarray) -> np.ndarray:
         return (hashes >> self.shift).astype(np.int64)
 
+    def _lookup(self, slots: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Key position in each slot (-1 if empty) and whether that key has the hash."""
+        pos = np.take(self.slot_of_key, slots)
+        # an empty slot (-1) reads the last key's hash: masked by pos >= 0
+        same = np.take(self.hashes, pos) == hashes
+        same &= pos >= 0
+        return pos, same
+
     def _probe(self, hashes: np.ndarray) -> np.ndarray:
         """Position of the key with each hash, -1 if none."""
         home = self._home(hashes)
-        pos: np.ndarray = self.slot_of_key[home]
-        hit = (self.hash_of_slot[home] == hashes) & (pos >= 0)
-        todo = np.flatnonzero(~hit & (pos >= 0))  # slot taken by another key: probe on
+        pos, hit = self._lookup(home, hashes)
+        todo = np.flatnonzero((pos >= 0) & ~hit)  # slot taken by another key: probe on
         pos[~hit] = -1
         step = 1
         while todo.size:
-            slot = (home[todo] + step) & self.mask
-            got = self.slot_of_key[slot]
-            hit = (self.hash_of_slot[slot] == hashes[todo]) & (got >= 0)
+            got, hit = self._lookup((home[todo] + step) & self.mask, hashes[todo])
             pos[todo[hit]] = got[hit]
-            todo = todo[~hit & (got >= 0)]
+            todo = todo[(got >= 0) & ~hit]
             step += 1
         return pos
 
     def positions(self, values: pl.Series) -> pl.Series:
         """UInt32 position of each value among the keys; null if absent (or null)."""
         pos = self._probe(values.hash().to_numpy())
-        found = pos >= 0
-        cand = pl.Series("_pidx", np.where(found, pos, 0).astype(np.uint32))
-        same = (self.keys.gather(cand) == values).fill_null(False) & pl.Series(found)
-        return pl.select(pl.when(same).then(cand).alias("_pidx")).to_series()
+        missing = pos < 0
+        pos[missing] = 0
+        cand = pl.Series("_pidx", pos.view(np.uint32))
+        same = (self.keys.gather(cand) == values).fill_null(False).to_numpy()
+        return cand.scatter(np.flatnonzero(missing | ~same), None)
 
 
 def _cohort_positions(ids: pl.Series, cohort: pl.DataFrame) -> pl.Series:
     """Position ``_pidx`` (UInt32) of each record's patient in the cohort, null if not in it.
 
     A numpy hash table on the 64-bit hashes of the cohort ids, then a comparison of the
-    ids themselves: exact, and about three times as fast as a string join on 10M
-    records. If two cohort ids share a hash (vanishingly rare) a join on the ids is used.
+    ids themselves: exact, and a quarter of the CPU time of a string join (10M records,
+    1M patients). If two cohort ids share a hash (vanishingly rare) a join on the ids
+    is used.
     """
     keys = cohort["patient_id"]
+    if keys.is_empty():
+        return pl.repeat(None, ids.len(), dtype=pl.UInt32, eager=True).alias("_pidx")
     index = _HashIndex.build(keys)
     if index is not None:
         return index.positions(ids)
@@ -305,11 +319,17 @@ def _cohort_positions(ids: pl.Series, cohort: pl.DataFrame) -> pl.Series:
     )
 
 
-def _join_cohort(records: pl.DataFrame, cohort: pl.DataFrame, spec: _Spec) -> pl.LazyFrame:
-    """Records with their cohort position ``_pidx`` (null if not in it), ``_eofu`` and bounds."""
+def _join_cohort(records: pl.DataFrame, cohort: pl.DataFrame, bounds: pl.DataFrame) -> pl.LazyFrame:
+    """Records with their cohort position ``_pidx`` (null if not in it) and the patient's
+    ``bounds`` (``_cohort_bounds``).
+
+    A record not in the cohort carries the first patient's bounds (a gather without nulls
+    is over twice as fast): ``_bucket`` and ``_window_index`` look at ``_pidx`` first, and
+    only records of cohort patients are apportioned.
+    """
     pidx = _cohort_positions(records["patient_id"], cohort)
-    bounds = _cohort_bounds(cohort, spec).select(pl.all().gather(pidx))
-    return records.with_columns(pidx).hstack(bounds.get_columns()).lazy()
+    mine = bounds.select(pl.all().gather(pidx.fill_null(0) if cohort.height else pidx))
+    return records.with_columns(pidx).hstack(mine.get_columns()).lazy()
 
 
 # --------------------------------------------------------------------------------------
@@ -318,7 +338,11 @@ def _join_cohort(records: pl.DataFrame, cohort: pl.DataFrame, spec: _Spec) -> pl
 
 
 def _assign(
-    priced: pl.DataFrame, cohort: pl.DataFrame, spec: _Spec, keep: Sequence[str] = ()
+    priced: pl.DataFrame,
+    cohort: pl.DataFrame,
+    spec: _Spec,
+    keep: Sequence[str] = (),
+    bounds: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per record, or per apportioned part of a spell, with its bucket.
 
@@ -342,7 +366,9 @@ def _assign(
         pl.col("cost").cast(pl.Float64).alias("_record_cost"),
         _category_index(cat, cats).alias("_ci"),
     )
-    joined = _join_cohort(recs, cohort, spec)
+    if bounds is None:
+        bounds = _cohort_bounds(cohort, spec)
+    joined = _join_cohort(recs, cohort, bounds)
     base = ["_row", *keep, "status", "_pidx", "_ci", "_record_cost"]
 
     def whole(frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -391,9 +417,7 @@ def _apportioned(joined: pl.LazyFrame, spec: _Spec, base: list[str]) -> list[pl.
     buckets: list[tuple[str, int | None]] = [("in_window", i) for i in range(n_w)]
     buckets += [("outside_windows", None), ("after_end_of_follow_up", None)]
     in_win = [
-        _days(
-            pl.min_horizontal(b, _end(spec, i), censor) - pl.max_horizontal(a, _start(spec, i))
-        )
+        _days(pl.min_horizontal(b, _end(spec, i), censor) - pl.max_horizontal(a, _start(spec, i)))
         .clip(lower_bound=0)
         .alias(f"_n{i}")
         for i in range(n_w)
@@ -445,21 +469,45 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=_REL_TOL, abs_tol=_REL_TOL)
 
 
+def _bucket_totals(assigned: pl.DataFrame) -> pl.DataFrame:
+    """Records, parts, cost and whole-record cost per bucket present, in ``BUCKETS`` order.
+
+    Columns ``_b``, ``n_records`` (parts flagged ``_first``), ``n_parts``, ``cost`` (sum of
+    part costs), ``_whole`` (sum of the costs of whole records, once each) and ``bucket``.
+    One filtered sum per bucket and measure (a group_by on the bucket code costs about
+    three times as much CPU).
+    """
+    first = pl.col("_first")
+    measures: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+        "n_records": lambda inb: (inb & first).sum(),
+        "n_parts": lambda inb: inb.sum(),
+        "cost": lambda inb: pl.col("_part_cost").filter(inb).sum(),
+        "_whole": lambda inb: pl.col("_record_cost").filter(inb & first).sum(),
+    }
+    codes = range(len(BUCKETS))
+    sums = assigned.select(
+        measure(pl.col("_b") == code).alias(f"{name}{code}")
+        for name, measure in measures.items()
+        for code in codes
+    ).row(0, named=True)
+    return (
+        pl.DataFrame(
+            {
+                "_b": pl.Series(codes, dtype=pl.UInt8),
+                **{name: [sums[f"{name}{code}"] for code in codes] for name in measures},
+            },
+            schema_overrides={"n_records": pl.UInt32, "n_parts": pl.UInt32},
+        )
+        .filter(pl.col("n_parts") > 0)
+        .with_columns(pl.col("cost", "_whole").cast(pl.Float64), _bucket_name().alias("bucket"))
+    )
+
+
 def _check_assigned(assigned: pl.DataFrame, totals: pl.DataFrame, spec: _Spec) -> pl.DataFrame:
     """Check every input record is assigned once with its whole cost; return bucket totals."""
     n_in = int(totals["n"][0])
     cost_in = float(totals["cost"][0] or 0.0)
-    by_bucket = (
-        assigned.group_by("_b")
-        .agg(
-            pl.col("_first").sum().alias("n_records"),
-            pl.len().alias("n_parts"),
-            pl.col("_part_cost").sum().alias("cost"),
-            pl.col("_record_cost").filter(pl.col("_first")).sum().alias("_whole"),
-        )
-        .sort("_b")
-        .with_columns(_bucket_name().alias("bucket"))
-    )
+    by_bucket = _bucket_totals(assigned)
     n_out = int(by_bucket["n_records"].sum())
     cost_parts = float(by_bucket["cost"].sum())
     cost_whole = float(by_bucket["_whole"].sum())
@@ -508,6 +556,17 @@ def _collect_assigned(
     A LazyFrame input is collected once, with only the columns used, so the input totals
     and the assignment read the same rows without computing the upstream plan twice.
     """
+    coh, _, assigned, by_bucket = _collect(priced, cohort, spec, keep)
+    return coh, assigned, by_bucket
+
+
+def _collect(
+    priced: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame,
+    spec: _Spec,
+    keep: Sequence[str] = (),
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """``_collect_assigned`` and the cohort's window bounds (``_cohort_bounds``)."""
     lf = _priced_lazy(priced, spec)
     used = ["patient_id", "setting", "activity_date", "cost", "status", spec.category_column]
     if spec.assign != "admission":
@@ -515,10 +574,11 @@ def _collect_assigned(
     df = lf.select(list(dict.fromkeys([*used, *keep]))).collect()
     coh = validate_cohort(cohort)
     totals = df.select(pl.len().alias("n"), pl.col("cost").cast(pl.Float64).sum().alias("cost"))
-    assigned = _assign(df, coh, spec, keep).collect()
+    bounds = _cohort_bounds(coh, spec)
+    assigned = _assign(df, coh, spec, keep, bounds).collect()
     _check_categories(assigned, df.lazy(), spec)
     by_bucket = _check_assigned(assigned, totals, spec)
-    return coh, assigned, by_bucket
+    return coh, bounds, assigned, by_bucket
 
 
 # --------------------------------------------------------------------------------------
@@ -526,28 +586,55 @@ def _collect_assigned(
 # --------------------------------------------------------------------------------------
 
 
-def _skeleton(cohort: pl.DataFrame, spec: _Spec) -> pl.DataFrame:
+def _zero_filled(
+    cohort: pl.DataFrame, bounds: pl.DataFrame, spec: _Spec, sums: dict[str, np.ndarray]
+) -> pl.DataFrame:
     """Every cohort patient x window x category, in cohort, window, category order.
 
     Row ``r`` is patient ``r // (W*C)``, window ``(r // C) % W``, category ``r % C``: the
-    same position ``_key`` gives an assigned record, so sums are scattered straight in.
+    same position ``_key`` gives an assigned record, so the per-position ``sums`` (cost,
+    n_records, n_unpriced, n_excluded) are the measure columns as they stand. Window
+    bounds (``bounds``, from ``_cohort_bounds``) and days observed are day numbers per
+    patient and window, repeated for each category; cohort columns are gathered by patient.
     """
     n_p, n_w, n_c = cohort.height, len(spec.windows), len(spec.categories)
-    per_window = pl.concat(
-        cohort.lazy().select(
-            "patient_id",
-            pl.lit(k, pl.Int32).alias("window"),
-            window_bound(k, spec.months).alias("window_start"),
-            window_bound(k + 1, spec.months).alias("window_end"),
-            *COHORT_OUTPUT_COLUMNS,
-        )
-        for k in spec.windows
-    ).collect()
-    r = pl.int_range(n_p * n_w * n_c, dtype=pl.UInt64, eager=True)
-    # row (patient p, window i) of per_window sits at i * n_p + p
-    at = ((r // n_c) % n_w) * n_p + r // (n_w * n_c)
-    categories = pl.Series("category", spec.categories, dtype=pl.String)
-    return per_window.select(pl.all().gather(at)).with_columns(categories.gather(r % n_c))
+
+    def day_numbers(name: str) -> np.ndarray:
+        return bounds[name].to_physical().fill_null(0).to_numpy()
+
+    eofu, no_eofu = day_numbers("_eofu"), bounds["_eofu"].is_null().to_numpy()
+    # patient-major (n_p, n_w) tables of day numbers
+    start = np.column_stack([day_numbers(_bound_name(k)) for k in spec.windows])
+    end = np.column_stack([day_numbers(_bound_name(k + 1)) for k in spec.windows])
+    # days up to and including end_of_follow_up; 0 if the window starts after it
+    observed_to = np.minimum(end, eofu[:, None] + 1)
+    observed = np.where(no_eofu[:, None], end - start, np.maximum(observed_to - start, 0))
+
+    def per_row(table: np.ndarray) -> pl.Series:
+        """A patient x window table as a column: each value repeated for each category."""
+        return pl.Series(np.repeat(table.ravel(), n_c))
+
+    patient = pl.Series(np.repeat(np.arange(n_p, dtype=np.uint32), n_w * n_c))
+    category = pl.Series(np.tile(np.arange(n_c, dtype=np.uint32), n_p * n_w))
+    cohort_cols = cohort.select(
+        pl.col("patient_id", *COHORT_OUTPUT_COLUMNS).gather(patient)
+    ).get_columns()
+    window = np.tile(np.repeat(np.array(spec.windows, dtype=np.int32), n_c), n_p)
+    columns = {
+        "patient_id": cohort_cols[0],
+        "window": pl.Series(window),
+        "window_start": per_row(start).cast(pl.Date),
+        "window_end": per_row(end).cast(pl.Date),
+        "window_days": per_row(end - start),
+        "category": pl.Series(spec.categories, dtype=pl.String).gather(category),
+        "cost": pl.Series(sums["cost"]),
+        "n_records": pl.Series(sums["n_records"].astype(np.uint32)),
+        "n_unpriced": pl.Series(sums["n_unpriced"].astype(np.uint32)),
+        "n_excluded": pl.Series(sums["n_excluded"].astype(np.uint32)),
+        "days_observed": per_row(observed),
+    }
+    out = pl.DataFrame([s.alias(name) for name, s in columns.items()] + cohort_cols[1:])
+    return out.cast({c: t for c, t in WINDOW_COLUMNS.items()})
 
 
 def _key(n_windows: int, n_categories: int) -> pl.Expr:
@@ -557,14 +644,6 @@ def _key(n_windows: int, n_categories: int) -> pl.Expr:
         + pl.col("_wi").cast(pl.UInt64) * n_categories
         + pl.col("_ci").cast(pl.UInt64)
     )
-
-
-def _days_observed() -> pl.Expr:
-    """Window days up to and including end_of_follow_up (0 if the window starts after it)."""
-    observed_to = pl.min_horizontal(
-        pl.col("window_end"), pl.col("end_of_follow_up").dt.offset_by("1d")
-    )
-    return _days(observed_to - pl.col("window_start")).clip(lower_bound=0).cast(pl.Int32)
 
 
 def _wide(long: pl.DataFrame, categories: Sequence[str]) -> pl.DataFrame:
@@ -590,7 +669,9 @@ def widen(window_costs: pl.DataFrame, by: By = "category") -> pl.DataFrame:
     categories = tuple(COST_CATEGORIES) if by == "category" else tuple(POD_CATEGORIES)
     n_c = len(categories)
     expected = pl.Series(categories * (window_costs.height // n_c), dtype=pl.String)
-    if window_costs.height % n_c or not window_costs["category"].equals(expected, check_names=False):
+    if window_costs.height % n_c or not window_costs["category"].equals(
+        expected, check_names=False
+    ):
         raise InputError(
             f"window costs are not cost_by_window's long output for by={by!r} (each patient and "
             f"window must list the categories {list(categories)} in order); pass the frame "
@@ -648,14 +729,30 @@ def cost_by_window(
         >>> out.group_by("group", "window").agg(pl.col("cost").sum())  # doctest: +SKIP
     """
     spec = _spec(windows, months, assign, by)
-    coh, assigned, by_bucket = _collect_assigned(priced, cohort, spec)
+    return _window_costs(*_collect(priced, cohort, spec), spec, wide)
+
+
+def _window_costs(
+    coh: pl.DataFrame,
+    bounds: pl.DataFrame,
+    assigned: pl.DataFrame,
+    by_bucket: pl.DataFrame,
+    spec: _Spec,
+    wide: bool,
+) -> pl.DataFrame:
+    """``cost_by_window``'s output from the checked assignment (``_collect``)."""
     n_w, n_c = len(spec.windows), len(spec.categories)
     size = coh.height * n_w * n_c
-    inw = assigned.filter(pl.col("_b") == BUCKETS.index("in_window")).select(
-        _key(n_w, n_c).cast(pl.Int64).alias("_key"),
-        pl.col("_part_cost").fill_null(0.0).alias("cost"),
-        pl.col("_part_cost").is_null().alias("unpriced"),
-        (pl.col("status") == _EXCLUDED).fill_null(False).alias("excluded"),
+    inw = (
+        assigned.lazy()
+        .filter(pl.col("_b") == BUCKETS.index("in_window"))
+        .select(
+            _key(n_w, n_c).cast(pl.Int64).alias("_key"),
+            pl.col("_part_cost").fill_null(0.0).alias("cost"),
+            pl.col("_part_cost").is_null().alias("unpriced"),
+            (pl.col("status") == _EXCLUDED).fill_null(False).alias("excluded"),
+        )
+        .collect()
     )
     # a dense scatter-add over output positions: the group_by + zero-fill join in one step
     key = inw["_key"].to_numpy()
@@ -670,33 +767,7 @@ def cost_by_window(
             f"windows: an in-window record points past the {size} output rows; "
             "a bug in costing, please report it"
         )
-    long = (
-        _skeleton(coh, spec)
-        .with_columns(pl.Series(name, values) for name, values in sums.items())
-        .select(
-            "patient_id",
-            "window",
-            "window_start",
-            "window_end",
-            _days(pl.col("window_end") - pl.col("window_start"))
-            .cast(pl.Int32)
-            .alias("window_days"),
-            "category",
-            "cost",
-            "n_records",
-            "n_unpriced",
-            "n_excluded",
-            pl.lit(None, pl.Int32).alias("days_observed"),
-            *COHORT_OUTPUT_COLUMNS,
-        )
-        .with_columns(
-            pl.when(pl.col("end_of_follow_up").is_null())
-            .then(pl.col("window_days"))
-            .otherwise(_days_observed())
-            .alias("days_observed")
-        )
-        .cast({c: t for c, t in WINDOW_COLUMNS.items()})
-    )
+    long = _zero_filled(coh, bounds, spec, sums)
     in_window = by_bucket.filter(pl.col("bucket") == "in_window")
     want_cost = float(in_window["cost"].sum())
     want_parts = int(in_window["n_parts"].sum())
@@ -757,37 +828,74 @@ def audit(
         cost.
     """
     spec = _spec(windows, months, assign, by)
-    lf = _priced_lazy(priced, spec)
-    names = lf.collect_schema().names()
-    keep = [c for c in _AUDIT_KEEP if c in names]
-    coh, assigned, _ = _collect_assigned(lf, cohort, spec, keep)
-    bounds = pl.concat(
-        coh.lazy().select(
-            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx"),
-            pl.lit(i, pl.UInt8).alias("_wi"),
-            pl.lit(k, pl.Int32).alias("window"),
-            window_bound(k, spec.months).alias("window_start"),
-            window_bound(k + 1, spec.months).alias("window_end"),
-        )
-        for i, k in enumerate(spec.windows)
+    keep = _audit_keep(priced, spec)
+    _, bounds, assigned, _ = _collect(priced, cohort, spec, keep)
+    return _audit_frame(bounds, assigned, spec, keep)
+
+
+def _audit_keep(priced: pl.DataFrame | pl.LazyFrame, spec: _Spec) -> list[str]:
+    """The identifying columns ``audit`` carries: those of ``_AUDIT_KEEP`` in ``priced``."""
+    names = _priced_lazy(priced, spec).collect_schema().names()
+    return [c for c in _AUDIT_KEEP if c in names]
+
+
+def _audit_frame(
+    bounds: pl.DataFrame, assigned: pl.DataFrame, spec: _Spec, keep: Sequence[str]
+) -> pl.DataFrame:
+    """``audit``'s output from the checked assignment (``_collect`` with ``keep``).
+
+    A placed record's window k and bounds are read by position: its patient's bounds
+    (``_cohort_bounds``) gathered by ``_pidx``, chosen by ``_wi`` (a join on patient and
+    window did the same at several times the cost). Rows are put in input order (record,
+    then part) by a sort only when they are not in it already.
+    """
+    pidx = assigned["_pidx"]
+    if bounds.height:
+        pidx = pidx.fill_null(0)  # records with no patient have no window (``_wi`` null)
+    offsets = sorted({k + d for k in spec.windows for d in (0, 1)})
+    gathered = [bounds[_bound_name(k)].gather(pidx) for k in offsets]
+
+    def of_window(value: Callable[[int], pl.Expr]) -> pl.Expr:
+        expr: pl.Expr = pl.lit(None)
+        for i in reversed(range(len(spec.windows))):
+            expr = pl.when(pl.col("_wi") == i).then(value(i)).otherwise(expr)
+        return expr
+
+    out = assigned.with_columns(gathered)
+    if not out["_row"].is_sorted():
+        out = out.sort("_row", maintain_order=True)  # a record's parts keep their order
+    return out.select(
+        *keep,
+        _bucket_name().alias("bucket"),
+        of_window(lambda i: pl.lit(spec.windows[i], pl.Int32)).alias("window"),
+        of_window(lambda i: _start(spec, i)).alias("window_start"),
+        of_window(lambda i: _end(spec, i)).alias("window_end"),
+        pl.col("_nights").alias("nights"),
+        pl.col("_record_cost").alias("record_cost"),
+        pl.col("_part_cost").alias("cost"),
     )
-    return (
-        assigned.lazy()
-        .with_row_index("_part")
-        .join(bounds, on=["_pidx", "_wi"], how="left")
-        .sort("_row", "_part")
-        .select(
-            *keep,
-            _bucket_name().alias("bucket"),
-            "window",
-            "window_start",
-            "window_end",
-            pl.col("_nights").alias("nights"),
-            pl.col("_record_cost").alias("record_cost"),
-            pl.col("_part_cost").alias("cost"),
-        )
-        .collect()
-    )
+
+
+def cost_by_window_and_audit(
+    priced: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame,
+    windows: Sequence[int] = DEFAULT_WINDOWS,
+    months: int = 6,
+    assign: Assign = "admission",
+    by: By = "category",
+    wide: bool = False,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``cost_by_window(...)`` and ``audit(...)`` from one bucket assignment.
+
+    The same two frames as calling both with these arguments (``wide`` applies to the
+    window costs), with the cohort validated, every record placed and the conservation
+    checks run once instead of twice: what ``costing run`` needs.
+    """
+    spec = _spec(windows, months, assign, by)
+    keep = _audit_keep(priced, spec)
+    coh, bounds, assigned, by_bucket = _collect(priced, cohort, spec, keep)
+    costs = _window_costs(coh, bounds, assigned, by_bucket, spec, wide)
+    return costs, _audit_frame(bounds, assigned, spec, keep)
 
 
 def audit_summary(audit_frame: pl.DataFrame) -> pl.DataFrame:
