@@ -262,7 +262,8 @@ class _HashIndex:
         return index
 
     def _home(self, hashes: np.ndarray) -> np.ndarray:
-        return (hashes >> self.shift).astype(np.int64)
+        # the top bits of a uint64, shifted down, read the same as an int64
+        return (hashes >> self.shift).view(np.int64)
 
     def _lookup(self, slots: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Key position in each slot (-1 if empty) and whether that key has the hash."""
@@ -276,24 +277,23 @@ class _HashIndex:
         """Position of the key with each hash, -1 if none."""
         home = self._home(hashes)
         pos, hit = self._lookup(home, hashes)
-        todo = np.flatnonzero((pos >= 0) & ~hit)  # slot taken by another key: probe on
+        todo = np.flatnonzero(~hit & (pos >= 0))  # slot taken by another key: probe on
         pos[~hit] = -1
         step = 1
         while todo.size:
             got, hit = self._lookup((home[todo] + step) & self.mask, hashes[todo])
             pos[todo[hit]] = got[hit]
-            todo = todo[(got >= 0) & ~hit]
+            todo = todo[~hit & (got >= 0)]
             step += 1
         return pos
 
     def positions(self, values: pl.Series) -> pl.Series:
         """UInt32 position of each value among the keys; null if absent (or null)."""
         pos = self._probe(values.hash().to_numpy())
-        missing = pos < 0
-        pos[missing] = 0
-        cand = pl.Series("_pidx", pos.view(np.uint32))
-        same = (self.keys.gather(cand) == values).fill_null(False).to_numpy()
-        return cand.scatter(np.flatnonzero(missing | ~same), None)
+        found = pl.Series(pos >= 0)
+        cand = pl.Series("_pidx", np.maximum(pos, 0).view(np.uint32))
+        same = (self.keys.gather(cand) == values).fill_null(False)
+        return pl.select(pl.when(same & found).then(cand)).to_series()
 
 
 def _cohort_positions(ids: pl.Series, cohort: pl.DataFrame) -> pl.Series:
