@@ -33,6 +33,7 @@ __all__ = [
     "with_invalid_reason",
     "validation_failures",
     "build_spells",
+    "build_spells_eager",
     "with_los",
     "days_between",
     "apc_pod",
@@ -340,20 +341,12 @@ def _spell_hrg(rule: str) -> pl.Expr:
     return pl.coalesce(pl.col("_spell_hrg"), pl.when(pl.col("n_episodes") == 1).then(pl.col("_first_hrg")))
 
 
-def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
-    """Collapse APC episodes into provider spells; other settings pass through.
+def _spell_roles(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
+    """Each APC episode's spell (``lf`` has the row id ``RID``): spell_key, n_episodes,
+    the spell's discharge date and HRG, and whether it is the spell's first episode.
 
-    Spell key: ``spell_id`` when present, else provider + patient + admission date; a
-    record missing any of those is its own spell (never merged on nulls). Columns come
-    from the first episode (by ``episode_order``, then input order), the discharge date
-    from the last. Spell HRG by ``config.spell_hrg``. Adds ``n_episodes`` and ``spell_key``.
-
-    Only the few columns that spells change are grouped (APC rows only); each record then
-    learns its role by one join on its row number, and every episode but the first of its
-    spell is dropped, so the wide frame is never sorted or regrouped.
+    Only the few columns that spells change are grouped, and only for APC rows.
     """
-    names = lf.collect_schema().names()
-    lf = lf.with_row_index(RID)  # unique across files, unlike source_row
     is_apc = pl.col("setting") == "apc"
     episodes = lf.filter(is_apc).select(
         RID, _spell_key().alias("spell_key"), "episode_order", "discharge_date", "hrg_code",
@@ -371,14 +364,34 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
         )
         .with_columns(_spell_hrg(config.spell_hrg).alias("_hrg"))
     )
-    roles = episodes.select(RID, "spell_key").join(
+    return episodes.select(RID, "spell_key").join(
         spells.select("spell_key", "_head", "n_episodes", "_discharge", "_hrg"), on="spell_key",
         how="inner",
     ).select(RID, "spell_key", "n_episodes", "_discharge", "_hrg",
              (pl.col(RID) == pl.col("_head")).alias("_is_head"))
+
+
+def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
+    """Collapse APC episodes into provider spells; other settings pass through.
+
+    Spell key: ``spell_id`` when present, else provider + patient + admission date; a
+    record missing any of those is its own spell (never merged on nulls). Columns come
+    from the first episode (by ``episode_order``, then input order), the discharge date
+    from the last. Spell HRG by ``config.spell_hrg``. Adds ``n_episodes`` and ``spell_key``.
+
+    Each record learns its role (:func:`_spell_roles`) by one join on its row number, and
+    every episode but the first of its spell is dropped, so the wide frame is never sorted
+    or regrouped. :func:`build_spells_eager` is the same for a frame in memory.
+    """
+    names = lf.collect_schema().names()
+    lf = lf.with_row_index(RID)  # unique across files, unlike source_row
+    roles = _spell_roles(lf, config)
     head = pl.col("_is_head")
+    # the roles are joined to the row ids alone and set beside the frame: joining the wide
+    # frame itself would gather every column
+    joined = lf.select(RID).join(roles, on=RID, how="left", maintain_order="left").drop(RID)
     return (
-        lf.join(roles, on=RID, how="left", maintain_order="left")
+        pl.concat([lf, joined], how="horizontal_extend")  # equal heights: a left join
         .filter(head.is_null() | head)
         .with_columns(
             pl.when(head).then(pl.col("_discharge")).otherwise(pl.col("discharge_date")).alias("discharge_date"),
@@ -387,6 +400,28 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
         )
         .select(names + ["n_episodes", "spell_key"])
     )
+
+
+def build_spells_eager(df: pl.DataFrame, config: CostingConfig) -> pl.DataFrame:
+    """:func:`build_spells` for a frame in memory: the spells' values are written into
+    their first episodes' rows, and rows are dropped only if some spell has several
+    episodes (then by one filter), so the frame is not copied when nothing merges."""
+    n = df.height
+    roles = _spell_roles(df.lazy().with_row_index(RID), config).collect()
+    heads = roles.filter(pl.col("_is_head"))
+    at = heads.get_column(RID)
+    out = df.with_columns(
+        df.get_column("discharge_date").clone().scatter(at, heads.get_column("_discharge")),
+        df.get_column("hrg_code").clone().scatter(at, heads.get_column("_hrg")),
+        pl.repeat(1, n, dtype=pl.Int32, eager=True).alias("n_episodes")
+        .scatter(at, heads.get_column("n_episodes")),
+        pl.repeat(None, n, dtype=pl.String, eager=True).alias("spell_key")
+        .scatter(at, heads.get_column("spell_key")),
+    )
+    merged = roles.filter(~pl.col("_is_head")).get_column(RID)
+    if merged.len():
+        out = out.filter(pl.repeat(True, n, eager=True).scatter(merged, False))
+    return out
 
 
 # --------------------------------------------------------------------------------------

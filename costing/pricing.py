@@ -33,6 +33,7 @@ from costing.activity import (
     ae_pod,
     apc_pod,
     build_spells,
+    build_spells_eager,
     canonicalise,
     checks,
     category_expr,
@@ -664,11 +665,14 @@ def _key_columns(cfg: CostingConfig) -> tuple[str, ...]:
 
 
 def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig,
-            raw: Sequence[str] = ()) -> pl.LazyFrame:
+            raw: Sequence[str] = (), eager: bool = False) -> pl.LazyFrame:
     """Canonical activity with spells built when asked (validation reasons are added later).
-    String columns in ``raw`` are left un-normalised (see :func:`canonicalise`)."""
+    String columns in ``raw`` are left un-normalised (see :func:`canonicalise`). With
+    ``eager``, spells are built in memory (:func:`build_spells_eager`)."""
     lf = canonicalise(activity, raw=raw)
-    if cfg.resolved_apc_unit() == "spell":
+    if cfg.resolved_apc_unit() == "spell" and eager:
+        lf = build_spells_eager(lf.collect(), cfg).lazy()
+    elif cfg.resolved_apc_unit() == "spell":
         # spells read the canonical frame twice (APC keys, then every record): cache it so
         # normalisation runs once
         lf = build_spells(lf.cache(), cfg)
@@ -789,7 +793,7 @@ class _Keyed:
 
 
 def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
-           config: CostingConfig | None, normalised: Collection[str] = ()) -> _Keyed:
+           config: CostingConfig | None, normalised: Collection[str] = (), eager: bool = False) -> _Keyed:
     """The per-row stage; string columns in ``normalised`` are known to need no
     normalisation (see :func:`_already_normalised`)."""
     cfg = config or CostingConfig()
@@ -807,7 +811,7 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
     key_cols = _key_columns(cfg)
     present = set(activity.collect_schema().names())
     raw = [c for c in key_cols if c not in _ROW_NORMALISED or c in normalised]
-    rows = prepare(activity, cfg, raw=[*raw, *[c for c in normalised if c not in raw]])
+    rows = prepare(activity, cfg, raw=[*raw, *[c for c in normalised if c not in raw]], eager=eager)
     input_cols = [c for c in rows.collect_schema().names() if c not in ("n_episodes", "spell_key", RID)]
     rows = rows.with_columns(_row_stage(cfg, eds, key_cols))
     carried = [f"{p}_ed_i" for k, p in (("tariff", "_tariff"), ("reference_cost", "_rc")) if k in eds]
@@ -960,7 +964,7 @@ def price(
         2747.06
     """
     normalised = _already_normalised(activity) if isinstance(activity, pl.DataFrame) else ()
-    k = _keyed(activity, tables, config, normalised)
+    k = _keyed(activity, tables, config, normalised, eager=True)
     rows = k.rows.collect()  # the per-row stage once, shared by the keys and the join
     out = _price_rows(k, rows)
     if out is None:  # two keys share their first 64 bits: join on all 128
