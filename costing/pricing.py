@@ -1002,19 +1002,17 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame) -> pl.DataFrame | None:
                                         how="left", maintain_order="left").to_series(1)
     if not (priced[_HASH[1]].gather(row_of) == rows[_HASH[1]]).all():
         return None
-    columns: dict[str, pl.Series] = {}
-    n = rows.height
+    columns: list[pl.Expr] = []
     for c in [*k.input_cols, "spell_key", *PRICED_COLUMNS]:
         if c in PRICED_COLUMNS and c not in ("n_episodes", "los_days"):
             values = priced[c].cast(PRICED_COLUMNS[c])
         elif c in k.key_cols and not priced[c].eq_missing(priced[f"_raw_{c}"]).all():
             values = priced[c]  # normalisation changed some key's code: the normalised one
         else:
-            col = rows[c]
-            columns[c] = col.cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else col
+            columns.append(pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c))
             continue
-        if values.n_unique() == 1:
-            columns[c] = pl.repeat(values[0], n, dtype=values.dtype, eager=True).alias(c)
+        if values.n_unique() == 1 and rows.height:  # the same on every row: a constant
+            columns.append(pl.lit(values[0], dtype=values.dtype).alias(c))
         else:
-            columns[c] = values.gather(row_of)
-    return pl.DataFrame(columns)
+            columns.append(pl.lit(values.gather(row_of)).alias(c))
+    return rows.select(columns)
