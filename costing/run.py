@@ -221,20 +221,19 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     cohort = windows = audit_frame = did_frame = None
     w = cfg.windows
     if cfg.cohort is not None:
-        from costing.windows import audit, audit_summary, cost_by_window, widen
+        from costing.windows import audit_summary, cost_by_window_and_audit, widen
 
         say("reading cohort")
         cohort = read_cohort(cfg.resolve(cfg.cohort.path), columns=cfg.cohort.columns,
                              sheet=cfg.cohort.sheet, date_format=cfg.cohort.date_format)
         say("windows")
-        windows = cost_by_window(priced, cohort, windows=w.windows, months=w.months,
-                                 assign=w.assign, by=w.by)
+        # window costs and the audit from one assignment of every record
+        windows, audit_frame = cost_by_window_and_audit(priced, cohort, windows=w.windows, months=w.months,
+                                                        assign=w.assign, by=w.by)
         files["window_costs"] = write_frame(windows, out_dir / "window_costs.csv")
         if cfg.output.wide:
             files["window_costs_wide"] = write_frame(widen(windows, by=w.by),
                                                      out_dir / "window_costs_wide.csv")
-        audit_frame = audit(priced, cohort, windows=w.windows, months=w.months, assign=w.assign,
-                            by=w.by)
         files["audit"] = write_frame(audit_frame, out_dir / "audit.parquet")
         files["audit_summary"] = write_frame(audit_summary(audit_frame), out_dir / "audit_summary.csv")
         if cfg.evaluate is not None:
