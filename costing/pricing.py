@@ -1002,17 +1002,23 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame) -> pl.DataFrame | None:
                                         how="left", maintain_order="left").to_series(1)
     if not (priced[_HASH[1]].gather(row_of) == rows[_HASH[1]]).all():
         return None
-    columns: list[pl.Expr] = []
-    for c in [*k.input_cols, "spell_key", *PRICED_COLUMNS]:
+    order = [*k.input_cols, "spell_key", *PRICED_COLUMNS]
+    columns: dict[str, pl.Expr] = {}
+    gathered: list[pl.Series] = []
+    from_rows: list[str] = []
+    for c in order:
         if c in PRICED_COLUMNS and c not in ("n_episodes", "los_days"):
             values = priced[c].cast(PRICED_COLUMNS[c])
         elif c in k.key_cols and not priced[c].eq_missing(priced[f"_raw_{c}"]).all():
             values = priced[c]  # normalisation changed some key's code: the normalised one
         else:
-            columns.append(pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c))
+            columns[c] = pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c)
+            from_rows.append(c)
             continue
         if values.n_unique() == 1 and rows.height:  # the same on every row: a constant
-            columns.append(pl.lit(values[0], dtype=values.dtype).alias(c))
+            columns[c] = pl.lit(values[0], dtype=values.dtype).alias(c)
         else:
-            columns.append(pl.lit(values.gather(row_of)).alias(c))
-    return rows.select(columns)
+            gathered.append(values)
+    # one gather of every varying column (polars spreads the columns over its threads)
+    by_row = pl.DataFrame(gathered).select(pl.all().gather(row_of)) if gathered else pl.DataFrame()
+    return rows.select(from_rows).hstack(by_row).select([columns.get(c, pl.col(c)) for c in order])
