@@ -771,10 +771,13 @@ class _Keyed:
     chain: tuple[str, ...]
     eds: dict[str, _Editions]
 
+    def key_columns(self, rows: pl.LazyFrame | None = None) -> pl.LazyFrame:
+        """Each row's key hash, key codes and per-row quantities."""
+        return (self.rows if rows is None else rows).select(*_HASH, *self.key_cols, *self.carried)
+
     def keys(self, rows: pl.LazyFrame | None = None) -> pl.LazyFrame:
         """One row per distinct pricing key of ``rows`` (default :attr:`rows`)."""
-        return (self.rows if rows is None else rows).select(*_HASH, *self.key_cols, *self.carried).unique(
-            subset=list(_HASH), keep="any")
+        return self.key_columns(rows).unique(subset=list(_HASH), keep="any")
 
     def join(self, rows: pl.LazyFrame, keys: pl.DataFrame) -> pl.LazyFrame:
         """Price ``keys`` (from :meth:`keys`) and join the prices back to ``rows``."""
@@ -835,7 +838,32 @@ def price_lazy(
     sunk.
     """
     k = _keyed(activity, tables, config)
-    return k.join(k.rows, k.keys().collect(engine="streaming"))
+    return k.join(k.rows, _streamed_keys(k))
+
+
+# Rows per batch of the key pass over a streamed input: memory is about this many rows of
+# the key columns, plus the distinct keys.
+_KEY_BATCH_ROWS = 2_000_000
+
+
+def _streamed_keys(k: _Keyed) -> pl.DataFrame:
+    """The distinct pricing keys of a (possibly larger than memory) input, in batches.
+
+    Each batch of the streaming engine is reduced to its distinct keys and the reductions
+    are merged, so memory follows the batch size and the number of keys, not the input
+    (a streaming ``unique`` or ``group_by`` over 100M records grew by about 1 GB per 10M).
+    Key strings are held as categoricals meanwhile: a kept string would otherwise be a view
+    into its batch and keep the whole batch in memory.
+    """
+    lf = k.key_columns().with_columns(pl.col(pl.String).cast(pl.Categorical))
+    merged: list[pl.DataFrame] = []
+    for batch in lf.collect_batches(chunk_size=_KEY_BATCH_ROWS, maintain_order=False):
+        merged.append(batch.unique(subset=list(_HASH), keep="any"))
+        if len(merged) >= 8:
+            merged = [pl.concat(merged).unique(subset=list(_HASH), keep="any")]
+    keys = (pl.concat(merged).unique(subset=list(_HASH), keep="any") if merged
+            else pl.DataFrame(schema=lf.collect_schema()))
+    return keys.with_columns(pl.col(pl.Categorical).cast(pl.String))
 
 
 def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple[str, ...],
