@@ -351,9 +351,11 @@ def _spell_roles(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
     episodes = lf.filter(is_apc).select(
         RID, _spell_key().alias("spell_key"), "episode_order", "discharge_date", "hrg_code",
         "spell_hrg_code")
+    # Episodes in spell order (episode_order, then input order) by a numeric sort; a group
+    # keeps its rows' order, so first / last below follow it (no sort on the string key).
     spells = (
-        episodes.sort("spell_key", "episode_order", RID, nulls_last=True)
-        .group_by("spell_key", maintain_order=True)
+        episodes.sort("episode_order", RID, nulls_last=True)
+        .group_by("spell_key")
         .agg(
             pl.col(RID).first().alias("_head"),
             pl.col("discharge_date").last().alias("_discharge"),
