@@ -227,9 +227,10 @@ def checks(config: CostingConfig) -> list[Check]:
 _REASON_CHUNK_BITS = 8  # failed checks are looked up as text 8 bits (256 texts) at a time
 
 
-def _failed_checks_mask(found: list[Check]) -> pl.Expr:
-    """One integer per row: bit i set when check i fails (cheap boolean arithmetic)."""
-    bits = [c.fails.fill_null(False).cast(pl.Int64) * (1 << i) for i, c in enumerate(found)]
+def _failed_checks_mask(found: list[Check], which: Callable[[Check], bool]) -> pl.Expr:
+    """One integer per row: bit i set when check i fails, for the checks ``which`` selects
+    (cheap boolean arithmetic; bit positions are the checks' positions in ``found``)."""
+    bits = [c.fails.fill_null(False).cast(pl.Int64) * (1 << i) for i, c in enumerate(found) if which(c)]
     return pl.sum_horizontal(bits) if bits else pl.lit(0, dtype=pl.Int64)
 
 
@@ -261,33 +262,25 @@ def row_checks_mask(config: CostingConfig, key_columns: Collection[str]) -> pl.E
     columns outside ``key_columns``, per row. Such a check may read a key column only if
     it is normalised per row (``setting``)."""
     found = checks(config)
-    bits = []
-    for i, c in enumerate(found):
-        if _is_row_check(c, key_columns):
-            raw = (set(c.fails.meta.root_names()) & set(key_columns)) - {"setting"}
-            if raw:  # would see un-normalised codes: a programming error, not a user one
-                raise AssertionError(f"check {c.reason!r} mixes row columns with key codes {sorted(raw)}")
-            bits.append(c.fails.fill_null(False).cast(pl.Int64) * (1 << i))
-    return pl.sum_horizontal(bits) if bits else pl.lit(0, dtype=pl.Int64)
+    for c in found:
+        raw = (set(c.fails.meta.root_names()) & set(key_columns)) - {"setting"}
+        if _is_row_check(c, key_columns) and raw:  # would see un-normalised codes: a bug
+            raise AssertionError(f"check {c.reason!r} mixes row columns with key codes {sorted(raw)}")
+    return _failed_checks_mask(found, lambda c: _is_row_check(c, key_columns))
 
 
-def with_invalid_reason(lf: pl.LazyFrame, config: CostingConfig, row_mask: str | None = None,
-                        key_columns: Collection[str] = ()) -> pl.LazyFrame:
-    """Append every failing check's "column: reason" to ``invalid_reason`` ("; "-joined).
+def with_invalid_reason(lf: pl.LazyFrame, config: CostingConfig, row_mask: str,
+                        key_columns: Collection[str]) -> pl.LazyFrame:
+    """Append every failing check's "column: reason" to ``invalid_reason`` ("; "-joined),
+    on a frame of one row per distinct pricing key.
 
-    The failed checks are first one integer per row; the text is only assembled where a
-    check failed or the input already carried a reason. With ``row_mask``, the frame holds
-    one row per distinct pricing key: the checks reading only ``key_columns`` are
-    evaluated here and the others' bits come from the ``row_mask`` column
-    (:func:`row_checks_mask`).
+    The checks reading only ``key_columns`` are evaluated here; the others' bits come from
+    the ``row_mask`` column (:func:`row_checks_mask`, per record). The failed checks are one
+    integer per key; the text is only assembled where a check failed or the input already
+    carried a reason.
     """
     found = checks(config)
-    if row_mask is None:
-        mask = _failed_checks_mask(found)
-    else:
-        bits = [c.fails.fill_null(False).cast(pl.Int64) * (1 << i) for i, c in enumerate(found)
-                if not _is_row_check(c, key_columns)]
-        mask = pl.sum_horizontal([pl.col(row_mask), *bits])
+    mask = pl.col(row_mask) + _failed_checks_mask(found, lambda c: not _is_row_check(c, key_columns))
     lf = lf.with_columns(mask.alias("_failed"))
     failed = pl.col("_failed")
     joined = pl.concat_str([pl.col(REASON), *_mask_text(failed, found)], separator="; ",
