@@ -232,7 +232,7 @@ class _HashIndex:
     """
 
     def __init__(self, keys: pl.Series) -> None:
-        self.keys = keys
+        self.keys = keys.rechunk()  # a gather from many chunks (e.g. a Parquet read) is several times slower
         self.hashes = keys.hash().to_numpy()
         n = len(self.hashes)
         bits = max(4, (4 * n).bit_length())  # at most a quarter of the slots used
@@ -571,8 +571,10 @@ def _collect(
     used = ["patient_id", "setting", "activity_date", "cost", "status", spec.category_column]
     if spec.assign != "admission":
         used.append("discharge_date")
-    df = lf.select(list(dict.fromkeys([*used, *keep]))).collect()
-    coh = validate_cohort(cohort)
+    # one chunk per column: a priced frame read from Parquet (or priced from one) comes in
+    # many chunks, and the gathers below are several times slower across chunks
+    df = lf.select(list(dict.fromkeys([*used, *keep]))).collect().rechunk()
+    coh = validate_cohort(cohort).rechunk()
     totals = df.select(pl.len().alias("n"), pl.col("cost").cast(pl.Float64).sum().alias("cost"))
     bounds = _cohort_bounds(coh, spec)
     assigned = _assign(df, coh, spec, keep, bounds).collect()
