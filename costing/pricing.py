@@ -682,16 +682,19 @@ def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig,
     return lf
 
 
-# 64-bit seeds and odd multipliers of the two independent key hashes (mixing constants,
-# not prices): each column is hashed once and folded twice, so a row's key is 128 bits.
+# Start values and odd multipliers of the two folds of the key hash (mixing constants, not
+# prices): each column is hashed once and folded twice into two 64-bit values.
 _FOLD = ((0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F), (0x165667B19E3779F9, 0xD6E8FEB86659FD93))
 
 
 def _key_hash(values: Sequence[pl.Expr]) -> list[pl.Expr]:
     """Two 64-bit hashes of a row's pricing key (its ``values``).
 
-    Distinct keys are told apart by the pair, a 128-bit key: two distinct keys of a run
-    share it with probability about n^2 / 2^129 (below 1e-20 for a billion distinct keys).
+    Each value is hashed once (polars' 64-bit hash, a seed per column) and the column
+    hashes are folded two ways. Two distinct keys share both folds only if some column
+    holds two distinct values with the same 64-bit hash (about d^2 / 2^65 for a column of
+    d distinct values: below 1e-9 even for 100,000) or both folds coincide by chance
+    (about n^2 / 2^129 for n keys).
     """
     hashes = [v.hash(seed=i) for i, v in enumerate(values)]
     out = []
