@@ -286,10 +286,10 @@ def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig, codes: _C
     """Adds _tariff_cost, _tariff_base, _tariff_xs_days, _tariff_xs_cost, _tariff_sse,
     _tariff_reason, _tariff_edition, _tariff_version, _tariff_proc."""
     s = pl.col("setting")
-    lf = lf.with_columns(ed.name_expr(pl.col("_tariff_ed_i")).alias("_tariff_edition"),
-                         ed.version_expr(pl.col("_tariff_ed_i")).alias("_tariff_version"))
+    lf = lf.with_columns(ed.name_expr(pl.col(_edition_index("tariff"))).alias("_tariff_edition"),
+                         ed.version_expr(pl.col(_edition_index("tariff"))).alias("_tariff_version"))
     ok = _hrg_usable(pl.col("_tariff_version"))
-    edi = pl.col("_tariff_ed_i")
+    edi = pl.col(_edition_index("tariff"))
     lookups = [  # resource, key column, ids, the record's code id where it applies, known flag
         ("apc", "hrg_code", codes.code, pl.when(one_of(s, ["apc", "op"]) & ok).then(pl.col("_hrg_i")),
          "_t_apc_known", _TARIFF_APC_VALUES),
@@ -451,12 +451,12 @@ def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingCon
     reference-cost table, so no string key is built or joined per record.
     """
     s = pl.col("setting")
-    lf = lf.with_columns(ed.name_expr(pl.col("_rc_ed_i")).alias("_rc_edition"),
-                         ed.version_expr(pl.col("_rc_ed_i")).alias("_rc_version"))
+    lf = lf.with_columns(ed.name_expr(pl.col(_edition_index("reference_cost"))).alias("_rc_edition"),
+                         ed.version_expr(pl.col(_edition_index("reference_cost"))).alias("_rc_version"))
     ok = _hrg_usable(pl.col("_rc_version"))
     pod = pl.col("_apc_pod")
     los = pl.col("los_days")
-    edi = pl.col("_rc_ed_i")
+    edi = pl.col(_edition_index("reference_cost"))
     hrg = pl.col("_hrg_i")
     dep = {d: pl.lit(i, dtype=pl.Int64) for d, i in _RC_DEPARTMENTS.items()}
     no_service = pl.lit(codes.service[""], dtype=pl.Int64)
@@ -722,6 +722,11 @@ def _pack(parts: Sequence[tuple[pl.Expr, int]]) -> list[pl.Expr]:
     return out if acc is None else [*out, acc]
 
 
+def _edition_index(kind: str) -> str:
+    """The per-row column holding a table kind's edition position (``_tariff_ed_i``...)."""
+    return f"{_LEVEL_PREFIX[kind]}_ed_i"
+
+
 def _row_key(cfg: CostingConfig, eds: dict[str, _Editions], present: Collection[str],
              key_cols: Sequence[str]) -> list[pl.Expr]:
     """What a row's pricing key is hashed from: its key codes (a column absent from the
@@ -731,11 +736,10 @@ def _row_key(cfg: CostingConfig, eds: dict[str, _Editions], present: Collection[
         (pl.col(_SSE_AGE).cast(pl.Int64).fill_null(2), 3),
         (pl.col(_ROW_MASK), 1 << len(checks(cfg))),
     ]
-    prefix = {"tariff": "_tariff", "reference_cost": "_rc"}
     for kind, ed in eds.items():
         if ed.fixed is None:
             n = len(ed.editions)
-            parts.append((pl.col(f"{prefix[kind]}_ed_i").fill_null(n), n + 1))
+            parts.append((pl.col(_edition_index(kind)).fill_null(n), n + 1))
     return [*[pl.col(c) for c in key_cols if c in present], *_pack(parts)]
 
 
@@ -756,8 +760,7 @@ def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Seque
         (pl.col("age") >= cfg.sse_min_age).alias(_SSE_AGE),
         row_checks_mask(cfg, key_columns).alias(_ROW_MASK),
     ]
-    prefix = {"tariff": "_tariff", "reference_cost": "_rc"}
-    out += [ed.index_expr(price_date).alias(f"{prefix[kind]}_ed_i") for kind, ed in eds.items()]
+    out += [ed.index_expr(price_date).alias(_edition_index(kind)) for kind, ed in eds.items()]
     return out
 
 
@@ -782,9 +785,13 @@ class _Keyed:
         """One row per distinct pricing key of ``rows`` (default :attr:`rows`)."""
         return self.key_columns(rows).unique(subset=list(_HASH), keep="any")
 
+    def price_keys(self, keys: pl.DataFrame) -> pl.LazyFrame:
+        """The priced keys (see :func:`_price_keys`)."""
+        return _price_keys(keys.lazy(), self.ts, self.cfg, self.chain, self.eds, self.key_cols)
+
     def join(self, rows: pl.LazyFrame, keys: pl.DataFrame) -> pl.LazyFrame:
         """Price ``keys`` (from :meth:`keys`) and join the prices back to ``rows``."""
-        priced = _price_keys(keys.lazy(), self.ts, self.cfg, self.chain, self.eds, self.key_cols)
+        priced = self.price_keys(keys)
         # The first 64 bits alone identify a key whenever they are unique among this run's
         # keys (all but certainly: a single join column is several times faster); else
         # the join uses all 128.
@@ -816,12 +823,11 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
         eds["reference_cost"] = _editions(ts, "reference_cost", cfg.reference_cost_edition)
     key_cols = _key_columns(cfg)
     present = set(activity.collect_schema().names())
-    raw = [c for c in key_cols if c not in _ROW_NORMALISED or c in normalised]
-    rows = prepare(activity, cfg, raw=[*raw, *[c for c in normalised if c not in raw]], eager=eager)
+    raw = dict.fromkeys([*(c for c in key_cols if c not in _ROW_NORMALISED), *normalised])
+    rows = prepare(activity, cfg, raw=list(raw), eager=eager)
     input_cols = [c for c in rows.collect_schema().names() if c not in ("n_episodes", "spell_key", RID)]
     rows = rows.with_columns(_row_stage(cfg, eds, key_cols))
-    carried = [f"{p}_ed_i" for k, p in (("tariff", "_tariff"), ("reference_cost", "_rc")) if k in eds]
-    carried += [_SSE_AGE, _ROW_MASK, "los_days"]  # los_days last: it stays in the output
+    carried = [*map(_edition_index, eds), _SSE_AGE, _ROW_MASK, "los_days"]  # los_days last: kept
     rows = rows.with_columns(_key_hash(_row_key(cfg, eds, present, key_cols)))
     return _Keyed(rows, input_cols, key_cols, carried, ts, cfg, chain, eds)
 
@@ -836,9 +842,9 @@ def price_lazy(
     Each record's pricing key (its codes, LOS, editions, age eligibility and row checks)
     is hashed; the distinct keys are priced by the rules and joined back, so the work per
     record is a few integer operations and one join. The distinct keys are collected when
-    this is called (one streaming pass over ``activity``, memory bounded by the number of
-    keys); the records themselves are read again, lazily, when the result is collected or
-    sunk.
+    this is called (one streaming pass over ``activity``, batch by batch: memory bounded by
+    the batch and the number of keys); the records themselves are read again, lazily, when
+    the result is collected or sunk.
     """
     k = _keyed(activity, tables, config)
     return k.join(k.rows, _streamed_keys(k))
@@ -1027,7 +1033,7 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame) -> pl.DataFrame | None:
     first = rows.select(pl.col(_HASH[0]).arg_unique()).to_series()
     keys = rows.select(*_HASH, *k.key_cols, *k.carried).select(pl.all().gather(first))
     raw = keys.select([pl.col(c).alias(f"_raw_{c}") for c in k.key_cols])
-    priced = pl.concat([_price_keys(keys.lazy(), k.ts, k.cfg, k.chain, k.eds, k.key_cols).collect(), raw],
+    priced = pl.concat([k.price_keys(keys).collect(), raw],
                        how="horizontal_extend")
     row_of = rows.select(_HASH[0]).join(priced.select(_HASH[0]).with_row_index("_i"), on=_HASH[0],
                                         how="left", maintain_order="left").to_series(1)
