@@ -54,10 +54,22 @@ def _tariff_tables():  # type: ignore[no-untyped-def]
                          dc_price=pl.col("el_price"), el_trim_days=pl.lit(5), nel_trim_days=pl.lit(5),
                          excess_bed_day_price=pl.lit(250.0), sse_applicable=pl.lit(True),
                          sse_percent=None, sse_price=pl.col("nel_price") * 0.3))
-    tmp = Path(tempfile.mkdtemp())
-    write_edition(tmp, kind="tariff", edition="2017-18", hrg_version="HRG4", illustrative=True,
-                  frames={"apc": apc}, sources=[Source(title="benchmark synthetic", file_name="-", sha256="-")])
-    return tables.with_editions(*load_tables(tmp))
+    with tempfile.TemporaryDirectory() as folder:  # loaded tables are held in memory
+        tmp = Path(folder)
+        write_edition(tmp, kind="tariff", edition="2017-18", hrg_version="HRG4", illustrative=True,
+                      frames={"apc": apc}, sources=[Source(title="benchmark synthetic", file_name="-", sha256="-")])
+        return tables.with_editions(*load_tables(tmp))
+
+
+def _setup(perspective: str):  # type: ignore[no-untyped-def]
+    """Tables and configuration of a run: fixed 2017-18 editions; the purchaser run adds
+    the synthetic tariff."""
+    import costing
+
+    tables = _tariff_tables() if perspective == "purchaser" else costing.load_tables()
+    cfg = costing.CostingConfig(perspective=perspective, reference_cost_edition="2017-18",
+                                tariff_edition="2017-18" if perspective == "purchaser" else None)
+    return tables, cfg
 
 
 def run_one(n: int, perspective: str) -> dict[str, float | str]:
@@ -68,18 +80,10 @@ def run_one(n: int, perspective: str) -> dict[str, float | str]:
 
     import costing
 
-    tmp = Path(tempfile.mkdtemp(dir=HERE))
-    try:
-        parts = _generate_parts(n, tmp, chunk=n)
-        act = pl.read_parquet(parts[0])
-    finally:
-        for p in tmp.iterdir():
-            p.unlink()
-        tmp.rmdir()
+    with tempfile.TemporaryDirectory(dir=HERE) as tmp:
+        act = pl.read_parquet(_generate_parts(n, Path(tmp), chunk=n)[0])
     input_rss = _peak_rss_mb()
-    tables = _tariff_tables() if perspective == "purchaser" else costing.load_tables()
-    cfg = costing.CostingConfig(perspective=perspective, tariff_edition="2017-18" if perspective == "purchaser" else None,
-                                reference_cost_edition="2017-18")
+    tables, cfg = _setup(perspective)
     t0, c0 = time.perf_counter(), _cpu_s()
     out = costing.price(act, tables, cfg)
     wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
@@ -110,24 +114,16 @@ def run_stream(n: int, perspective: str = "provider") -> dict[str, float | str]:
 
     import costing
 
-    tmp = Path(tempfile.mkdtemp(dir=HERE))
-    try:
+    with tempfile.TemporaryDirectory(dir=HERE) as folder:
+        tmp = Path(folder)
         parts = _generate_parts(n, tmp)
         before = _peak_rss_mb()
-        tables = _tariff_tables() if perspective == "purchaser" else costing.load_tables()
-        cfg = costing.CostingConfig(perspective=perspective, reference_cost_edition="2017-18",
-                                    tariff_edition="2017-18" if perspective == "purchaser" else None)
+        tables, cfg = _setup(perspective)
         t0, c0 = time.perf_counter(), _cpu_s()
-        lf = costing.price_lazy(pl.scan_parquet(parts), tables, cfg)
-        lf.sink_parquet(tmp / "priced.parquet")
+        costing.price_lazy(pl.scan_parquet(parts), tables, cfg).sink_parquet(tmp / "priced.parquet")
         wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
-        out = pl.scan_parquet(tmp / "priced.parquet")
-        rows = out.select(pl.len()).collect().item()
-        total = out.select(pl.col("n_episodes").sum()).collect().item()
-    finally:
-        for p in tmp.iterdir():
-            p.unlink()
-        tmp.rmdir()
+        rows, total = pl.scan_parquet(tmp / "priced.parquet").select(
+            pl.len(), pl.col("n_episodes").sum()).collect().row(0)
     return {"records": n, "mode": f"stream parquet->parquet ({perspective})", "wall_s": round(wall, 2),
             "cpu_s": round(cpu, 2), "rows_out": rows, "episodes_out": total,
             "records_per_s": round(n / wall), "peak_rss_mb": round(_peak_rss_mb()),
