@@ -27,8 +27,9 @@ from costing.schema import (
 
 __all__ = [
     "canonicalise",
+    "canonical_frame",
     "normalise_codes",
-    "row_checks_mask",
+    "row_checks",
     "checks",
     "with_invalid_reason",
     "validation_failures",
@@ -152,6 +153,37 @@ def normalise_codes(lf: pl.LazyFrame, columns: Collection[str]) -> pl.LazyFrame:
         [_blank_to_null(c).alias(c) for c in strings])
 
 
+# Unicode White_Space: what ``str.strip_chars()`` strips (Rust's char::is_whitespace).
+_WHITESPACE = tuple(chr(c) for c in (*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+                                     0x2028, 0x2029, 0x202F, 0x205F, 0x3000))
+
+
+def _normal_already(col: str) -> pl.Expr:
+    """True when normalising String column ``col`` per row would change none of its values:
+    no whitespace anywhere (a superset of "at either end") and no empty string; for the
+    setting, every value one of the canonical settings. A cheap scan, no string is built.
+    Columns with a case rule or padding are always normalised."""
+    c = pl.col(col)
+    if col == "setting":
+        return (one_of(c, SETTINGS) | c.is_null()).all()
+    if col in _CODE_CASE or col == "department_type":
+        return pl.lit(False)
+    return ~(c.str.contains_any(list(_WHITESPACE)) | (c.str.len_bytes() == 0)).any()
+
+
+def canonical_frame(frame: pl.DataFrame, raw: Collection[str] = ()) -> pl.DataFrame:
+    """:func:`canonicalise` for a frame in memory. A String column none of whose values
+    normalisation would change (as from ``read_activity``) is kept as it is, not rewritten:
+    the output shares its memory with the input."""
+    strings = [c for c, t in ACTIVITY_SCHEMA.items()
+               if t == pl.String and c not in raw and frame.schema.get(c) == pl.String]
+    if strings and frame.height:
+        normal = frame.select([_normal_already(c).alias(c) for c in strings]).row(0, named=True)
+    else:
+        normal = dict.fromkeys(strings, True)
+    return canonicalise(frame, raw=[*raw, *(c for c in strings if normal[c])]).collect()
+
+
 # --------------------------------------------------------------------------------------
 # validation: a declared list of checks, each (column, failing condition, reason)
 # --------------------------------------------------------------------------------------
@@ -257,16 +289,19 @@ def _is_row_check(check: Check, key_columns: Collection[str]) -> bool:
     return not set(check.fails.meta.root_names()) <= set(key_columns)
 
 
-def row_checks_mask(config: CostingConfig, key_columns: Collection[str]) -> pl.Expr:
-    """The failed-check bits (positions as in :func:`checks`) of the checks that read
-    columns outside ``key_columns``, per row. Such a check may read a key column only if
-    it is normalised per row (``setting``)."""
+def row_checks(config: CostingConfig, key_columns: Collection[str]) -> list[tuple[int, Check]]:
+    """The checks that read columns outside ``key_columns`` (ids, dates), with their
+    positions in :func:`checks`: evaluated per row, one Boolean each. Such a check may read
+    a key column only if it is normalised per row (``setting``)."""
     found = checks(config)
-    for c in found:
+    out = []
+    for i, c in enumerate(found):
         raw = (set(c.fails.meta.root_names()) & set(key_columns)) - {"setting"}
         if _is_row_check(c, key_columns) and raw:  # would see un-normalised codes: a bug
             raise AssertionError(f"check {c.reason!r} mixes row columns with key codes {sorted(raw)}")
-    return _failed_checks_mask(found, lambda c: _is_row_check(c, key_columns))
+        if _is_row_check(c, key_columns):
+            out.append((i, c))
+    return out
 
 
 def with_invalid_reason(lf: pl.LazyFrame, config: CostingConfig, row_mask: str,
@@ -275,7 +310,7 @@ def with_invalid_reason(lf: pl.LazyFrame, config: CostingConfig, row_mask: str,
     on a frame of one row per distinct pricing key.
 
     The checks reading only ``key_columns`` are evaluated here; the others' bits come from
-    the ``row_mask`` column (:func:`row_checks_mask`, per record). The failed checks are one
+    the ``row_mask`` column (the bits of :func:`row_checks`, evaluated per record). The failed checks are one
     integer per key; the text is only assembled where a check failed or the input already
     carried a reason.
     """

@@ -34,11 +34,11 @@ from costing.activity import (
     apc_pod,
     build_spells,
     build_spells_eager,
+    canonical_frame,
     canonicalise,
-    checks,
     category_expr,
     normalise_codes,
-    row_checks_mask,
+    row_checks,
     is_emergency,
     one_of,
     validation_failures,
@@ -654,7 +654,16 @@ _KEY_CODES: tuple[str, ...] = (
 )
 # Row-level quantities the key carries (cheap integer arithmetic on every row).
 _SSE_AGE = "_sse_age_ok"
-_ROW_MASK = "_row_mask"
+_ROW_MASK = "_row_mask"  # the failed row checks' bits, built per key from the Booleans below
+
+
+def _check_column(position: int) -> str:
+    """The per-row Boolean of the row check at ``position`` in ``checks()``."""
+    return f"_check_{position}"
+
+
+def _row_check_columns(cfg: CostingConfig, key_columns: Collection[str]) -> list[str]:
+    return [_check_column(i) for i, _ in row_checks(cfg, key_columns)]
 _HASH = ("_k1", "_k2")
 # Columns normalised per row although they are key codes: spells and row checks read them.
 _ROW_NORMALISED = ("setting", "provider_code")
@@ -665,14 +674,11 @@ def _key_columns(cfg: CostingConfig) -> tuple[str, ...]:
 
 
 def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig,
-            raw: Sequence[str] = (), eager: bool = False) -> pl.LazyFrame:
+            raw: Sequence[str] = ()) -> pl.LazyFrame:
     """Canonical activity with spells built when asked (validation reasons are added later).
-    String columns in ``raw`` are left un-normalised (see :func:`canonicalise`). With
-    ``eager``, spells are built in memory (:func:`build_spells_eager`)."""
+    String columns in ``raw`` are left un-normalised (see :func:`canonicalise`)."""
     lf = canonicalise(activity, raw=raw)
-    if cfg.resolved_apc_unit() == "spell" and eager:
-        lf = build_spells_eager(lf.collect(), cfg).lazy()
-    elif cfg.resolved_apc_unit() == "spell":
+    if cfg.resolved_apc_unit() == "spell":
         # spells read the canonical frame twice (APC keys, then every record): cache it so
         # normalisation runs once
         lf = build_spells(lf.cache(), cfg)
@@ -722,6 +728,12 @@ def _pack(parts: Sequence[tuple[pl.Expr, int]]) -> list[pl.Expr]:
     return out if acc is None else [*out, acc]
 
 
+def _carried(cfg: CostingConfig, eds: dict[str, _Editions], key_cols: Sequence[str]) -> list[str]:
+    """The per-row quantities a pricing key carries besides its codes (los_days last: it
+    is also an output column, taken from the rows)."""
+    return [*map(_edition_index, eds), _SSE_AGE, *_row_check_columns(cfg, key_cols), "los_days"]
+
+
 def _edition_index(kind: str) -> str:
     """The per-row column holding a table kind's edition position (``_tariff_ed_i``...)."""
     return f"{_LEVEL_PREFIX[kind]}_ed_i"
@@ -734,7 +746,7 @@ def _row_key(cfg: CostingConfig, eds: dict[str, _Editions], present: Collection[
     parts: list[tuple[pl.Expr, int]] = [
         ((pl.col("los_days").cast(pl.Int64) + (1 << 31)).fill_null(1 << 32), (1 << 32) + 1),
         (pl.col(_SSE_AGE).cast(pl.Int64).fill_null(2), 3),
-        (pl.col(_ROW_MASK), 1 << len(checks(cfg))),
+        *[(pl.col(c).cast(pl.Int64), 2) for c in _row_check_columns(cfg, key_cols)],
     ]
     for kind, ed in eds.items():
         if ed.fixed is None:
@@ -758,7 +770,7 @@ def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Seque
     out = [
         pl.when(s == "apc").then(los).alias("los_days"),
         (pl.col("age") >= cfg.sse_min_age).alias(_SSE_AGE),
-        row_checks_mask(cfg, key_columns).alias(_ROW_MASK),
+        *[c.fails.fill_null(False).alias(_check_column(i)) for i, c in row_checks(cfg, key_columns)],
     ]
     out += [ed.index_expr(price_date).alias(_edition_index(kind)) for kind, ed in eds.items()]
     return out
@@ -776,6 +788,13 @@ class _Keyed:
     cfg: CostingConfig
     chain: tuple[str, ...]
     eds: dict[str, _Editions]
+    present: frozenset[str]  # the input's columns: an absent key column is null throughout
+
+    def hashed_columns(self) -> list[str]:
+        """What a row's key is, in memory: its present key codes and the carried
+        quantities that vary (a fixed edition's index is the same on every row)."""
+        fixed = {_edition_index(kind) for kind, ed in self.eds.items() if ed.fixed is not None}
+        return [*(c for c in self.key_cols if c in self.present), *(c for c in self.carried if c not in fixed)]
 
     def key_columns(self, rows: pl.LazyFrame | None = None) -> pl.LazyFrame:
         """Each row's key hash, key codes and per-row quantities."""
@@ -806,9 +825,10 @@ class _Keyed:
 
 
 def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
-           config: CostingConfig | None, normalised: Collection[str] = (), eager: bool = False) -> _Keyed:
-    """The per-row stage; string columns in ``normalised`` are known to need no
-    normalisation (see :func:`_already_normalised`)."""
+           config: CostingConfig | None, eager: bool = False) -> _Keyed:
+    """The per-row stage. With ``eager``, the canonical frame and its spells are built in
+    memory (:func:`canonical_frame`, :func:`build_spells_eager`) and the key hash is left
+    to :func:`_row_hashes`; lazily, the key hash is an expression (:func:`_key_hash`)."""
     cfg = config or CostingConfig()
     ts = _resolve_tables(tables)
     chain = cfg.resolved_chain()
@@ -822,14 +842,25 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
     if "reference_cost" in chain or "total_hrg_average" in chain:
         eds["reference_cost"] = _editions(ts, "reference_cost", cfg.reference_cost_edition)
     key_cols = _key_columns(cfg)
-    present = set(activity.collect_schema().names())
-    raw = dict.fromkeys([*(c for c in key_cols if c not in _ROW_NORMALISED), *normalised])
-    rows = prepare(activity, cfg, raw=list(raw), eager=eager)
+    present = frozenset(activity.collect_schema().names())
+    raw = [c for c in key_cols if c not in _ROW_NORMALISED]
+    if eager:
+        frame = activity.collect() if isinstance(activity, pl.LazyFrame) else activity
+        df = canonical_frame(frame, raw=raw)
+        if cfg.resolved_apc_unit() == "spell":
+            df = build_spells_eager(df, cfg)
+        else:
+            df = df.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
+                                 pl.lit(None, dtype=pl.String).alias("spell_key"))
+        rows = df.lazy()
+    else:
+        rows = prepare(activity, cfg, raw=raw)
     input_cols = [c for c in rows.collect_schema().names() if c not in ("n_episodes", "spell_key", RID)]
     rows = rows.with_columns(_row_stage(cfg, eds, key_cols))
-    carried = [*map(_edition_index, eds), _SSE_AGE, _ROW_MASK, "los_days"]  # los_days last: kept
-    rows = rows.with_columns(_key_hash(_row_key(cfg, eds, present, key_cols)))
-    return _Keyed(rows, input_cols, key_cols, carried, ts, cfg, chain, eds)
+    carried = _carried(cfg, eds, key_cols)
+    if not eager:
+        rows = rows.with_columns(_key_hash(_row_key(cfg, eds, present, key_cols)))
+    return _Keyed(rows, input_cols, key_cols, carried, ts, cfg, chain, eds, present)
 
 
 def price_lazy(
@@ -880,6 +911,8 @@ def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple
     """Price one row per distinct pricing key: the normalised key codes, invalid_reason
     and every priced column but n_episodes (los_days is carried through)."""
     lf = normalise_codes(lf, key_cols)
+    bits = [pl.col(_check_column(i)).cast(pl.Int64) * (1 << i) for i, _ in row_checks(cfg, key_cols)]
+    lf = lf.with_columns((pl.sum_horizontal(bits) if bits else pl.lit(0, dtype=pl.Int64)).alias(_ROW_MASK))
     lf = with_invalid_reason(lf, cfg, row_mask=_ROW_MASK, key_columns=key_cols)
     s = pl.col("setting")
     lf = lf.with_columns(
@@ -915,7 +948,8 @@ def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple
     # MFF (tariff-priced rows only) and inflation
     cost = pl.col("_chain_cost")
     if cfg.mff:
-        lf = lf.join(_mff_frame(ts, cfg), left_on="provider_code", right_on="_mff_provider", how="left")
+        lf = lf.join(_mff_frame(ts, cfg), left_on="provider_code", right_on="_mff_provider", how="left",
+                     maintain_order="left")
         mff: pl.Expr = pl.when(priced_by_chain & (pl.col("_level") == "tariff")).then(pl.col("_mff"))
     else:
         mff = pl.lit(None, dtype=pl.Float64)
@@ -927,7 +961,7 @@ def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple
             .otherwise(pl.col("status")).alias("status"))
     cost = cost * pl.col("mff_factor").fill_null(1.0)
     if cfg.index is not None:
-        lf = lf.join(_index_frame(ts, cfg), on="_price_edition", how="left")
+        lf = lf.join(_index_frame(ts, cfg), on="_price_edition", how="left", maintain_order="left")
         infl = pl.when(priced_by_chain).then(pl.col("_inflation"))
         lf = lf.with_columns(infl.alias("inflation_factor"))
         cost = cost * pl.col("inflation_factor")
@@ -1000,44 +1034,55 @@ def price(
         >>> round(costing.price(episode, config=cfg)["cost"][0], 2)  # NEL + 4 excess days
         2747.06
     """
-    normalised = _already_normalised(activity) if isinstance(activity, pl.DataFrame) else ()
-    k = _keyed(activity, tables, config, normalised, eager=True)
-    rows = k.rows.collect()  # the per-row stage once, shared by the keys and the join
-    out = _price_rows(k, rows)
-    if out is None:  # two keys share their first 64 bits: join on all 128
-        out = k.join(rows.lazy(), k.keys(rows.lazy()).collect()).collect()
+    k = _keyed(activity, tables, config, eager=True)
+    rows = k.rows.collect()  # the per-row stage once, shared by the keys and the output
+    k1, k2 = _row_hashes(rows.select(k.hashed_columns()))
+    out = _price_rows(k, rows, k1, k2, exact=False)
+    if out is None:  # two keys share their first 64 bits: find keys by all 128
+        out = _price_rows(k, rows, k1, k2, exact=True)
+    assert out is not None
     return out
 
 
-def _already_normalised(frame: pl.DataFrame) -> list[str]:
-    """Low-cardinality code columns every distinct value of which is already normalised
-    (as from ``read_activity``): normalising them again per row would change nothing."""
-    out = []
-    for c in _ROW_NORMALISED:
-        if c in frame.columns and frame.schema[c] == pl.String:
-            values = frame.get_column(c).unique()
-            after = normalise_codes(values.to_frame().lazy(), [c]).collect().to_series()
-            if values.eq_missing(after).all():
-                out.append(c)
-    return out
+# Seeds of the two row hashes of the in-memory path (mixing constants, not prices).
+_SEEDS = ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0, 0x082EFA98, 0xEC4E6C89))
 
 
-def _price_rows(k: _Keyed, rows: pl.DataFrame) -> pl.DataFrame | None:
-    """Price collected rows by key, in memory: each key's row is found once by its first
-    64 bits and checked on the other 64 (None if two keys share the first 64 bits).
+def _row_hashes(key: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """Two 64-bit hashes of each row of ``key`` (its pricing key), with independent seeds.
+
+    ``hash_rows`` hashes every column and combines the hashes row by row in one pass (several
+    times faster than hashing column by column and folding with expressions). Two distinct
+    keys share both hashes only if a column holds two distinct values with the same hash
+    under both seeds, or by chance (about n^2 / 2^128 for n keys).
+    """
+    if key.width == 0:  # no key column at all: every row has the same key
+        zero = pl.zeros(key.height, dtype=pl.UInt64, eager=True)
+        return zero.alias(_HASH[0]), zero.alias(_HASH[1])
+    return (key.hash_rows(*_SEEDS[0]).alias(_HASH[0]), key.hash_rows(*_SEEDS[1]).alias(_HASH[1]))
+
+
+def _price_rows(k: _Keyed, rows: pl.DataFrame, k1: pl.Series, k2: pl.Series, exact: bool) -> pl.DataFrame | None:
+    """Price collected rows by key, in memory. Each key's first row is found by the first
+    hash ``k1`` and every row is checked on ``k2`` (None if two keys share ``k1``); with
+    ``exact``, keys are found and joined by both.
 
     Output columns that are the same for every key are written as constants, and a key
     code is taken from the rows themselves when no key's value changed in normalisation,
     so only what really varies is gathered per row.
     """
-    first = rows.select(pl.col(_HASH[0]).arg_unique()).to_series()
-    keys = rows.select(*_HASH, *k.key_cols, *k.carried).select(pl.all().gather(first))
+    hashes = pl.DataFrame([k1, k2])
+    if exact:
+        first = hashes.with_row_index("_i").unique(list(_HASH), keep="first").get_column("_i")
+    else:
+        first = k1.arg_unique()
+    keys = rows.select(*k.key_cols, *k.carried).gather(first).hstack(hashes.gather(first))
     raw = keys.select([pl.col(c).alias(f"_raw_{c}") for c in k.key_cols])
-    priced = pl.concat([k.price_keys(keys).collect(), raw],
-                       how="horizontal_extend")
-    row_of = rows.select(_HASH[0]).join(priced.select(_HASH[0]).with_row_index("_i"), on=_HASH[0],
-                                        how="left", maintain_order="left").to_series(1)
-    if not (priced[_HASH[1]].gather(row_of) == rows[_HASH[1]]).all():
+    priced = pl.concat([k.price_keys(keys).collect(), raw], how="horizontal_extend")
+    on = list(_HASH) if exact else [_HASH[0]]
+    row_of = hashes.select(on).join(priced.select(on).with_row_index("_i"), on=on, how="left",
+                                    maintain_order="left").get_column("_i")
+    if not exact and not (priced[_HASH[1]].gather(row_of) == k2).all():
         return None
     order = [*k.input_cols, "spell_key", *PRICED_COLUMNS]
     columns: dict[str, pl.Expr] = {}

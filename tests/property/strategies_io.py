@@ -54,6 +54,8 @@ def _value(column: str, dtype: pl.DataType) -> st.SearchStrategy[object]:
         return _text
     if dtype == pl.String:
         base = _codes if column in _CODE_COLUMNS else _text
+    elif dtype == pl.Categorical:  # pricing's text outputs: a few code-like values
+        base = _codes
     elif dtype == pl.Date:
         base = _dates
     elif dtype == pl.Boolean:

@@ -72,12 +72,17 @@ def test_colliding_key_hashes_are_caught_and_priced_exactly(
     tables = _tables(spec)
     cfg = CONFIGS[config]
     expected = costing.price(df, tables, cfg)
-    real = pricing._key_hash
+    real, real_rows = pricing._key_hash, pricing._row_hashes
 
-    def colliding(values: list[pl.Expr]) -> list[pl.Expr]:
+    def colliding(values: list[pl.Expr]) -> list[pl.Expr]:  # the lazy path's key hash
         return [pl.lit(0, dtype=pl.UInt64).alias(pricing._HASH[0]), real(values)[1]]
+
+    def colliding_rows(key: pl.DataFrame) -> tuple[pl.Series, pl.Series]:  # in memory
+        k2 = real_rows(key)[1]
+        return pl.zeros(key.height, dtype=pl.UInt64, eager=True).alias(pricing._HASH[0]), k2
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pricing, "_key_hash", colliding)
+        mp.setattr(pricing, "_row_hashes", colliding_rows)
         assert_frame_equal(costing.price(df, tables, cfg), expected)
         assert_frame_equal(costing.price_lazy(df.lazy(), tables, cfg).collect(), expected)
