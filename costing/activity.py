@@ -124,8 +124,8 @@ def canonicalise(frame: pl.DataFrame | pl.LazyFrame, raw: Collection[str] = ()) 
             f"({', '.join(SETTINGS)}), e.g. read it with costing.read_activity(path, setting='apc')"
         )
     lf = lf.drop([c for c in PRICED_COLUMNS if c in names])
-    if ROW not in names:
-        lf = lf.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    if ROW not in names:  # built as Int64 directly (a row index cast would hold both)
+        lf = lf.select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW), pl.all())
     if REASON not in names:
         lf = lf.with_columns(pl.lit(None, dtype=pl.String).alias(REASON))
     present = set(names)

@@ -74,10 +74,10 @@ def coverage(
         keys = ["category", "status", "status_name", "cost_source"]
         out = (
             lf.select(
-                pl.col("cost_category").alias("category"),
+                pl.col("cost_category").cast(pl.String).alias("category"),
                 pl.col("status"),
-                _status_name(names).alias("status_name"),
-                source.alias("cost_source"),
+                _status_name(names).cast(pl.String).alias("status_name"),
+                source.cast(pl.String).alias("cost_source"),
                 pl.col("cost").cast(pl.Float64),
             )
             .group_by(keys)
@@ -101,12 +101,11 @@ def coverage(
             pl.when(pl.col("_b") == 0)
             .then(pl.lit(window_of).gather(pl.col("_wi")))
             .alias("window"),
-            pl.col("cost_category").alias("category"),
+            pl.col("cost_category").cast(pl.String).alias("category"),
             "status",
-            _status_name(names).alias("status_name"),
-            (pl.col("cost_source") if "cost_source" in keep else pl.lit(None, pl.String)).alias(
-                "cost_source"
-            ),
+            _status_name(names).cast(pl.String).alias("status_name"),
+            (pl.col("cost_source") if "cost_source" in keep else pl.lit(None, pl.String))
+            .cast(pl.String).alias("cost_source"),
             pl.col("_part_cost").alias("cost"),
         )
         .group_by(keys)

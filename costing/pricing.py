@@ -1036,10 +1036,9 @@ def price(
     """
     k = _keyed(activity, tables, config, eager=True)
     rows = k.rows.collect()  # the per-row stage once, shared by the keys and the output
-    k1, k2 = _row_hashes(rows.select(k.hashed_columns()))
-    out = _price_rows(k, rows, k1, k2, exact=False)
+    out = _price_rows(k, rows, exact=False)
     if out is None:  # two keys share their first 64 bits: find keys by all 128
-        out = _price_rows(k, rows, k1, k2, exact=True)
+        out = _price_rows(k, rows, exact=True)
     assert out is not None
     return out
 
@@ -1048,42 +1047,58 @@ def price(
 _SEEDS = ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0, 0x082EFA98, 0xEC4E6C89))
 
 
-def _row_hashes(key: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
-    """Two 64-bit hashes of each row of ``key`` (its pricing key), with independent seeds.
+def _row_hash(key: pl.DataFrame, which: int) -> pl.Series:
+    """Hash ``which`` (0 or 1: independent seeds) of each row of ``key``, its pricing key.
 
     ``hash_rows`` hashes every column and combines the hashes row by row in one pass (several
-    times faster than hashing column by column and folding with expressions). Two distinct
-    keys share both hashes only if a column holds two distinct values with the same hash
-    under both seeds, or by chance (about n^2 / 2^128 for n keys).
+    times faster than hashing column by column and folding with expressions); a row's hash
+    depends on its values only, so a slice of the rows hashes as it does in the whole. Two
+    distinct keys share both hashes only if a column holds two distinct values with the
+    same hash under both seeds, or by chance (about n^2 / 2^128 for n keys).
     """
     if key.width == 0:  # no key column at all: every row has the same key
-        zero = pl.zeros(key.height, dtype=pl.UInt64, eager=True)
-        return zero.alias(_HASH[0]), zero.alias(_HASH[1])
-    return (key.hash_rows(*_SEEDS[0]).alias(_HASH[0]), key.hash_rows(*_SEEDS[1]).alias(_HASH[1]))
+        return pl.zeros(key.height, dtype=pl.UInt64, eager=True).alias(_HASH[which])
+    return key.hash_rows(*_SEEDS[which]).alias(_HASH[which])
 
 
-def _price_rows(k: _Keyed, rows: pl.DataFrame, k1: pl.Series, k2: pl.Series, exact: bool) -> pl.DataFrame | None:
+# Rows per slice when every row is checked on its second hash: the hash is computed and
+# compared a slice at a time, so it is never held for all rows.
+_CHECK_ROWS = 1 << 21
+
+
+def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | None:
     """Price collected rows by key, in memory. Each key's first row is found by the first
-    hash ``k1`` and every row is checked on ``k2`` (None if two keys share ``k1``); with
-    ``exact``, keys are found and joined by both.
+    row hash, and every row is checked on the second (None if two keys share the first);
+    with ``exact``, keys are found and joined by both.
 
     Output columns that are the same for every key are written as constants, and a key
     code is taken from the rows themselves when no key's value changed in normalisation,
     so only what really varies is gathered per row.
     """
-    hashes = pl.DataFrame([k1, k2])
+    hashed = rows.select(k.hashed_columns())
+    hashes = pl.DataFrame([_row_hash(hashed, 0), *([_row_hash(hashed, 1)] if exact else [])])
     if exact:
         first = hashes.with_row_index("_i").unique(list(_HASH), keep="first").get_column("_i")
     else:
-        first = k1.arg_unique()
-    keys = rows.select(*k.key_cols, *k.carried).gather(first).hstack(hashes.gather(first))
+        first = hashes.get_column(_HASH[0]).arg_unique()
+    # each key's first row, by a mask (a filter of chunked columns is several times faster
+    # than a gather from them)
+    is_first = pl.repeat(False, rows.height, eager=True).scatter(first, True)
+    keys = rows.select(*k.key_cols, *k.carried).hstack(hashes).filter(is_first)
+    if not exact:
+        keys = keys.with_columns(_row_hash(hashed.filter(is_first), 1))
     raw = keys.select([pl.col(c).alias(f"_raw_{c}") for c in k.key_cols])
     priced = pl.concat([k.price_keys(keys).collect(), raw], how="horizontal_extend")
     on = list(_HASH) if exact else [_HASH[0]]
-    row_of = hashes.select(on).join(priced.select(on).with_row_index("_i"), on=on, how="left",
-                                    maintain_order="left").get_column("_i")
-    if not exact and not (priced[_HASH[1]].gather(row_of) == k2).all():
-        return None
+    row_of = hashes.join(priced.select(on).with_row_index("_i"), on=on, how="left",
+                         maintain_order="left").get_column("_i")
+    del hashes  # 8 or 16 bytes a row, not needed for the output
+    if not exact:  # every row's second hash against its key's
+        key_k2 = priced.get_column(_HASH[1])
+        for start in range(0, rows.height, _CHECK_ROWS):
+            own = _row_hash(hashed.slice(start, _CHECK_ROWS), 1)
+            if not (key_k2.gather(row_of.slice(start, _CHECK_ROWS)) == own).all():
+                return None
     order = [*k.input_cols, "spell_key", *PRICED_COLUMNS]
     columns: dict[str, pl.Expr] = {}
     gathered: list[pl.Series] = []
@@ -1101,6 +1116,8 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, k1: pl.Series, k2: pl.Series, exa
             columns[c] = pl.lit(values[0], dtype=values.dtype).alias(c)
         else:
             gathered.append(values)
-    # one gather of every varying column (polars spreads the columns over its threads)
-    by_row = pl.DataFrame(gathered).select(pl.all().gather(row_of)) if gathered else pl.DataFrame()
+    del priced, keys, raw  # the keys' frames (tens of MB) are not held through the gather
+    # one gather of every varying column (a frame's row gather: polars spreads the columns
+    # over its threads; about twice as fast as a select of per-column gathers)
+    by_row = pl.DataFrame(gathered)[row_of] if gathered else pl.DataFrame()
     return rows.select(from_rows).hstack(by_row).select([columns.get(c, pl.col(c)) for c in order])

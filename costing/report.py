@@ -41,9 +41,11 @@ def summary_line(priced: pl.DataFrame, seconds: float | None = None, records_in:
 
 def totals(priced: pl.DataFrame) -> pl.DataFrame:
     """Records and £ by cost category, status and source (the report's summary sheet)."""
+    text = [pl.col(c).cast(pl.String) for c in ("cost_category", "status_name", "cost_source")]
     return (
-        priced.group_by("cost_category", "status", "status_name", "cost_source")
+        priced.group_by(*text, "status")
         .agg(pl.len().alias("records"), pl.col("cost").sum().alias("cost_gbp"))
+        .select("cost_category", "status", "status_name", "cost_source", "records", "cost_gbp")
         .sort("cost_category", "status")
     )
 

@@ -11,6 +11,8 @@ from typing import Final
 
 import polars as pl
 
+from costing.status import CostSource, Status
+
 __all__ = [
     "TABLE_KINDS",
     "TABLE_SCHEMAS",
@@ -203,21 +205,22 @@ POD_CODES: Final = (
     "DC", "EL", "NEL", "RP", "OP_FIRST", "OP_FOLLOWUP", "OP_PROC", "AE_T12", "AE_T3", "AE_T4",
 )
 
-# The text columns pricing adds are Categorical: each holds a few values (a POD code, a
-# category, an edition...), and a Categorical row is 4 bytes where a String row is 16, so
-# 10M priced records take about 0.6 GB less (README, Decisions). They compare, filter and
-# sort like strings and are written to CSV and Excel as text.
+# The text columns pricing adds hold a few values each, so they are not String (16 bytes a
+# row): those with a declared vocabulary are Enums over it (1 byte a row), the table
+# editions Categorical (4 bytes). 10M priced records take about 0.7 GB less (README,
+# Decisions). They compare and filter like strings and are written to CSV and Excel as text;
+# an Enum sorts in its declared order and rejects a value outside it in ``is_in``.
 PRICED_COLUMNS: Final[dict[str, pl.DataType]] = {
     "n_episodes": pl.Int32(),
-    "pod": pl.Categorical(),  # one of POD_CODES
-    "cost_category": pl.Categorical(),  # one of COST_CATEGORIES
+    "pod": pl.Enum(POD_CODES),
+    "cost_category": pl.Enum(COST_CATEGORIES),
     "cost": pl.Float64(),  # null when not priced; 0.0 when excluded
-    "cost_source": pl.Categorical(),  # CostSource value or null
+    "cost_source": pl.Enum([s.value for s in CostSource]),  # null when not priced
     "status": pl.Int16(),
-    "status_name": pl.Categorical(),
+    "status_name": pl.Enum([s.label for s in Status]),
     "tariff_edition": pl.Categorical(),
     "reference_cost_edition": pl.Categorical(),
-    "hrg_version_used": pl.Categorical(),
+    "hrg_version_used": pl.Enum(HRG_VERSIONS),
     "base_price": pl.Float64(),
     "los_days": pl.Int32(),
     "excess_bed_days": pl.Int32(),

@@ -54,8 +54,10 @@ def _value(column: str, dtype: pl.DataType) -> st.SearchStrategy[object]:
         return _text
     if dtype == pl.String:
         base = _codes if column in _CODE_COLUMNS else _text
-    elif dtype == pl.Categorical:  # pricing's text outputs: a few code-like values
+    elif dtype == pl.Categorical:  # table editions: a few code-like values
         base = _codes
+    elif isinstance(dtype, pl.Enum):  # pricing's text outputs with a declared vocabulary
+        base = st.sampled_from(dtype.categories.to_list())
     elif dtype == pl.Date:
         base = _dates
     elif dtype == pl.Boolean:

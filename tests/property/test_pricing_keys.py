@@ -72,17 +72,42 @@ def test_colliding_key_hashes_are_caught_and_priced_exactly(
     tables = _tables(spec)
     cfg = CONFIGS[config]
     expected = costing.price(df, tables, cfg)
-    real, real_rows = pricing._key_hash, pricing._row_hashes
+    real, real_row = pricing._key_hash, pricing._row_hash
 
     def colliding(values: list[pl.Expr]) -> list[pl.Expr]:  # the lazy path's key hash
         return [pl.lit(0, dtype=pl.UInt64).alias(pricing._HASH[0]), real(values)[1]]
 
-    def colliding_rows(key: pl.DataFrame) -> tuple[pl.Series, pl.Series]:  # in memory
-        k2 = real_rows(key)[1]
-        return pl.zeros(key.height, dtype=pl.UInt64, eager=True).alias(pricing._HASH[0]), k2
+    def colliding_row(key: pl.DataFrame, which: int) -> pl.Series:  # in memory
+        if which == 0:
+            return pl.zeros(key.height, dtype=pl.UInt64, eager=True).alias(pricing._HASH[0])
+        return real_row(key, which)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pricing, "_key_hash", colliding)
-        mp.setattr(pricing, "_row_hashes", colliding_rows)
+        mp.setattr(pricing, "_row_hash", colliding_row)
         assert_frame_equal(costing.price(df, tables, cfg), expected)
         assert_frame_equal(costing.price_lazy(df.lazy(), tables, cfg).collect(), expected)
+
+
+@settings(max_examples=10)
+@given(table_specs(), activity_frames(max_size=20))
+@pytest.mark.parametrize("config", ["fixed_episode", "dated", "mff"])
+def test_rows_hash_alike_sliced_and_whole_so_the_fast_path_is_taken(
+        config: str, spec: TableSpec, df: pl.DataFrame) -> None:
+    # the in-memory check hashes rows a slice at a time and the keys from their first rows:
+    # were a row's hash to depend on its neighbours, every run would fall back to the
+    # slower exact path (still right, so only this test would notice)
+    tables, cfg = _tables(spec), CONFIGS[config]
+    calls: list[bool] = []
+    real = pricing._price_rows
+
+    def recording(k: pricing._Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | None:
+        out = real(k, rows, exact)
+        calls.append(out is not None)
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pricing, "_price_rows", recording)
+        mp.setattr(pricing, "_CHECK_ROWS", 3)  # several slices even for a few rows
+        costing.price(df, tables, cfg)
+    assert calls == [True]
