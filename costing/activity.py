@@ -28,6 +28,7 @@ from costing.schema import (
 __all__ = [
     "canonicalise",
     "canonical_frame",
+    "chunked_like",
     "normalise_codes",
     "row_checks",
     "checks",
@@ -371,7 +372,8 @@ def _spell_hrg(rule: str) -> pl.Expr:
 
 def _spell_roles(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
     """Each APC episode's spell (``lf`` has the row id ``RID``): spell_key, n_episodes,
-    the spell's discharge date and HRG, and whether it is the spell's first episode.
+    the spell's discharge date and HRG, the episode's own (``_own_discharge``,
+    ``_own_hrg``), and whether it is the spell's first episode.
 
     Only the few columns that spells change are grouped, and only for APC rows.
     """
@@ -394,10 +396,11 @@ def _spell_roles(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
         )
         .with_columns(_spell_hrg(config.spell_hrg).alias("_hrg"))
     )
-    return episodes.select(RID, "spell_key").join(
+    return episodes.select(RID, "spell_key", pl.col("discharge_date").alias("_own_discharge"),
+                           pl.col("hrg_code").alias("_own_hrg")).join(
         spells.select("spell_key", "_head", "n_episodes", "_discharge", "_hrg"), on="spell_key",
         how="inner",
-    ).select(RID, "spell_key", "n_episodes", "_discharge", "_hrg",
+    ).select(RID, "spell_key", "n_episodes", "_discharge", "_hrg", "_own_discharge", "_own_hrg",
              (pl.col(RID) == pl.col("_head")).alias("_is_head"))
 
 
@@ -432,26 +435,78 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
     )
 
 
+# Up to this many merged episodes are dropped from a frame in memory by joining zero-copy
+# slices of the rows around them (the result has one chunk more per dropped row); more
+# are dropped by a filter, which copies every column.
+_DROP_BY_SLICES = 4096
+
+
+def _drop_rows(df: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
+    """``df`` without the rows at the (sorted, distinct) positions ``rows``. Columns that
+    are null throughout stay constants (slicing would write them out)."""
+    if rows.len() == 0:
+        return df
+    if rows.len() > _DROP_BY_SLICES:
+        return df.filter(pl.repeat(True, df.height, eager=True).scatter(rows, False))
+    # Series by Series, no frame operation: one on a frame whose chunks differ between
+    # columns would first copy it into one chunk
+    series = {c: df.get_column(c) for c in df.columns}
+    nulls = [c for c, s in series.items() if s.null_count() == df.height]
+    kept = pl.DataFrame([s for c, s in series.items() if c not in nulls])
+    starts = [0, *(rows + 1).to_list()]
+    ends = [*rows.to_list(), df.height]
+    out = pl.concat([kept.slice(a, b - a) for a, b in zip(starts, ends, strict=True) if b > a],
+                    rechunk=False)
+    return out.with_columns([pl.lit(None, dtype=df.schema[c]).alias(c) for c in nulls]).select(df.columns)
+
+
 def build_spells_eager(df: pl.DataFrame, config: CostingConfig) -> pl.DataFrame:
-    """:func:`build_spells` for a frame in memory: the spells' values are written into
-    their first episodes' rows, and rows are dropped only if some spell has several
-    episodes (then by one filter), so the frame is not copied when nothing merges."""
+    """:func:`build_spells` for a frame in memory.
+
+    A spell's values are written into its first episode's row only where they differ from
+    that episode's own (a spell of several episodes, or a declared spell HRG), and the
+    other episodes of a spell are dropped (:func:`_drop_rows`): the input's columns are not
+    copied when few episodes merge.
+    """
     n = df.height
     roles = _spell_roles(df.lazy().with_row_index(RID), config).collect()
     heads = roles.filter(pl.col("_is_head"))
-    at = heads.get_column(RID)
-    out = df.with_columns(
-        df.get_column("discharge_date").clone().scatter(at, heads.get_column("_discharge")),
-        df.get_column("hrg_code").clone().scatter(at, heads.get_column("_hrg")),
+    changed = heads.filter(~pl.col("_discharge").eq_missing(pl.col("_own_discharge"))
+                           | ~pl.col("_hrg").eq_missing(pl.col("_own_hrg")))
+    multi = heads.filter(pl.col("n_episodes") > 1)
+    updates = [
         pl.repeat(1, n, dtype=pl.Int32, eager=True).alias("n_episodes")
-        .scatter(at, heads.get_column("n_episodes")),
+        .scatter(multi.get_column(RID), multi.get_column("n_episodes"))
+        if multi.height else pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
         pl.repeat(None, n, dtype=pl.String, eager=True).alias("spell_key")
-        .scatter(at, heads.get_column("spell_key")),
-    )
-    merged = roles.filter(~pl.col("_is_head")).get_column(RID)
-    if merged.len():
-        out = out.filter(pl.repeat(True, n, eager=True).scatter(merged, False))
+        .scatter(heads.get_column(RID), heads.get_column("spell_key")),
+    ]
+    if changed.height:
+        at = changed.get_column(RID)
+        updates += [df.get_column("discharge_date").clone().scatter(at, changed.get_column("_discharge")),
+                    df.get_column("hrg_code").clone().scatter(at, changed.get_column("_hrg"))]
+    if ROW in df.columns:  # built in one piece by canonicalise
+        updates.append(df.get_column(ROW))
+    merged = roles.filter(~pl.col("_is_head")).get_column(RID).sort()
+    out = _drop_rows(df.with_columns(chunked_like(df, updates)), merged)
+    if not multi.height:  # a constant, set after the drop (slicing would write it out)
+        out = out.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"))
     return out
+
+
+def chunked_like(df: pl.DataFrame, columns: Sequence[pl.Series | pl.Expr]) -> list[pl.Series | pl.Expr]:
+    """New one-piece ``columns`` cut (zero-copy) at the chunk boundaries of ``df``'s most
+    chunked column (a Parquet read comes in row groups). Columns of a frame chunked alike
+    stay apart; were one column's chunks to differ, polars would copy the whole frame into
+    one chunk at its next step (2 GB and a second for 10M records)."""
+    counts = dict(zip(df.columns, df.n_chunks("all"), strict=True))
+    most = max(counts, key=counts.__getitem__, default=None)
+    if most is None or counts[most] == 1:
+        return list(columns)
+    lengths = [c.len() for c in df.get_column(most).get_chunks()]
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    return [pl.concat([c.slice(a, n) for a, n in zip(starts, lengths, strict=True)], rechunk=False)
+            if isinstance(c, pl.Series) and c.n_chunks() == 1 else c for c in columns]
 
 
 # --------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from costing.activity import (
     build_spells_eager,
     canonical_frame,
     canonicalise,
+    chunked_like,
     category_expr,
     normalise_codes,
     row_checks,
@@ -1084,7 +1085,7 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
     # each key's first row, by a mask (a filter of chunked columns is several times faster
     # than a gather from them)
     is_first = pl.repeat(False, rows.height, eager=True).scatter(first, True)
-    keys = rows.select(*k.key_cols, *k.carried).hstack(hashes).filter(is_first)
+    keys = rows.select(*k.key_cols, *k.carried).hstack(chunked_like(rows, hashes.get_columns())).filter(is_first)
     if not exact:
         keys = keys.with_columns(_row_hash(hashed.filter(is_first), 1))
     raw = keys.select([pl.col(c).alias(f"_raw_{c}") for c in k.key_cols])
@@ -1119,5 +1120,5 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
     del priced, keys, raw  # the keys' frames (tens of MB) are not held through the gather
     # one gather of every varying column (a frame's row gather: polars spreads the columns
     # over its threads; about twice as fast as a select of per-column gathers)
-    by_row = pl.DataFrame(gathered)[row_of] if gathered else pl.DataFrame()
+    by_row = chunked_like(rows, pl.DataFrame(gathered)[row_of].get_columns()) if gathered else []
     return rows.select(from_rows).hstack(by_row).select([columns.get(c, pl.col(c)) for c in order])

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from polars.testing import assert_frame_equal
 
 import costing
-from costing import pricing
+from costing import activity, pricing
 from tests.property.strategies import TableSpec, activity_frames, table_specs
 from tests.property.test_pricing_properties import CONFIGS, _tables
 
@@ -111,3 +111,26 @@ def test_rows_hash_alike_sliced_and_whole_so_the_fast_path_is_taken(
         mp.setattr(pricing, "_CHECK_ROWS", 3)  # several slices even for a few rows
         costing.price(df, tables, cfg)
     assert calls == [True]
+
+
+def _in_pieces(df: pl.DataFrame, size: int) -> pl.DataFrame:
+    """The same rows held in several chunks (as a Parquet read holds them)."""
+    if df.height <= size:
+        return df
+    return pl.concat([df.slice(i, size) for i in range(0, df.height, size)], rechunk=False)
+
+
+@settings(max_examples=10)
+@given(table_specs(), activity_frames(max_size=20))
+@pytest.mark.parametrize("drop_by_slices", [True, False])
+@pytest.mark.parametrize("config", ["fixed_spell", "fixed_episode"])
+def test_a_frame_in_chunks_prices_like_it_in_one_piece(
+        config: str, drop_by_slices: bool, spec: TableSpec, df: pl.DataFrame) -> None:
+    # episodes merged into spells are dropped by zero-copy slices (few) or a filter (many),
+    # and new columns are cut like the input's chunks: neither may change a value or an order
+    tables, cfg = _tables(spec), CONFIGS[config]
+    expected = costing.price_lazy(df.lazy(), tables, cfg).collect()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(activity, "_DROP_BY_SLICES", 1 << 30 if drop_by_slices else 0)
+        for size in (1, 3, 7):
+            assert_frame_equal(costing.price(_in_pieces(df, size), tables, cfg), expected)
