@@ -125,8 +125,8 @@ def canonicalise(frame: pl.DataFrame | pl.LazyFrame, raw: Collection[str] = ()) 
             f"({', '.join(SETTINGS)}), e.g. read it with costing.read_activity(path, setting='apc')"
         )
     lf = lf.drop([c for c in PRICED_COLUMNS if c in names])
-    if ROW not in names:  # built as Int64 directly (a row index cast would hold both)
-        lf = lf.select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW), pl.all())
+    if ROW not in names:
+        lf = lf.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     if REASON not in names:
         lf = lf.with_columns(pl.lit(None, dtype=pl.String).alias(REASON))
     present = set(names)
@@ -182,6 +182,9 @@ def canonical_frame(frame: pl.DataFrame, raw: Collection[str] = ()) -> pl.DataFr
         normal = frame.select([_normal_already(c).alias(c) for c in strings]).row(0, named=True)
     else:
         normal = dict.fromkeys(strings, True)
+    if ROW not in frame.columns:  # built as Int64 directly (a row index cast would hold both)
+        frame = pl.DataFrame([pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True).alias(ROW),
+                              *frame.get_columns()])
     return canonicalise(frame, raw=[*raw, *(c for c in strings if normal[c])]).collect()
 
 
