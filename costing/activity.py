@@ -505,12 +505,12 @@ def build_spells_eager(df: pl.DataFrame, config: CostingConfig) -> pl.DataFrame:
                            | ~pl.col("_hrg").eq_missing(pl.col("_own_hrg")))
     multi = heads.filter(pl.col("n_episodes") > 1)
     updates = [
-        pl.repeat(1, n, dtype=pl.Int32, eager=True).alias("n_episodes")
-        .scatter(multi.get_column(RID), multi.get_column("n_episodes"))
-        if multi.height else pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
         pl.repeat(None, n, dtype=pl.String, eager=True).alias("spell_key")
         .scatter(heads.get_column(RID), heads.get_column("spell_key")),
     ]
+    if multi.height:
+        updates.append(pl.repeat(1, n, dtype=pl.Int32, eager=True).alias("n_episodes")
+                       .scatter(multi.get_column(RID), multi.get_column("n_episodes")))
     if changed.height:
         at = changed.get_column(RID)
         updates += [df.get_column("discharge_date").clone().scatter(at, changed.get_column("_discharge")),
@@ -521,10 +521,10 @@ def build_spells_eager(df: pl.DataFrame, config: CostingConfig) -> pl.DataFrame:
     out = _drop_rows(df.with_columns(chunked_like(df, updates)), merged)
     if not multi.height:  # a constant, set after the drop (slicing would write it out)
         out = out.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"))
-    return out
+    return out.select(*df.columns, "n_episodes", "spell_key")
 
 
-def chunked_like(df: pl.DataFrame, columns: Sequence[pl.Series | pl.Expr]) -> list[pl.Series | pl.Expr]:
+def chunked_like(df: pl.DataFrame, columns: Sequence[pl.Series]) -> list[pl.Series]:
     """New one-piece ``columns`` cut (zero-copy) at the chunk boundaries of ``df``'s most
     chunked column (a Parquet read comes in row groups). Columns of a frame chunked alike
     stay apart; were one column's chunks to differ, polars would copy the whole frame into
@@ -536,7 +536,7 @@ def chunked_like(df: pl.DataFrame, columns: Sequence[pl.Series | pl.Expr]) -> li
     lengths = [c.len() for c in df.get_column(most).get_chunks()]
     starts = [sum(lengths[:i]) for i in range(len(lengths))]
     return [pl.concat([c.slice(a, n) for a, n in zip(starts, lengths, strict=True)], rechunk=False)
-            if isinstance(c, pl.Series) and c.n_chunks() == 1 else c for c in columns]
+            if c.n_chunks() == 1 else c for c in columns]
 
 
 # --------------------------------------------------------------------------------------
