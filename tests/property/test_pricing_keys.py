@@ -120,7 +120,7 @@ def _in_pieces(df: pl.DataFrame, size: int) -> pl.DataFrame:
     return pl.concat([df.slice(i, size) for i in range(0, df.height, size)], rechunk=False)
 
 
-@settings(max_examples=10)
+@settings(max_examples=5)
 @given(table_specs(), activity_frames(max_size=20))
 @pytest.mark.parametrize("drop_by_slices", [True, False])
 @pytest.mark.parametrize("config", ["fixed_spell", "fixed_episode"])
