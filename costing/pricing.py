@@ -655,7 +655,10 @@ _KEY_CODES: tuple[str, ...] = (
 )
 # Row-level quantities the key carries (cheap integer arithmetic on every row).
 _SSE_AGE = "_sse_age_ok"
-_ROW_MASK = "_row_mask"  # the failed row checks' bits, built per key from the Booleans below
+_ROW_MASK = "_row_mask"  # the failed row checks' bits, built per key from their Booleans
+_HASH = ("_k1", "_k2")
+# Columns normalised per row although they are key codes: spells and row checks read them.
+_ROW_NORMALISED = ("setting", "provider_code")
 
 
 def _check_column(position: int) -> str:
@@ -664,10 +667,8 @@ def _check_column(position: int) -> str:
 
 
 def _row_check_columns(cfg: CostingConfig, key_columns: Collection[str]) -> list[str]:
+    """The per-row Booleans of the checks that read ids and dates (:func:`row_checks`)."""
     return [_check_column(i) for i, _ in row_checks(cfg, key_columns)]
-_HASH = ("_k1", "_k2")
-# Columns normalised per row although they are key codes: spells and row checks read them.
-_ROW_NORMALISED = ("setting", "provider_code")
 
 
 def _key_columns(cfg: CostingConfig) -> tuple[str, ...]:
@@ -829,7 +830,7 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
            config: CostingConfig | None, eager: bool = False) -> _Keyed:
     """The per-row stage. With ``eager``, the canonical frame and its spells are built in
     memory (:func:`canonical_frame`, :func:`build_spells_eager`) and the key hash is left
-    to :func:`_row_hashes`; lazily, the key hash is an expression (:func:`_key_hash`)."""
+    to :func:`_row_hash`; lazily, the key hash is an expression (:func:`_key_hash`)."""
     cfg = config or CostingConfig()
     ts = _resolve_tables(tables)
     chain = cfg.resolved_chain()
