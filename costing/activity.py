@@ -471,22 +471,21 @@ _DROP_BY_SLICES = 4096
 
 
 def _drop_rows(df: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
-    """``df`` without the rows at the (sorted, distinct) positions ``rows``. Columns that
-    are null throughout stay constants (slicing would write them out)."""
-    if rows.len() == 0:
-        return df
+    """``df`` without the rows at the (sorted, distinct) positions ``rows`` (none: the same
+    rows). Columns that are null throughout stay constants (slicing would write them out)."""
     if rows.len() > _DROP_BY_SLICES:
         return df.filter(pl.repeat(True, df.height, eager=True).scatter(rows, False))
     # Series by Series, no frame operation: one on a frame whose chunks differ between
-    # columns would first copy it into one chunk
+    # columns (the constants among them) would first copy it into one chunk
     series = {c: df.get_column(c) for c in df.columns}
     nulls = [c for c, s in series.items() if s.null_count() == df.height]
     kept = pl.DataFrame([s for c, s in series.items() if c not in nulls])
-    starts = [0, *(rows + 1).to_list()]
-    ends = [*rows.to_list(), df.height]
-    out = pl.concat([kept.slice(a, b - a) for a, b in zip(starts, ends, strict=True) if b > a],
-                    rechunk=False)
-    return out.with_columns([pl.lit(None, dtype=df.schema[c]).alias(c) for c in nulls]).select(df.columns)
+    if rows.len():
+        starts = [0, *(rows + 1).to_list()]
+        ends = [*rows.to_list(), df.height]
+        kept = pl.concat([kept.slice(a, b - a) for a, b in zip(starts, ends, strict=True) if b > a],
+                         rechunk=False)
+    return kept.with_columns([pl.lit(None, dtype=df.schema[c]).alias(c) for c in nulls]).select(df.columns)
 
 
 def build_spells_eager(df: pl.DataFrame, config: CostingConfig) -> pl.DataFrame:
