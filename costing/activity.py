@@ -478,7 +478,8 @@ def _drop_rows(df: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
     # Series by Series, no frame operation: one on a frame whose chunks differ between
     # columns (the constants among them) would first copy it into one chunk
     series = {c: df.get_column(c) for c in df.columns}
-    nulls = [c for c, s in series.items() if s.null_count() == df.height]
+    # (the first column is always kept: a frame of constants alone would have one row)
+    nulls = [c for c, s in list(series.items())[1:] if s.null_count() == df.height]
     kept = pl.DataFrame([s for c, s in series.items() if c not in nulls])
     if rows.len():
         starts = [0, *(rows + 1).to_list()]

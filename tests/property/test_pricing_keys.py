@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 import costing
 from costing import activity, pricing
-from tests.property.strategies import TableSpec, activity_frames, table_specs
+from tests.property.strategies import TableSpec, activity_frames, table_specs, to_frame
 from tests.property.test_pricing_properties import CONFIGS, _tables
 
 EPISODE_CONFIGS = ["fixed_episode", "dated", "mff"]
@@ -134,3 +134,15 @@ def test_a_frame_in_chunks_prices_like_it_in_one_piece(
         mp.setattr(activity, "_DROP_BY_SLICES", 1 << 30 if drop_by_slices else 0)
         for size in (1, 3, 7):
             assert_frame_equal(costing.price(_in_pieces(df, size), tables, cfg), expected)
+
+
+@settings(max_examples=2)
+@given(table_specs())
+@pytest.mark.parametrize("config", ["fixed_spell", "fixed_episode", "provider"])
+def test_no_records_price_to_no_rows(config: str, spec: TableSpec) -> None:
+    # an empty frame: every column is "null throughout", which must not make spells
+    # rebuild it as a frame of constants alone (one row)
+    empty = to_frame([])
+    out = costing.price(empty, _tables(spec), CONFIGS[config])
+    assert out.height == 0
+    assert_frame_equal(out, costing.price_lazy(empty.lazy(), _tables(spec), CONFIGS[config]).collect())
