@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import polars as pl
 
@@ -534,7 +535,7 @@ def chunked_like(df: pl.DataFrame, columns: Sequence[pl.Series]) -> list[pl.Seri
     if most is None or counts[most] == 1:
         return list(columns)
     lengths = [c.len() for c in df.get_column(most).get_chunks()]
-    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    starts = list(accumulate(lengths[:-1], initial=0))
     return [pl.concat([c.slice(a, n) for a, n in zip(starts, lengths, strict=True)], rechunk=False)
             if c.n_chunks() == 1 else c for c in columns]
 
