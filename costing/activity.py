@@ -32,6 +32,7 @@ __all__ = [
     "chunked_like",
     "normalise_codes",
     "row_checks",
+    "row_check_column",
     "checks",
     "with_invalid_reason",
     "validation_failures",
@@ -264,10 +265,10 @@ def checks(config: CostingConfig) -> list[Check]:
 _REASON_CHUNK_BITS = 8  # failed checks are looked up as text 8 bits (256 texts) at a time
 
 
-def _failed_checks_mask(found: list[Check], which: Callable[[Check], bool]) -> pl.Expr:
-    """One integer per row: bit i set when check i fails, for the checks ``which`` selects
+def _failed_checks_mask(found: list[Check], fails: Callable[[int, Check], pl.Expr]) -> pl.Expr:
+    """One integer per row: bit i set when check i fails, ``fails(i, check)`` saying so
     (cheap boolean arithmetic; bit positions are the checks' positions in ``found``)."""
-    bits = [c.fails.fill_null(False).cast(pl.Int64) * (1 << i) for i, c in enumerate(found) if which(c)]
+    bits = [fails(i, c).cast(pl.Int64) * (1 << i) for i, c in enumerate(found)]
     return pl.sum_horizontal(bits) if bits else pl.lit(0, dtype=pl.Int64)
 
 
@@ -294,10 +295,16 @@ def _is_row_check(check: Check, key_columns: Collection[str]) -> bool:
     return not set(check.fails.meta.root_names()) <= set(key_columns)
 
 
+def row_check_column(position: int) -> str:
+    """The per-row Boolean column of the row check at ``position`` in :func:`checks`."""
+    return f"_check_{position}"
+
+
 def row_checks(config: CostingConfig, key_columns: Collection[str]) -> list[tuple[int, Check]]:
     """The checks that read columns outside ``key_columns`` (ids, dates), with their
-    positions in :func:`checks`: evaluated per row, one Boolean each. Such a check may read
-    a key column only if it is normalised per row (``setting``)."""
+    positions in :func:`checks`: evaluated per row, one Boolean each (named by
+    :func:`row_check_column`). Such a check may read a key column only if it is normalised
+    per row (``setting``)."""
     found = checks(config)
     out = []
     for i, c in enumerate(found):
@@ -309,18 +316,22 @@ def row_checks(config: CostingConfig, key_columns: Collection[str]) -> list[tupl
     return out
 
 
-def with_invalid_reason(lf: pl.LazyFrame, config: CostingConfig, row_mask: str,
+def with_invalid_reason(lf: pl.LazyFrame, config: CostingConfig,
                         key_columns: Collection[str]) -> pl.LazyFrame:
     """Append every failing check's "column: reason" to ``invalid_reason`` ("; "-joined),
     on a frame of one row per distinct pricing key.
 
-    The checks reading only ``key_columns`` are evaluated here; the others' bits come from
-    the ``row_mask`` column (the bits of :func:`row_checks`, evaluated per record). The failed checks are one
-    integer per key; the text is only assembled where a check failed or the input already
-    carried a reason.
+    The checks reading only ``key_columns`` are evaluated here; the others' results are the
+    per-record Booleans the key carries (:func:`row_checks`, :func:`row_check_column`). The
+    failed checks are one integer per key; the text is only assembled where a check failed
+    or the input already carried a reason.
     """
     found = checks(config)
-    mask = pl.col(row_mask) + _failed_checks_mask(found, lambda c: not _is_row_check(c, key_columns))
+
+    def fails(i: int, c: Check) -> pl.Expr:
+        return pl.col(row_check_column(i)) if _is_row_check(c, key_columns) else c.fails.fill_null(False)
+
+    mask = _failed_checks_mask(found, fails)
     lf = lf.with_columns(mask.alias("_failed"))
     failed = pl.col("_failed")
     joined = pl.concat_str([pl.col(REASON), *_mask_text(failed, found)], separator="; ",

@@ -39,6 +39,7 @@ from costing.activity import (
     chunked_like,
     category_expr,
     normalise_codes,
+    row_check_column,
     row_checks,
     is_emergency,
     one_of,
@@ -655,20 +656,14 @@ _KEY_CODES: tuple[str, ...] = (
 )
 # Row-level quantities the key carries (cheap integer arithmetic on every row).
 _SSE_AGE = "_sse_age_ok"
-_ROW_MASK = "_row_mask"  # the failed row checks' bits, built per key from their Booleans
 _HASH = ("_k1", "_k2")
 # Columns normalised per row although they are key codes: spells and row checks read them.
 _ROW_NORMALISED = ("setting", "provider_code")
 
 
-def _check_column(position: int) -> str:
-    """The per-row Boolean of the row check at ``position`` in ``checks()``."""
-    return f"_check_{position}"
-
-
 def _row_check_columns(cfg: CostingConfig, key_columns: Collection[str]) -> list[str]:
     """The per-row Booleans of the checks that read ids and dates (:func:`row_checks`)."""
-    return [_check_column(i) for i, _ in row_checks(cfg, key_columns)]
+    return [row_check_column(i) for i, _ in row_checks(cfg, key_columns)]
 
 
 def _key_columns(cfg: CostingConfig) -> tuple[str, ...]:
@@ -772,7 +767,7 @@ def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Seque
     out = [
         pl.when(s == "apc").then(los).alias("los_days"),
         (pl.col("age") >= cfg.sse_min_age).alias(_SSE_AGE),
-        *[c.fails.fill_null(False).alias(_check_column(i)) for i, c in row_checks(cfg, key_columns)],
+        *[c.fails.fill_null(False).alias(row_check_column(i)) for i, c in row_checks(cfg, key_columns)],
     ]
     out += [ed.index_expr(price_date).alias(_edition_index(kind)) for kind, ed in eds.items()]
     return out
@@ -798,20 +793,16 @@ class _Keyed:
         fixed = {_edition_index(kind) for kind, ed in self.eds.items() if ed.fixed is not None}
         return [*(c for c in self.key_cols if c in self.present), *(c for c in self.carried if c not in fixed)]
 
-    def key_columns(self, rows: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    def key_columns(self) -> pl.LazyFrame:
         """Each row's key hash, key codes and per-row quantities."""
-        return (self.rows if rows is None else rows).select(*_HASH, *self.key_cols, *self.carried)
-
-    def keys(self, rows: pl.LazyFrame | None = None) -> pl.LazyFrame:
-        """One row per distinct pricing key of ``rows`` (default :attr:`rows`)."""
-        return self.key_columns(rows).unique(subset=list(_HASH), keep="any")
+        return self.rows.select(*_HASH, *self.key_cols, *self.carried)
 
     def price_keys(self, keys: pl.DataFrame) -> pl.LazyFrame:
         """The priced keys (see :func:`_price_keys`)."""
         return _price_keys(keys.lazy(), self.ts, self.cfg, self.chain, self.eds, self.key_cols)
 
     def join(self, rows: pl.LazyFrame, keys: pl.DataFrame) -> pl.LazyFrame:
-        """Price ``keys`` (from :meth:`keys`) and join the prices back to ``rows``."""
+        """Price ``keys`` (from :func:`_streamed_keys`) and join the prices back to ``rows``."""
         priced = self.price_keys(keys)
         # The first 64 bits alone identify a key whenever they are unique among this run's
         # keys (all but certainly: a single join column is several times faster); else
@@ -913,9 +904,7 @@ def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple
     """Price one row per distinct pricing key: the normalised key codes, invalid_reason
     and every priced column but n_episodes (los_days is carried through)."""
     lf = normalise_codes(lf, key_cols)
-    bits = [pl.col(_check_column(i)).cast(pl.Int64) * (1 << i) for i, _ in row_checks(cfg, key_cols)]
-    lf = lf.with_columns((pl.sum_horizontal(bits) if bits else pl.lit(0, dtype=pl.Int64)).alias(_ROW_MASK))
-    lf = with_invalid_reason(lf, cfg, row_mask=_ROW_MASK, key_columns=key_cols)
+    lf = with_invalid_reason(lf, cfg, key_columns=key_cols)
     s = pl.col("setting")
     lf = lf.with_columns(
         pl.coalesce(pl.col("hrg_version"), pl.lit(cfg.default_hrg_version)).alias("_hrg_version"),
