@@ -737,14 +737,15 @@ def _edition_index(kind: str) -> str:
 
 
 def _row_key(cfg: CostingConfig, eds: dict[str, _Editions], present: Collection[str],
-             key_cols: Sequence[str]) -> list[pl.Expr]:
+             key_cols: Sequence[str], constant: Collection[str] = ()) -> list[pl.Expr]:
     """What a row's pricing key is hashed from: its key codes (a column absent from the
-    input is null on every row and adds nothing) and its per-row quantities, packed."""
+    input is null on every row and adds nothing) and its per-row quantities, packed (those
+    in ``constant``, the same on every row, add nothing either)."""
     parts: list[tuple[pl.Expr, int]] = [
         ((pl.col("los_days").cast(pl.Int64) + (1 << 31)).fill_null(1 << 32), (1 << 32) + 1),
-        (pl.col(_SSE_AGE).cast(pl.Int64).fill_null(2), 3),
-        *[(pl.col(c).cast(pl.Int64), 2) for c in _row_check_columns(cfg, key_cols)],
     ]
+    parts += [(pl.col(_SSE_AGE).cast(pl.Int64).fill_null(2), 3)] if _SSE_AGE not in constant else []
+    parts += [(pl.col(c).cast(pl.Int64), 2) for c in _row_check_columns(cfg, key_cols) if c not in constant]
     for kind, ed in eds.items():
         if ed.fixed is None:
             n = len(ed.editions)
@@ -764,13 +765,24 @@ def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Seque
     else:
         los = with_los()
     price_date = pl.when(s == "apc").then(apc_date).otherwise(pl.col("activity_date"))
+    # age matters only to the short-stay emergency tariff (admitted patients): elsewhere the
+    # flag is null, so age does not split keys that price the same
+    sse_age = (pl.when(s == "apc").then(pl.col("age") >= cfg.sse_min_age)
+               if "tariff" in eds and cfg.short_stay_emergency else pl.lit(None, dtype=pl.Boolean))
     out = [
         pl.when(s == "apc").then(los).alias("los_days"),
-        (pl.col("age") >= cfg.sse_min_age).alias(_SSE_AGE),
+        sse_age.alias(_SSE_AGE),
         *[c.fails.fill_null(False).alias(row_check_column(i)) for i, c in row_checks(cfg, key_columns)],
     ]
     out += [ed.index_expr(price_date).alias(_edition_index(kind)) for kind, ed in eds.items()]
     return out
+
+
+def _constant_flag(flag: pl.Series) -> bool:
+    """Whether a Boolean column holds one value (or null) on every row: by counts, several
+    times faster than ``n_unique``."""
+    nulls = flag.null_count()
+    return nulls == flag.len() or (nulls == 0 and (not flag.any() or flag.all()))
 
 
 @dataclass(frozen=True)
@@ -787,11 +799,18 @@ class _Keyed:
     eds: dict[str, _Editions]
     present: frozenset[str]  # the input's columns: an absent key column is null throughout
 
-    def hashed_columns(self) -> list[str]:
-        """What a row's key is, in memory: its present key codes and the carried
-        quantities that vary (a fixed edition's index is the same on every row)."""
-        fixed = {_edition_index(kind) for kind, ed in self.eds.items() if ed.fixed is not None}
-        return [*(c for c in self.key_cols if c in self.present), *(c for c in self.carried if c not in fixed)]
+    def hashed(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """What each row's key is hashed from, in memory: the present key codes as they are
+        and the per-row quantities packed into integers (:func:`_row_key`). A row check that
+        fails on no row, or on every row, is the same for every key and is left out."""
+        constant = [c for c in (_SSE_AGE, *_row_check_columns(self.cfg, self.key_cols))
+                    if _constant_flag(rows[c])]
+        exprs = _row_key(self.cfg, self.eds, self.present, self.key_cols, constant)
+        codes = [e.meta.output_name() for e in exprs if e.meta.is_column()]
+        # the packed integers cut like the rows: were their chunks to differ from the codes',
+        # hashing would first copy every column into one piece
+        packed = chunked_like(rows, rows.select(e for e in exprs if not e.meta.is_column()).get_columns())
+        return rows.select(codes).hstack(packed)
 
     def key_columns(self) -> pl.LazyFrame:
         """Each row's key hash, key codes and per-row quantities."""
@@ -1066,7 +1085,7 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
     code is taken from the rows themselves when no key's value changed in normalisation,
     so only what really varies is gathered per row.
     """
-    hashed = rows.select(k.hashed_columns())
+    hashed = k.hashed(rows)
     hashes = pl.DataFrame([_row_hash(hashed, 0), *([_row_hash(hashed, 1)] if exact else [])])
     if exact:
         first = hashes.with_row_index("_i").unique(list(_HASH), keep="first").get_column("_i")
@@ -1090,6 +1109,7 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
             own = _row_hash(hashed.slice(start, _CHECK_ROWS), 1)
             if not (key_k2.gather(row_of.slice(start, _CHECK_ROWS)) == own).all():
                 return None
+    del hashed
     order = [*k.input_cols, "spell_key", *PRICED_COLUMNS]
     columns: dict[str, pl.Expr] = {}
     gathered: list[pl.Series] = []
