@@ -363,27 +363,27 @@ def validation_failures(lf: pl.LazyFrame, config: CostingConfig) -> pl.DataFrame
 # --------------------------------------------------------------------------------------
 
 
-def _spell_key(date_text: pl.Expr | None = None) -> pl.Expr:
-    """``S|spell_id``, else ``K|provider|patient|admission date``, else ``R|row`` (own spell).
-    ``date_text`` is the admission date as text (default: a cast, see :func:`_date_text`)."""
-    date = pl.col("activity_date").cast(pl.String) if date_text is None else date_text
+def _spell_key() -> pl.Expr:
+    """``S|spell_id``, else ``K|provider|patient|admission date``, else ``R|row`` (own spell)."""
     return (
         pl.when(pl.col("spell_id").is_not_null())
         .then(pl.lit("S|") + pl.col("spell_id"))
         .when(pl.all_horizontal(pl.col("provider_code", "patient_id", "activity_date").is_not_null()))
-        .then(pl.concat_str([pl.lit("K"), pl.col("provider_code"), pl.col("patient_id"), date], separator="|"))
+        .then(pl.concat_str([pl.lit("K"), pl.col("provider_code"), pl.col("patient_id"),
+                             pl.col("activity_date").cast(pl.String)], separator="|"))
         .otherwise(pl.lit("R|") + pl.col(RID).cast(pl.String))
     )
 
 
-def _date_text(df: pl.DataFrame, col: str) -> pl.Expr | None:
-    """``col`` (a Date) as ISO text by a lookup in the texts of the dates it spans: over ten
-    times faster than formatting each row. None when it spans over a million days."""
-    lo, hi = df.select(pl.col(col).min().alias("lo"), pl.col(col).max().alias("hi")).row(0)
-    if lo is None or (hi - lo).days >= 1 << 20:
-        return None
-    texts = pl.date_range(lo, hi, eager=True).cast(pl.String)
-    return pl.lit(texts).gather(pl.col(col).cast(pl.Int32) - pl.lit(lo).cast(pl.Int32))
+def _spell_key_hash() -> pl.Expr:
+    """A hash of the parts of an episode's spell key (spell id, else provider + patient +
+    admission date); null for an episode that is its own spell. Episodes of one spell share
+    it; episodes sharing it are grouped by the key itself."""
+    sid = pl.col("spell_id")
+    parts = [sid, *[pl.when(sid.is_null()).then(pl.col(c)) for c in ("provider_code", "patient_id", "activity_date")]]
+    keyed = sid.is_not_null() | pl.all_horizontal(
+        pl.col("provider_code", "patient_id", "activity_date").is_not_null())
+    return pl.when(keyed).then(pl.struct(parts).hash())
 
 
 def _spell_hrg(rule: str) -> pl.Expr:
@@ -396,33 +396,26 @@ def _spell_hrg(rule: str) -> pl.Expr:
     return pl.coalesce(pl.col("_spell_hrg"), pl.when(pl.col("n_episodes") == 1).then(pl.col("_first_hrg")))
 
 
-def _spell_roles(lf: pl.LazyFrame, config: CostingConfig, date_text: pl.Expr | None = None,
-                 eager: bool = False) -> pl.LazyFrame:
-    """Each APC episode's spell (``lf`` has the row id ``RID``): spell_key, n_episodes,
-    the spell's discharge date and HRG, the episode's own (``_own_discharge``,
-    ``_own_hrg``), and whether it is the spell's first episode.
+def _spell_roles(lf: pl.LazyFrame, config: CostingConfig, eager: bool = False) -> pl.LazyFrame:
+    """The APC episodes whose spell is not simply the episode itself (``lf`` has the row id
+    ``RID``): spell_key, n_episodes, the spell's discharge date and HRG, the episode's own
+    (``_own_discharge``, ``_own_hrg``), and whether it is the spell's first episode.
 
-    Only the few columns that spells change are grouped, only for APC rows, and only for
-    the episodes whose spell key another episode shares: an episode alone in its spell
-    (most, in spell-level data) is its own head, by column arithmetic.
+    An episode alone in its spell (most, in spell-level data) is its own head with its own
+    values and has no row here, unless a declared spell HRG replaces its HRG. Episodes that
+    may share a spell are found by a hash of their key's parts (:func:`_spell_key_hash`);
+    only those are grouped, by the key text, so a hash shared by chance merges nothing.
     """
-    is_apc = pl.col("setting") == "apc"
-    episodes = lf.filter(is_apc).select(
-        RID, _spell_key(date_text).alias("spell_key"), "episode_order", "discharge_date", "hrg_code",
-        "spell_hrg_code").with_columns(pl.col("spell_key").hash().alias("_key_hash"))
+    cols = [RID, "spell_id", "provider_code", "patient_id", "activity_date", "episode_order",
+            "discharge_date", "hrg_code", "spell_hrg_code"]
+    episodes = lf.filter(pl.col("setting") == "apc").select(*cols, _spell_key_hash().alias("_key_hash"))
     if eager:  # read three times below
         episodes = episodes.collect().lazy()
-    # keys whose hash more than one episode has: every shared key among them (a hash shared
-    # by chance only sends a lone episode through the grouping below, which is exact)
-    repeated = episodes.group_by("_key_hash").len().filter(pl.col("len") > 1).select("_key_hash")
+    repeated = (episodes.filter(pl.col("_key_hash").is_not_null()).group_by("_key_hash").len()
+                .filter(pl.col("len") > 1).select("_key_hash"))
     own = [pl.col("discharge_date").alias("_own_discharge"), pl.col("hrg_code").alias("_own_hrg")]
     out = [RID, "spell_key", "n_episodes", "_discharge", "_hrg", "_own_discharge", "_own_hrg", "_is_head"]
-    alone = episodes.join(repeated, on="_key_hash", how="anti").with_columns(
-        pl.lit(1, dtype=pl.Int32).alias("n_episodes"), pl.col("hrg_code").alias("_first_hrg"),
-        pl.col("hrg_code").alias("_last_hrg"), pl.col("spell_hrg_code").alias("_spell_hrg"),
-    ).select(RID, "spell_key", "n_episodes", pl.col("discharge_date").alias("_discharge"),
-             _spell_hrg(config.spell_hrg).alias("_hrg"), *own, pl.lit(True).alias("_is_head"))
-    shared = episodes.join(repeated, on="_key_hash", how="semi")
+    shared = episodes.join(repeated, on="_key_hash", how="semi").with_columns(_spell_key().alias("spell_key"))
     # Episodes in spell order (episode_order, then input order) by a numeric sort; a group
     # keeps its rows' order, so first / last below follow it (no sort on the string key).
     spells = (
@@ -441,8 +434,19 @@ def _spell_roles(lf: pl.LazyFrame, config: CostingConfig, date_text: pl.Expr | N
     together = shared.select(RID, "spell_key", *own).join(
         spells.select("spell_key", "_head", "n_episodes", "_discharge", "_hrg"), on="spell_key",
         how="inner",
-    ).with_columns((pl.col(RID) == pl.col("_head")).alias("_is_head"))
-    return pl.concat([alone.select(out), together.select(out)])
+    ).with_columns((pl.col(RID) == pl.col("_head")).alias("_is_head"),
+                   # the key names a spell of several episodes only
+                   pl.when(pl.col("n_episodes") > 1).then(pl.col("spell_key")).alias("spell_key"))
+    parts = [together.select(out)]
+    if config.spell_hrg == "column":  # an episode alone in its spell with a declared spell HRG
+        spell_hrg = pl.col("spell_hrg_code")
+        parts.append(
+            episodes.join(repeated, on="_key_hash", how="anti")
+            .filter(spell_hrg.is_not_null() & ~spell_hrg.eq_missing(pl.col("hrg_code")))
+            .select(RID, pl.lit(None, dtype=pl.String).alias("spell_key"),
+                    pl.lit(1, dtype=pl.Int32).alias("n_episodes"), pl.col("discharge_date").alias("_discharge"),
+                    spell_hrg.alias("_hrg"), *own, pl.lit(True).alias("_is_head")))
+    return pl.concat(parts)
 
 
 def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
@@ -451,7 +455,9 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
     Spell key: ``spell_id`` when present, else provider + patient + admission date; a
     record missing any of those is its own spell (never merged on nulls). Columns come
     from the first episode (by ``episode_order``, then input order), the discharge date
-    from the last. Spell HRG by ``config.spell_hrg``. Adds ``n_episodes`` and ``spell_key``.
+    from the last. Spell HRG by ``config.spell_hrg``. Adds ``n_episodes`` and ``spell_key``
+    (the key the episodes of a spell of several share; null for a record that is its own
+    spell, and outside admitted care).
 
     Each record learns its role (:func:`_spell_roles`) by one join on its row number, and
     every episode but the first of its spell is dropped, so the wide frame is never sorted
@@ -482,22 +488,38 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
 _DROP_BY_SLICES = 4096
 
 
-def _drop_rows(df: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
-    """``df`` without the rows at the (sorted, distinct) positions ``rows`` (none: the same
-    rows). Columns that are null throughout stay constants (slicing would write them out)."""
-    if rows.len() > _DROP_BY_SLICES:
-        return df.filter(pl.repeat(True, df.height, eager=True).scatter(rows, False))
+def _rebuild(df: pl.DataFrame, drop: pl.Series, at: pl.Series, values: pl.DataFrame) -> pl.DataFrame:
+    """``df`` without the rows at positions ``drop``, and with the columns of ``values`` set
+    to its rows at positions ``at`` (each sorted and distinct; no position in both).
+
+    With few such rows, by zero-copy slices: the input's columns are not copied (a copy of a
+    text column is 160 MB at 10M rows), the frame just comes out in more chunks. Columns
+    that are null throughout stay constants (slicing would write them out)."""
+    if drop.len() + at.len() > _DROP_BY_SLICES:
+        set_ = [df.get_column(c).clone().scatter(at, values.get_column(c)) for c in values.columns]
+        out = df.with_columns(chunked_like(df, set_)) if set_ else df
+        return out.filter(pl.repeat(True, df.height, eager=True).scatter(drop, False)) if drop.len() else out
     # Series by Series, no frame operation: one on a frame whose chunks differ between
     # columns (the constants among them) would first copy it into one chunk
     series = {c: df.get_column(c) for c in df.columns}
     # (the first column is always kept: a frame of constants alone would have one row)
-    nulls = [c for c, s in list(series.items())[1:] if s.null_count() == df.height]
+    nulls = [c for c, s in list(series.items())[1:]
+             if s.null_count() == df.height and c not in values.columns]
     kept = pl.DataFrame([s for c, s in series.items() if c not in nulls])
-    if rows.len():
-        starts = [0, *(rows + 1).to_list()]
-        ends = [*rows.to_list(), df.height]
-        kept = pl.concat([kept.slice(a, b - a) for a, b in zip(starts, ends, strict=True) if b > a],
-                         rechunk=False)
+    if drop.len() or at.len():
+        patched = kept[at].with_columns(values)  # the rows set, one piece each below
+        events = sorted([(p, False) for p in drop.to_list()] + [(p, True) for p in at.to_list()])
+        pieces, start, j = [], 0, 0
+        for pos, is_set in events:  # bounded: at most _DROP_BY_SLICES
+            if pos > start:
+                pieces.append(kept.slice(start, pos - start))
+            if is_set:
+                pieces.append(patched.slice(j, 1))
+                j += 1
+            start = pos + 1
+        if start < df.height:
+            pieces.append(kept.slice(start, df.height - start))
+        kept = pl.concat(pieces, rechunk=False)
     return kept.with_columns([pl.lit(None, dtype=df.schema[c]).alias(c) for c in nulls]).select(df.columns)
 
 
@@ -506,33 +528,31 @@ def build_spells_eager(df: pl.DataFrame, config: CostingConfig) -> pl.DataFrame:
 
     A spell's values are written into its first episode's row only where they differ from
     that episode's own (a spell of several episodes, or a declared spell HRG), and the
-    other episodes of a spell are dropped (:func:`_drop_rows`): the input's columns are not
+    other episodes of a spell are dropped (:func:`_rebuild`): the input's columns are not
     copied when few episodes merge.
     """
     n = df.height
-    roles = _spell_roles(df.lazy().with_row_index(RID), config, _date_text(df, "activity_date"),
-                         eager=True).collect()
+    roles = _spell_roles(df.lazy().with_row_index(RID), config, eager=True).collect()
     heads = roles.filter(pl.col("_is_head"))
     changed = heads.filter(~pl.col("_discharge").eq_missing(pl.col("_own_discharge"))
-                           | ~pl.col("_hrg").eq_missing(pl.col("_own_hrg")))
+                           | ~pl.col("_hrg").eq_missing(pl.col("_own_hrg"))).sort(RID)
     multi = heads.filter(pl.col("n_episodes") > 1)
-    updates = [
-        pl.repeat(None, n, dtype=pl.String, eager=True).alias("spell_key")
-        .scatter(heads.get_column(RID), heads.get_column("spell_key")),
-    ]
+    updates = []
     if multi.height:
-        updates.append(pl.repeat(1, n, dtype=pl.Int32, eager=True).alias("n_episodes")
-                       .scatter(multi.get_column(RID), multi.get_column("n_episodes")))
-    if changed.height:
-        at = changed.get_column(RID)
-        updates += [df.get_column("discharge_date").clone().scatter(at, changed.get_column("_discharge")),
-                    df.get_column("hrg_code").clone().scatter(at, changed.get_column("_hrg"))]
+        # mostly null: the memory of a null text value is never written, so a column of
+        # a few keys costs little
+        updates += [pl.repeat(None, n, dtype=pl.String, eager=True).alias("spell_key")
+                    .scatter(multi.get_column(RID), multi.get_column("spell_key")),
+                    pl.repeat(1, n, dtype=pl.Int32, eager=True).alias("n_episodes")
+                    .scatter(multi.get_column(RID), multi.get_column("n_episodes"))]
     if ROW in df.columns:  # built in one piece by canonicalise
         updates.append(df.get_column(ROW))
     merged = roles.filter(~pl.col("_is_head")).get_column(RID).sort()
-    out = _drop_rows(df.with_columns(chunked_like(df, updates)), merged)
-    if not multi.height:  # a constant, set after the drop (slicing would write it out)
-        out = out.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"))
+    values = changed.select(pl.col("_discharge").alias("discharge_date"), pl.col("_hrg").alias("hrg_code"))
+    out = _rebuild(df.with_columns(chunked_like(df, updates)), merged, changed.get_column(RID), values)
+    if not multi.height:  # constants, set after the rebuild (slicing would write them out)
+        out = out.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
+                               pl.lit(None, dtype=pl.String).alias("spell_key"))
     return out.select(*df.columns, "n_episodes", "spell_key")
 
 

@@ -1092,24 +1092,30 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
     else:
         first = hashes.get_column(_HASH[0]).arg_unique()
     # each key's first row, by a mask (a filter of chunked columns is several times faster
-    # than a gather from them)
+    # than a gather from them); keys are in the order of their first rows
     is_first = pl.repeat(False, rows.height, eager=True).scatter(first, True)
-    keys = rows.select(*k.key_cols, *k.carried).hstack(chunked_like(rows, hashes.get_columns())).filter(is_first)
+    key_hashes = hashes.filter(is_first)
     if not exact:
-        keys = keys.with_columns(_row_hash(hashed.filter(is_first), 1))
-    raw = keys.select([pl.col(c).alias(f"_raw_{c}") for c in k.key_cols])
-    priced = pl.concat([k.price_keys(keys).collect(), raw], how="horizontal_extend")
+        key_hashes = key_hashes.with_columns(_row_hash(hashed.filter(is_first), 1))
     on = list(_HASH) if exact else [_HASH[0]]
-    row_of = hashes.join(priced.select(on).with_row_index("_i"), on=on, how="left",
+    row_of = hashes.join(key_hashes.select(on).with_row_index("_i"), on=on, how="left",
                          maintain_order="left").get_column("_i")
-    del hashes  # 8 or 16 bytes a row, not needed for the output
+    del hashes  # 8 or 16 bytes a row
     if not exact:  # every row's second hash against its key's
-        key_k2 = priced.get_column(_HASH[1])
+        key_k2 = key_hashes.get_column(_HASH[1])
         for start in range(0, rows.height, _CHECK_ROWS):
             own = _row_hash(hashed.slice(start, _CHECK_ROWS), 1)
             if not (key_k2.gather(row_of.slice(start, _CHECK_ROWS)) == own).all():
                 return None
+    # the row hashes are freed before the keys are priced and the output gathered: their
+    # memory is reused there, not added to the peak
     del hashed
+    keys = rows.select(*k.key_cols, *k.carried).filter(is_first).hstack(key_hashes)
+    priced = k.price_keys(keys).collect()
+    if not priced.select(on).equals(key_hashes.select(on)):  # row_of points into the keys' order
+        priced = priced[key_hashes.select(on).join(priced.select(on).with_row_index("_p"), on=on,
+                                                   how="left", maintain_order="left").get_column("_p")]
+    priced = priced.hstack(keys.select([pl.col(c).alias(f"_raw_{c}") for c in k.key_cols]).get_columns())
     order = [*k.input_cols, "spell_key", *PRICED_COLUMNS]
     columns: dict[str, pl.Expr] = {}
     gathered: list[pl.Series] = []
@@ -1127,7 +1133,7 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
             columns[c] = pl.lit(values[0], dtype=values.dtype).alias(c)
         else:
             gathered.append(values)
-    del priced, keys, raw  # the keys' frames (tens of MB) are not held through the gather
+    del priced, keys  # the keys' frames (tens of MB) are not held through the gather
     # one gather of every varying column (a frame's row gather: polars spreads the columns
     # over its threads; about twice as fast as a select of per-column gathers)
     by_row = chunked_like(rows, pl.DataFrame(gathered)[row_of].get_columns()) if gathered else []

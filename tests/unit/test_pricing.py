@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 import costing
 from costing import CostingConfig, Status
@@ -376,6 +377,46 @@ def test_spells_from_provider_patient_admission_date(fixture_tables: costing.Tab
     # first episode by episode_order is e1 (HRG DZ11V): priced 1000
     spell = out.filter(pl.col("n_episodes") == 2).row(0, named=True)
     assert spell["record_id"] == "e1" and spell["cost"] == 1000.0
+
+
+@pytest.mark.parametrize("by_slices", [True, False])
+@pytest.mark.parametrize("pieces", [1, 2, 3, 100])
+def test_spell_key_names_merged_spells_only_and_spell_values_land_on_the_head(
+        fixture_tables: costing.TableSet, by_slices: bool, pieces: int) -> None:
+    from costing import activity
+
+    d = D(2017, 6, 1)
+    eps = [
+        apc("lone", los=2),
+        apc("s1_second", los=3, admit=d + dt.timedelta(days=3), spell_id="S1", episode_order=2, hrg="WA14Z"),
+        apc("declared", los=1, spell_hrg_code="WA14Z"),  # alone, but its spell HRG is declared
+        apc("k_first", los=2, admit=d, patient="p9", episode_order=1),
+        apc("s1_first", los=3, admit=d, spell_id="S1", episode_order=1, spell_hrg_code="DZ11V"),
+        apc("k_second", los=4, admit=d, patient="p9", episode_order=2, hrg="WA14Z"),
+        {"record_id": "o1", "patient_id": "p1", "setting": "op", "activity_date": d,
+         "treatment_function_code": "100", "first_attendance": "1", "attended": "5"},
+    ]
+    df = frame(*eps)
+    held = pl.concat([df.slice(i, pieces) for i in range(0, df.height, pieces)], rechunk=False)
+    with pytest.MonkeyPatch.context() as mp:  # few changed rows: slices; many: a copy
+        mp.setattr(activity, "_DROP_BY_SLICES", 1 << 30 if by_slices else 0)
+        out = costing.price(held, fixture_tables, PURCHASER)
+    assert_frame_equal(out, costing.price_lazy(df.lazy(), fixture_tables, PURCHASER).collect())
+    got = {r["record_id"]: r for r in out.iter_rows(named=True)}
+    # each spell at its first episode's place, in input order
+    assert out["record_id"].to_list() == ["lone", "declared", "k_first", "s1_first", "o1"]
+    assert {k: v["spell_key"] for k, v in got.items()} == {
+        "lone": None, "declared": None, "o1": None,
+        "k_first": "K|RXX|p9|2017-06-01", "s1_first": "S|S1"}
+    assert {k: v["n_episodes"] for k, v in got.items()} == {
+        "lone": 1, "declared": 1, "o1": 1, "k_first": 2, "s1_first": 2}
+    # the spell's HRG (declared, else the first episode's under the "column" rule for a lone
+    # episode) and the discharge date of its last episode
+    assert got["declared"]["hrg_code"] == "WA14Z" and got["lone"]["hrg_code"] == "DZ11V"
+    assert got["s1_first"]["hrg_code"] == "DZ11V"
+    assert got["s1_first"]["discharge_date"] == d + dt.timedelta(days=6)
+    assert got["k_first"]["discharge_date"] == d + dt.timedelta(days=4)
+    assert got["s1_first"]["los_days"] == 6 and got["k_first"]["los_days"] == 4
 
 
 def test_multi_episode_spell_without_spell_hrg_is_hrg_missing(fixture_tables: costing.TableSet) -> None:
