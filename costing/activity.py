@@ -408,11 +408,16 @@ def _spell_roles(lf: pl.LazyFrame, config: CostingConfig, eager: bool = False) -
     """
     cols = [RID, "spell_id", "provider_code", "patient_id", "activity_date", "episode_order",
             "discharge_date", "hrg_code", "spell_hrg_code"]
-    episodes = lf.filter(pl.col("setting") == "apc").select(*cols, _spell_key_hash().alias("_key_hash"))
-    if eager:  # read three times below
+    episodes = lf.filter(pl.col("setting") == "apc").select(cols)
+    if eager:  # read three times below; hashed after the filter (polars hashed every row first)
+        episodes = episodes.collect().lazy()
+    episodes = episodes.with_columns(_spell_key_hash().alias("_key_hash"))
+    if eager:
         episodes = episodes.collect().lazy()
     repeated = (episodes.filter(pl.col("_key_hash").is_not_null()).group_by("_key_hash").len()
                 .filter(pl.col("len") > 1).select("_key_hash"))
+    if eager:  # read twice below
+        repeated = repeated.collect().lazy()
     own = [pl.col("discharge_date").alias("_own_discharge"), pl.col("hrg_code").alias("_own_hrg")]
     out = [RID, "spell_key", "n_episodes", "_discharge", "_hrg", "_own_discharge", "_own_hrg", "_is_head"]
     shared = episodes.join(repeated, on="_key_hash", how="semi").with_columns(_spell_key().alias("spell_key"))
@@ -441,8 +446,8 @@ def _spell_roles(lf: pl.LazyFrame, config: CostingConfig, eager: bool = False) -
     if config.spell_hrg == "column":  # an episode alone in its spell with a declared spell HRG
         spell_hrg = pl.col("spell_hrg_code")
         parts.append(
-            episodes.join(repeated, on="_key_hash", how="anti")
-            .filter(spell_hrg.is_not_null() & ~spell_hrg.eq_missing(pl.col("hrg_code")))
+            episodes.filter(spell_hrg.is_not_null() & ~spell_hrg.eq_missing(pl.col("hrg_code")))
+            .join(repeated, on="_key_hash", how="anti")
             .select(RID, pl.lit(None, dtype=pl.String).alias("spell_key"),
                     pl.lit(1, dtype=pl.Int32).alias("n_episodes"), pl.col("discharge_date").alias("_discharge"),
                     spell_hrg.alias("_hrg"), *own, pl.lit(True).alias("_is_head")))
