@@ -737,15 +737,14 @@ def _edition_index(kind: str) -> str:
 
 
 def _row_key(cfg: CostingConfig, eds: dict[str, _Editions], present: Collection[str],
-             key_cols: Sequence[str], constant: Collection[str] = ()) -> list[pl.Expr]:
-    """What a row's pricing key is hashed from: its key codes (a column absent from the
-    input is null on every row and adds nothing) and its per-row quantities, packed (those
-    in ``constant``, the same on every row, add nothing either)."""
+             key_cols: Sequence[str]) -> list[pl.Expr]:
+    """What a row's pricing key is hashed from, lazily: its key codes (a column absent from
+    the input is null on every row and adds nothing) and its per-row quantities, packed."""
     parts: list[tuple[pl.Expr, int]] = [
         ((pl.col("los_days").cast(pl.Int64) + (1 << 31)).fill_null(1 << 32), (1 << 32) + 1),
+        (pl.col(_SSE_AGE).cast(pl.Int64).fill_null(2), 3),
+        *[(pl.col(c).cast(pl.Int64), 2) for c in _row_check_columns(cfg, key_cols)],
     ]
-    parts += [(pl.col(_SSE_AGE).cast(pl.Int64).fill_null(2), 3)] if _SSE_AGE not in constant else []
-    parts += [(pl.col(c).cast(pl.Int64), 2) for c in _row_check_columns(cfg, key_cols) if c not in constant]
     for kind, ed in eds.items():
         if ed.fixed is None:
             n = len(ed.editions)
@@ -800,18 +799,14 @@ class _Keyed:
     eds: dict[str, _Editions]
     present: frozenset[str]  # the input's columns: an absent key column is null throughout
 
-    def hashed(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """What each row's key is hashed from, in memory: the present key codes as they are
-        and the per-row quantities packed into integers (:func:`_row_key`). A row check that
-        fails on no row, or on every row, is the same for every key and is left out."""
-        constant = [c for c in (_SSE_AGE, *_row_check_columns(self.cfg, self.key_cols))
-                    if _constant_flag(rows[c])]
-        exprs = _row_key(self.cfg, self.eds, self.present, self.key_cols, constant)
-        codes = [e.meta.output_name() for e in exprs if e.meta.is_column()]
-        # the packed integers cut like the rows: were their chunks to differ from the codes',
-        # hashing would first copy every column into one piece
-        packed = chunked_like(rows, rows.select(e for e in exprs if not e.meta.is_column()).get_columns())
-        return rows.select(codes).hstack(packed)
+    def hashed_columns(self, rows: pl.DataFrame) -> list[str]:
+        """What each row's key is hashed from, in memory: its present key codes and the
+        per-row quantities that vary. A fixed edition's index, and a flag (age, row check)
+        that is the same on every row, are the same for every key and are left out."""
+        fixed = {_edition_index(kind) for kind, ed in self.eds.items() if ed.fixed is not None}
+        flags = {_SSE_AGE, *_row_check_columns(self.cfg, self.key_cols)}
+        return [*(c for c in self.key_cols if c in self.present),
+                *(c for c in self.carried if c not in fixed and not (c in flags and _constant_flag(rows[c])))]
 
     def key_columns(self) -> pl.LazyFrame:
         """Each row's key hash, key codes and per-row quantities."""
@@ -1086,18 +1081,21 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
     code is taken from the rows themselves when no key's value changed in normalisation,
     so only what really varies is gathered per row.
     """
-    hashed = k.hashed(rows)
+    hashed = rows.select(k.hashed_columns(rows))
     hashes = pl.DataFrame([_row_hash(hashed, 0), *([_row_hash(hashed, 1)] if exact else [])])
     if exact:
         first = hashes.with_row_index("_i").unique(list(_HASH), keep="first").get_column("_i")
     else:
         first = hashes.get_column(_HASH[0]).arg_unique()
     # each key's first row, by a mask (a filter of chunked columns is several times faster
-    # than a gather from them); keys are in the order of their first rows
+    # than a gather from them); keys are in the order of their first rows, and in one piece:
+    # the rules run many steps over them, each paying per chunk (the rows' chunks, over a
+    # thousand after spells, cost 0.35 s at 10M)
     is_first = pl.repeat(False, rows.height, eager=True).scatter(first, True)
+    keys = rows.select(*k.key_cols, *k.carried).filter(is_first).rechunk()
     key_hashes = hashes.filter(is_first)
-    if not exact:
-        key_hashes = key_hashes.with_columns(_row_hash(hashed.filter(is_first).rechunk(), 1))
+    if not exact:  # the keys' second hash from their own columns
+        key_hashes = key_hashes.with_columns(_row_hash(keys.select(hashed.columns), 1))
     on = list(_HASH) if exact else [_HASH[0]]
     row_of = hashes.join(key_hashes.select(on).with_row_index("_i"), on=on, how="left",
                          maintain_order="left").get_column("_i")
@@ -1108,19 +1106,15 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
             own = _row_hash(hashed.slice(start, _CHECK_ROWS), 1)
             if not (key_k2.gather(row_of.slice(start, _CHECK_ROWS)) == own).all():
                 return None
-    # the row hashes are freed before the keys are priced and the output gathered: their
-    # memory is reused there, not added to the peak
     del hashed
-    # in one piece: the rules run many steps over the keys, each paying per chunk (the
-    # rows' chunks, over a thousand after spells, cost 0.35 s at 10M)
-    keys = rows.select(*k.key_cols, *k.carried).filter(is_first).rechunk().hstack(key_hashes)
+    keys = keys.hstack(key_hashes)
     priced = k.price_keys(keys).collect()
     if not priced.select(on).equals(key_hashes.select(on)):  # row_of points into the keys' order
         priced = priced[key_hashes.select(on).join(priced.select(on).with_row_index("_p"), on=on,
                                                    how="left", maintain_order="left").get_column("_p")]
     priced = priced.hstack(keys.select([pl.col(c).alias(f"_raw_{c}") for c in k.key_cols]).get_columns())
     order = [*k.input_cols, "spell_key", *PRICED_COLUMNS]
-    columns: dict[str, pl.Expr] = {}
+    constants: dict[str, pl.Expr] = {}
     gathered: list[pl.Series] = []
     from_rows: list[str] = []
     for c in order:
@@ -1129,15 +1123,21 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
         elif c in k.key_cols and not priced[c].eq_missing(priced[f"_raw_{c}"]).all():
             values = priced[c]  # normalisation changed some key's code: the normalised one
         else:
-            columns[c] = pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c)
             from_rows.append(c)
             continue
         if values.n_unique() == 1 and rows.height:  # the same on every row: a constant
-            columns[c] = pl.lit(values[0], dtype=values.dtype).alias(c)
+            constants[c] = pl.lit(values[0], dtype=values.dtype).alias(c)
         else:
             gathered.append(values)
     del priced, keys  # the keys' frames (tens of MB) are not held through the gather
     # one gather of every varying column (a frame's row gather: polars spreads the columns
     # over its threads; about twice as fast as a select of per-column gathers)
     by_row = chunked_like(rows, pl.DataFrame(gathered)[row_of].get_columns()) if gathered else []
-    return rows.select(from_rows).hstack(by_row).select([columns.get(c, pl.col(c)) for c in order])
+    # The output is assembled Series by Series, in order (a select over forty columns in a
+    # thousand chunks took 0.1-0.2 s); a constant is set in its place over a stand-in.
+    series = {s.name: s for s in by_row}
+    series.update((c, rows.get_column(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else rows.get_column(c))
+                  for c in from_rows)
+    stand_in = rows.get_column(rows.columns[0])
+    out = pl.DataFrame([series[c] if c in series else stand_in.alias(c) for c in order])
+    return out.with_columns(constants.values()) if constants else out
