@@ -37,7 +37,8 @@ __all__ = [
     "with_invalid_reason",
     "validation_failures",
     "build_spells",
-    "build_spells_eager",
+    "SpellPlan",
+    "spells_appended",
     "with_los",
     "days_between",
     "apc_pod",
@@ -466,7 +467,7 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
 
     Each record learns its role (:func:`_spell_roles`) by one join on its row number, and
     every episode but the first of its spell is dropped, so the wide frame is never sorted
-    or regrouped. :func:`build_spells_eager` is the same for a frame in memory.
+    or regrouped. :func:`spells_appended` is the same for a frame in memory.
     """
     names = lf.collect_schema().names()
     lf = lf.with_row_index(RID)  # unique across files, unlike source_row
@@ -493,72 +494,100 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
 _DROP_BY_SLICES = 4096
 
 
-def _rebuild(df: pl.DataFrame, drop: pl.Series, at: pl.Series, values: pl.DataFrame) -> pl.DataFrame:
-    """``df`` without the rows at positions ``drop``, and with the columns of ``values`` set
-    to its rows at positions ``at`` (each sorted and distinct; no position in both).
+def _rebuild(df: pl.DataFrame, drop: pl.Series, at: pl.Series, rows: pl.DataFrame,
+             then: Sequence[pl.Expr] = ()) -> pl.DataFrame:
+    """``df`` without its rows at positions ``drop`` and with its rows at positions ``at``
+    replaced by ``rows`` (in order; positions sorted and distinct, none in both), by
+    zero-copy slices: no column is copied, the frame just comes out in more chunks. Then
+    the expressions ``then`` (each setting a column in place).
 
-    With few such rows, by zero-copy slices: the input's columns are not copied (a copy of a
-    text column is 160 MB at 10M rows), the frame just comes out in more chunks. Columns
-    that are null throughout stay constants (slicing would write them out)."""
-    if drop.len() + at.len() > _DROP_BY_SLICES:
-        set_ = [df.get_column(c).clone().scatter(at, values.get_column(c)) for c in values.columns]
-        out = df.with_columns(chunked_like(df, set_)) if set_ else df
-        return out.filter(pl.repeat(True, df.height, eager=True).scatter(drop, False)) if drop.len() else out
-    # Series by Series, no frame operation: one on a frame whose chunks differ between
-    # columns (the constants among them) would first copy it into one chunk
-    series = {c: df.get_column(c) for c in df.columns}
-    # (the first column is always kept: a frame of constants alone would have one row)
-    nulls = [c for c, s in list(series.items())[1:]
-             if s.null_count() == df.height and c not in values.columns]
-    kept = pl.DataFrame([s for c, s in series.items() if c not in nulls])
+    A column null throughout is sliced as a stand-in and set back as a constant (slicing it
+    would write it out); no frame operation but the last (on a frame whose chunks differ
+    between columns, polars would first copy it into one chunk; and each pays per chunk).
+    """
+    stand_in, new_stand_in = df.get_column(df.columns[0]), rows.get_column(df.columns[0])
+    nulls = [c for c in df.columns[1:]
+             if df.get_column(c).null_count() == df.height and rows.get_column(c).null_count() == rows.height]
+    kept = pl.DataFrame([stand_in.alias(c) if c in nulls else df.get_column(c) for c in df.columns])
     if drop.len() or at.len():
-        patched = kept[at].with_columns(values)  # the rows set, one piece each below
+        new = pl.DataFrame([new_stand_in.alias(c) if c in nulls else rows.get_column(c) for c in df.columns])
         events = sorted([(p, False) for p in drop.to_list()] + [(p, True) for p in at.to_list()])
         pieces, start, j = [], 0, 0
-        for pos, is_set in events:  # bounded: at most _DROP_BY_SLICES
+        for pos, replaced in events:  # bounded: at most _DROP_BY_SLICES
             if pos > start:
                 pieces.append(kept.slice(start, pos - start))
-            if is_set:
-                pieces.append(patched.slice(j, 1))
+            if replaced:
+                pieces.append(new.slice(j, 1))
                 j += 1
             start = pos + 1
         if start < df.height:
             pieces.append(kept.slice(start, df.height - start))
         kept = pl.concat(pieces, rechunk=False)
-    return kept.with_columns([pl.lit(None, dtype=df.schema[c]).alias(c) for c in nulls]).select(df.columns)
+    last = [*(pl.lit(None, dtype=df.schema[c]).alias(c) for c in nulls), *then]
+    return kept.with_columns(last) if last else kept
 
 
-def build_spells_eager(df: pl.DataFrame, config: CostingConfig) -> pl.DataFrame:
-    """:func:`build_spells` for a frame in memory.
+@dataclass(frozen=True)
+class SpellPlan:
+    """How a frame of episodes with their spells' first rows appended (:func:`spells_appended`)
+    becomes one row per spell: the first ``height`` rows are the episodes; the merged ones
+    (``drop``) go, and each first episode whose spell's values differ from its own (``at``)
+    is replaced by its appended row. It applies to any frame row-aligned with that one, e.g.
+    the priced output."""
 
-    A spell's values are written into its first episode's row only where they differ from
-    that episode's own (a spell of several episodes, or a declared spell HRG), and the
-    other episodes of a spell are dropped (:func:`_rebuild`): the input's columns are not
-    copied when few episodes merge.
+    height: int
+    drop: pl.Series
+    at: pl.Series
+
+    def apply(self, frame: pl.DataFrame, then: Sequence[pl.Expr] = ()) -> pl.DataFrame:
+        """``frame`` (row-aligned with the appended frame) as one row per spell, then the
+        expressions ``then`` (each setting a column in place)."""
+        n = self.height
+        if self.drop.len() + self.at.len() > _DROP_BY_SLICES:  # one gather of every column
+            order = pl.int_range(0, n, dtype=pl.UInt32, eager=True).scatter(
+                self.at, pl.int_range(n, n + self.at.len(), dtype=pl.UInt32, eager=True))
+            out = frame[order.filter(pl.repeat(True, n, eager=True).scatter(self.drop, False))]
+            return out.with_columns(then) if then else out
+        return _rebuild(frame.slice(0, n), self.drop, self.at, frame.slice(n), then)
+
+
+def spells_appended(df: pl.DataFrame, config: CostingConfig) -> tuple[pl.DataFrame, SpellPlan | None]:
+    """Spells for a frame in memory: ``df`` with ``n_episodes`` and ``spell_key``, and the
+    first episode of each spell whose values differ from its own (a spell of several
+    episodes, or a declared spell HRG) appended with the spell's values; and the
+    :class:`SpellPlan` that turns it (or its priced output) into one row per spell, as
+    :func:`build_spells` does. None when no spell changes anything.
+
+    Pricing reads the rows as they are and applies the plan to its output, so the wide
+    frame is neither copied nor cut into pieces before pricing (its steps pay per chunk).
     """
     n = df.height
     roles = _spell_roles(df.lazy().with_row_index(RID), config, eager=True).collect()
     heads = roles.filter(pl.col("_is_head"))
     changed = heads.filter(~pl.col("_discharge").eq_missing(pl.col("_own_discharge"))
-                           | ~pl.col("_hrg").eq_missing(pl.col("_own_hrg"))).sort(RID)
-    multi = heads.filter(pl.col("n_episodes") > 1)
-    updates = []
-    if multi.height:
-        # mostly null: the memory of a null text value is never written, so a column of
-        # a few keys costs little
-        updates += [pl.repeat(None, n, dtype=pl.String, eager=True).alias("spell_key")
-                    .scatter(multi.get_column(RID), multi.get_column("spell_key")),
-                    pl.repeat(1, n, dtype=pl.Int32, eager=True).alias("n_episodes")
-                    .scatter(multi.get_column(RID), multi.get_column("n_episodes"))]
-    if ROW in df.columns:  # built in one piece by canonicalise
-        updates.append(df.get_column(ROW))
-    merged = roles.filter(~pl.col("_is_head")).get_column(RID).sort()
-    values = changed.select(pl.col("_discharge").alias("discharge_date"), pl.col("_hrg").alias("hrg_code"))
-    out = _rebuild(df.with_columns(chunked_like(df, updates)), merged, changed.get_column(RID), values)
-    if not multi.height:  # constants, set after the rebuild (slicing would write them out)
-        out = out.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
-                               pl.lit(None, dtype=pl.String).alias("spell_key"))
-    return out.select(*df.columns, "n_episodes", "spell_key")
+                           | ~pl.col("_hrg").eq_missing(pl.col("_own_hrg"))
+                           | (pl.col("n_episodes") > 1)).sort(RID)
+    if not changed.height:
+        return df.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
+                               pl.lit(None, dtype=pl.String).alias("spell_key")), None
+    at = changed.get_column(RID)
+    firsts = df[at].with_columns(
+        changed.get_column("_discharge").alias("discharge_date"), changed.get_column("_hrg").alias("hrg_code"),
+        changed.get_column("n_episodes"), changed.get_column("spell_key"))
+    # Columns null throughout stay constants, set after the rows are joined (joining would
+    # write them out); every other column, and the new ones, cut like the rows' chunks (a
+    # null text value's memory is never written)
+    nulls = {c for c in df.columns[1:] if df.get_column(c).null_count() == n
+             and firsts.get_column(c).null_count() == firsts.height}
+    kept = [c for c in df.columns if c not in nulls]
+    added = [pl.repeat(1, n, dtype=pl.Int32, eager=True).alias("n_episodes"),
+             pl.repeat(None, n, dtype=pl.String, eager=True).alias("spell_key")]
+    cut = {s.name: s for s in chunked_like(df, [*added, *([df.get_column(ROW)] if ROW in kept else [])])}
+    base = pl.DataFrame([cut[c] if c in cut else df.get_column(c) for c in [*kept, "n_episodes", "spell_key"]])
+    frame = pl.concat([base, firsts.select(base.columns)], rechunk=False).with_columns(
+        [pl.lit(None, dtype=df.schema[c]).alias(c) for c in nulls])
+    plan = SpellPlan(n, roles.filter(~pl.col("_is_head")).get_column(RID).sort(), at)
+    return frame.select(*df.columns, "n_episodes", "spell_key"), plan
 
 
 def chunked_like(df: pl.DataFrame, columns: Sequence[pl.Series]) -> list[pl.Series]:

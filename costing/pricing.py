@@ -33,7 +33,8 @@ from costing.activity import (
     ae_pod,
     apc_pod,
     build_spells,
-    build_spells_eager,
+    SpellPlan,
+    spells_appended,
     canonical_frame,
     canonicalise,
     chunked_like,
@@ -798,6 +799,7 @@ class _Keyed:
     chain: tuple[str, ...]
     eds: dict[str, _Editions]
     present: frozenset[str]  # the input's columns: an absent key column is null throughout
+    spells: SpellPlan | None = None  # in memory: how the priced rows become one row per spell
 
     def hashed_columns(self, rows: pl.DataFrame) -> list[str]:
         """What each row's key is hashed from, in memory: its present key codes and the
@@ -835,7 +837,7 @@ class _Keyed:
 def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
            config: CostingConfig | None, eager: bool = False) -> _Keyed:
     """The per-row stage. With ``eager``, the canonical frame and its spells are built in
-    memory (:func:`canonical_frame`, :func:`build_spells_eager`) and the key hash is left
+    memory (:func:`canonical_frame`, :func:`spells_appended`) and the key hash is left
     to :func:`_row_hash`; lazily, the key hash is an expression (:func:`_key_hash`)."""
     cfg = config or CostingConfig()
     ts = _resolve_tables(tables)
@@ -852,11 +854,12 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
     key_cols = _key_columns(cfg)
     present = frozenset(activity.collect_schema().names())
     raw = [c for c in key_cols if c not in _ROW_NORMALISED]
+    spells: SpellPlan | None = None
     if eager:
         frame = activity.collect() if isinstance(activity, pl.LazyFrame) else activity
         df = canonical_frame(frame, raw=raw)
         if cfg.resolved_apc_unit() == "spell":
-            df = build_spells_eager(df, cfg)
+            df, spells = spells_appended(df, cfg)
         else:
             df = df.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
                                  pl.lit(None, dtype=pl.String).alias("spell_key"))
@@ -868,7 +871,7 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
     carried = _carried(cfg, eds, key_cols)
     if not eager:
         rows = rows.with_columns(_key_hash(_row_key(cfg, eds, present, key_cols)))
-    return _Keyed(rows, input_cols, key_cols, carried, ts, cfg, chain, eds, present)
+    return _Keyed(rows, input_cols, key_cols, carried, ts, cfg, chain, eds, present, spells)
 
 
 def price_lazy(
@@ -1140,4 +1143,6 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
                   for c in from_rows)
     stand_in = rows.get_column(rows.columns[0])
     out = pl.DataFrame([series[c] if c in series else stand_in.alias(c) for c in order])
+    if k.spells is not None:  # one row per spell: merged episodes go, first ones take the spell's row
+        return k.spells.apply(out, list(constants.values()))
     return out.with_columns(constants.values()) if constants else out
