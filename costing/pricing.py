@@ -20,6 +20,7 @@ Settings, per level:
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -1075,6 +1076,16 @@ def _row_hash(key: pl.DataFrame, which: int) -> pl.Series:
 _CHECK_ROWS = 1 << 21
 
 
+def _second_hash_agrees(hashed: pl.DataFrame, key_k2: pl.Series, row_of: pl.Series) -> bool:
+    """Whether every row's second hash equals its key's (``key_k2`` at ``row_of``), computed
+    a slice of rows at a time so it is never held for all rows."""
+    for start in range(0, hashed.height, _CHECK_ROWS):
+        own = _row_hash(hashed.slice(start, _CHECK_ROWS), 1)
+        if not (key_k2.gather(row_of.slice(start, _CHECK_ROWS)) == own).all():
+            return False
+    return True
+
+
 def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | None:
     """Price collected rows by key, in memory. Each key's first row is found by the first
     row hash, and every row is checked on the second (None if two keys share the first);
@@ -1103,15 +1114,19 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
     row_of = hashes.join(key_hashes.select(on).with_row_index("_i"), on=on, how="left",
                          maintain_order="left").get_column("_i")
     del hashes  # 8 or 16 bytes a row
-    if not exact:  # every row's second hash against its key's
-        key_k2 = key_hashes.get_column(_HASH[1])
-        for start in range(0, rows.height, _CHECK_ROWS):
-            own = _row_hash(hashed.slice(start, _CHECK_ROWS), 1)
-            if not (key_k2.gather(row_of.slice(start, _CHECK_ROWS)) == own).all():
+    keys = keys.hstack(key_hashes)
+    if exact:
+        priced = k.price_keys(keys).collect()
+    else:
+        # every row checked on its second hash while the keys are priced: the check hashes
+        # all rows and the rules run over a few hundred thousand keys, and neither keeps
+        # both cores busy alone (polars releases the GIL)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            agrees = pool.submit(_second_hash_agrees, hashed, key_hashes.get_column(_HASH[1]), row_of)
+            priced = k.price_keys(keys).collect()
+            if not agrees.result():
                 return None
     del hashed
-    keys = keys.hstack(key_hashes)
-    priced = k.price_keys(keys).collect()
     if not priced.select(on).equals(key_hashes.select(on)):  # row_of points into the keys' order
         priced = priced[key_hashes.select(on).join(priced.select(on).with_row_index("_p"), on=on,
                                                    how="left", maintain_order="left").get_column("_p")]
