@@ -29,6 +29,8 @@ from costing.schema import (
 __all__ = [
     "canonicalise",
     "canonical_frame",
+    "string_columns",
+    "strings_to_normalise",
     "chunked_like",
     "normalise_codes",
     "row_checks",
@@ -175,20 +177,33 @@ def _normal_already(col: str) -> pl.Expr:
     return ~(c.str.contains_any(list(_WHITESPACE)) | (c.str.len_bytes() == 0)).any()
 
 
+def string_columns(frame: pl.DataFrame, raw: Collection[str] = ()) -> list[str]:
+    """The canonical String columns of ``frame`` that :func:`canonicalise` normalises per row
+    (all but ``raw``)."""
+    return [c for c, t in ACTIVITY_SCHEMA.items()
+            if t == pl.String and c not in raw and frame.schema.get(c) == pl.String]
+
+
+def strings_to_normalise(frame: pl.DataFrame, raw: Collection[str] = ()) -> list[str]:
+    """Those of :func:`string_columns` in which normalising would change some value (a cheap
+    scan per column, no string built): none for a frame from ``read_activity``."""
+    strings = string_columns(frame, raw)
+    if not strings or not frame.height:
+        return []
+    normal = frame.select([_normal_already(c).alias(c) for c in strings]).row(0, named=True)
+    return [c for c in strings if not normal[c]]
+
+
 def canonical_frame(frame: pl.DataFrame, raw: Collection[str] = ()) -> pl.DataFrame:
     """:func:`canonicalise` for a frame in memory. A String column none of whose values
     normalisation would change (as from ``read_activity``) is kept as it is, not rewritten:
-    the output shares its memory with the input."""
-    strings = [c for c, t in ACTIVITY_SCHEMA.items()
-               if t == pl.String and c not in raw and frame.schema.get(c) == pl.String]
-    if strings and frame.height:
-        normal = frame.select([_normal_already(c).alias(c) for c in strings]).row(0, named=True)
-    else:
-        normal = dict.fromkeys(strings, True)
+    the output shares its memory with the input. Columns in ``raw`` are not normalised (nor
+    scanned)."""
+    rewrite = strings_to_normalise(frame, raw)
     if ROW not in frame.columns:  # built as Int64 directly (a row index cast would hold both)
         frame = pl.DataFrame([pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True).alias(ROW),
                               *frame.get_columns()])
-    return canonicalise(frame, raw=[*raw, *(c for c in strings if normal[c])]).collect()
+    return canonicalise(frame, raw=[*raw, *(c for c in string_columns(frame, raw) if c not in rewrite)]).collect()
 
 
 # --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ Settings, per level:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -31,24 +31,26 @@ from costing.activity import (
     OP_FOLLOWUP,
     OP_NOT_ATTENDED,
     RID,
+    SpellPlan,
     ae_pod,
     apc_pod,
     build_spells,
-    SpellPlan,
-    spells_appended,
     canonical_frame,
     canonicalise,
-    chunked_like,
     category_expr,
+    chunked_like,
+    days_between,
+    is_emergency,
     normalise_codes,
+    one_of,
     row_check_column,
     row_checks,
-    is_emergency,
-    one_of,
+    spells_appended,
+    string_columns,
+    strings_to_normalise,
     validation_failures,
     with_invalid_reason,
     with_los,
-    days_between,
 )
 from costing.config import CostingConfig
 from costing.errors import ConfigError, EditionNotFoundError, ValidationError
@@ -836,7 +838,7 @@ class _Keyed:
 
 
 def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
-           config: CostingConfig | None, eager: bool = False) -> _Keyed:
+           config: CostingConfig | None, eager: bool = False, as_read: bool = False) -> _Keyed:
     """The per-row stage. With ``eager``, the canonical frame and its spells are built in
     memory (:func:`canonical_frame`, :func:`spells_appended`) and the key hash is left
     to :func:`_row_hash`; lazily, the key hash is an expression (:func:`_key_hash`)."""
@@ -858,7 +860,7 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
     spells: SpellPlan | None = None
     if eager:
         frame = activity.collect() if isinstance(activity, pl.LazyFrame) else activity
-        df = canonical_frame(frame, raw=raw)
+        df = canonical_frame(frame, raw=[*raw, *string_columns(frame, raw)] if as_read else raw)
         if cfg.resolved_apc_unit() == "spell":
             df, spells = spells_appended(df, cfg)
         else:
@@ -1044,8 +1046,40 @@ def price(
         >>> round(costing.price(episode, config=cfg)["cost"][0], 2)  # NEL + 4 excess days
         2747.06
     """
-    k = _keyed(activity, tables, config, eager=True)
+    cfg = config or CostingConfig()
+    frame = activity.collect() if isinstance(activity, pl.LazyFrame) else activity
+    raw = [c for c in _key_columns(cfg) if c not in _ROW_NORMALISED]
+    # Ids and codes read per row are normalised (trimmed, cased) only where a scan finds a
+    # value that would change, which it seldom does. The scan runs in a worker thread while
+    # the records are priced as they are; should it find one, they are priced again,
+    # normalised. The output is the same either way.
+    # normalised. The output is the same either way. (The first pricing stops at its next
+    # step once the scan has found one, so input needing it costs little more.)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rewrite = pool.submit(strings_to_normalise, frame, raw)
+        try:
+            out = _price_frame(frame, tables, cfg, as_read=True,
+                               abandon=lambda: rewrite.done() and bool(rewrite.result()))
+        except Exception:
+            if not rewrite.result():
+                raise
+            out = None
+        if rewrite.result():
+            out = _price_frame(frame, tables, cfg, as_read=False)
+    assert out is not None
+    return out
+
+
+def _price_frame(frame: pl.DataFrame, tables: TableSet | None, cfg: CostingConfig, as_read: bool,
+                 abandon: Callable[[], bool] = lambda: False) -> pl.DataFrame | None:
+    """:func:`price` of a frame in memory; with ``as_read``, no String column is normalised.
+    None if ``abandon()`` says to stop (asked between steps)."""
+    k = _keyed(frame, tables, cfg, eager=True, as_read=as_read)
+    if abandon():
+        return None
     rows = k.rows.collect()  # the per-row stage once, shared by the keys and the output
+    if abandon():
+        return None
     out = _price_rows(k, rows, exact=False)
     if out is None:  # two keys share their first 64 bits: find keys by all 128
         out = _price_rows(k, rows, exact=True)

@@ -6,6 +6,8 @@ ones, and colliding key hashes are caught and priced exactly.
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -110,7 +112,9 @@ def test_rows_hash_alike_sliced_and_whole_so_the_fast_path_is_taken(
         mp.setattr(pricing, "_price_rows", recording)
         mp.setattr(pricing, "_CHECK_ROWS", 3)  # several slices even for a few rows
         costing.price(df, tables, cfg)
-    assert calls == [True]
+    # one pricing of the records as read, and a second, normalised, when some id or code
+    # needs it: each takes the fast path
+    assert calls in ([True], [True, True])
 
 
 def _in_pieces(df: pl.DataFrame, size: int) -> pl.DataFrame:
@@ -146,3 +150,33 @@ def test_no_records_price_to_no_rows(config: str, spec: TableSpec) -> None:
     out = costing.price(empty, _tables(spec), CONFIGS[config])
     assert out.height == 0
     assert_frame_equal(out, costing.price_lazy(empty.lazy(), _tables(spec), CONFIGS[config]).collect())
+
+
+@pytest.mark.parametrize("needs_normalising", [False, True])
+def test_records_are_priced_again_normalised_only_when_the_scan_finds_a_value_to_change(
+        needs_normalising: bool) -> None:
+    # the scan for values normalisation would change runs beside a pricing of the records as
+    # read; only when it finds one are they priced again, and the output is the normalised one
+    import datetime as dt
+
+    record = {"record_id": "r1", "patient_id": "p1", "setting": "apc", "provider_code": "RXX",
+              "activity_date": dt.date(2017, 6, 1), "discharge_date": dt.date(2017, 6, 13),
+              "admission_method": "21", "patient_classification": "1", "hrg_code": "DZ11V",
+              "hrg_version": "HRG4", "age": 50}
+    padded = {**record, "record_id": " r1\t", "patient_id": "p1 ", "setting": " APC"} if needs_normalising else record
+    cfg = costing.CostingConfig(perspective="provider", reference_cost_edition="2017-18")
+    runs: list[bool] = []
+    real = pricing._price_frame
+
+    def recording(frame: pl.DataFrame, tables: costing.TableSet | None, c: costing.CostingConfig,
+                  as_read: bool, **kw: Any) -> pl.DataFrame | None:
+        runs.append(as_read)
+        return real(frame, tables, c, as_read, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pricing, "_price_frame", recording)
+        out = costing.price(pl.DataFrame([padded]), None, cfg)
+    assert runs == ([True, False] if needs_normalising else [True])
+    expected = costing.price_lazy(pl.DataFrame([record]).lazy(), None, cfg).collect()
+    assert_frame_equal(out, expected)
+    assert out.row(0, named=True)["record_id"] == "r1" and out["cost"].round(2).to_list() == [2747.06]
