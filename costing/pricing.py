@@ -680,9 +680,9 @@ def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig,
     String columns in ``raw`` are left un-normalised (see :func:`canonicalise`)."""
     lf = canonicalise(activity, raw=raw)
     if cfg.resolved_apc_unit() == "spell":
-        # spells read the canonical frame twice (APC keys, then every record): cache it so
-        # normalisation runs once
-        lf = build_spells(lf.cache(), cfg)
+        # spells read the canonical frame twice (APC keys, then every record); not cached:
+        # a cache holds the whole input, and a streamed input must not be held
+        lf = build_spells(lf, cfg)
     else:
         lf = lf.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
                              pl.lit(None, dtype=pl.String).alias("spell_key"))
