@@ -1052,7 +1052,6 @@ def price(
     # Ids and codes read per row are normalised (trimmed, cased) only where a scan finds a
     # value that would change, which it seldom does. The scan runs in a worker thread while
     # the records are priced as they are; should it find one, they are priced again,
-    # normalised. The output is the same either way.
     # normalised. The output is the same either way. (The first pricing stops at its next
     # step once the scan has found one, so input needing it costs little more.)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -1137,8 +1136,8 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
         first = hashes.get_column(_HASH[0]).arg_unique()
     # each key's first row, by a mask (a filter of chunked columns is several times faster
     # than a gather from them); keys are in the order of their first rows, and in one piece:
-    # the rules run many steps over them, each paying per chunk (the rows' chunks, over a
-    # thousand after spells, cost 0.35 s at 10M)
+    # the rules run many steps over them, each paying per chunk (keys left in the rows'
+    # chunks cost 0.35 s at 10M)
     is_first = pl.repeat(False, rows.height, eager=True).scatter(first, True)
     keys = rows.select(*k.key_cols, *k.carried).filter(is_first).rechunk()
     key_hashes = hashes.filter(is_first)
