@@ -426,10 +426,9 @@ def _spell_roles(lf: pl.LazyFrame, config: CostingConfig, eager: bool = False) -
             "discharge_date", "hrg_code", "spell_hrg_code"]
     episodes = lf.filter(pl.col("setting") == "apc").select(cols)
     if eager:  # read three times below; hashed after the filter (polars hashed every row first)
-        episodes = episodes.collect().lazy()
-    episodes = episodes.with_columns(_spell_key_hash().alias("_key_hash"))
-    if eager:
-        episodes = episodes.collect().lazy()
+        episodes = episodes.collect().with_columns(_spell_key_hash().alias("_key_hash")).lazy()
+    else:
+        episodes = episodes.with_columns(_spell_key_hash().alias("_key_hash"))
     repeated = (episodes.filter(pl.col("_key_hash").is_not_null()).group_by("_key_hash").len()
                 .filter(pl.col("len") > 1).select("_key_hash"))
     if eager:  # read twice below
@@ -509,6 +508,14 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
 _DROP_BY_SLICES = 4096
 
 
+def _null_throughout(df: pl.DataFrame, rows: pl.DataFrame) -> list[str]:
+    """The columns of ``df`` null on every row of it and of ``rows``, but its first (a frame
+    of constants alone would have one row): set as constants after the two are joined, since
+    slicing or joining would write them out."""
+    return [c for c in df.columns[1:]
+            if df.get_column(c).null_count() == df.height and rows.get_column(c).null_count() == rows.height]
+
+
 def _rebuild(df: pl.DataFrame, drop: pl.Series, at: pl.Series, rows: pl.DataFrame,
              then: Sequence[pl.Expr] = ()) -> pl.DataFrame:
     """``df`` without its rows at positions ``drop`` and with its rows at positions ``at``
@@ -521,8 +528,7 @@ def _rebuild(df: pl.DataFrame, drop: pl.Series, at: pl.Series, rows: pl.DataFram
     between columns, polars would first copy it into one chunk; and each pays per chunk).
     """
     stand_in, new_stand_in = df.get_column(df.columns[0]), rows.get_column(df.columns[0])
-    nulls = [c for c in df.columns[1:]
-             if df.get_column(c).null_count() == df.height and rows.get_column(c).null_count() == rows.height]
+    nulls = _null_throughout(df, rows)
     kept = pl.DataFrame([stand_in.alias(c) if c in nulls else df.get_column(c) for c in df.columns])
     if drop.len() or at.len():
         new = pl.DataFrame([new_stand_in.alias(c) if c in nulls else rows.get_column(c) for c in df.columns])
@@ -589,11 +595,9 @@ def spells_appended(df: pl.DataFrame, config: CostingConfig) -> tuple[pl.DataFra
     firsts = df[at].with_columns(
         changed.get_column("_discharge").alias("discharge_date"), changed.get_column("_hrg").alias("hrg_code"),
         changed.get_column("n_episodes"), changed.get_column("spell_key"))
-    # Columns null throughout stay constants, set after the rows are joined (joining would
-    # write them out); every other column, and the new ones, cut like the rows' chunks (a
-    # null text value's memory is never written)
-    nulls = {c for c in df.columns[1:] if df.get_column(c).null_count() == n
-             and firsts.get_column(c).null_count() == firsts.height}
+    # Columns null throughout stay constants; every other column, and the new ones, cut like
+    # the rows' chunks (a null text value's memory is never written)
+    nulls = set(_null_throughout(df, firsts))
     kept = [c for c in df.columns if c not in nulls]
     added = [pl.repeat(1, n, dtype=pl.Int32, eager=True).alias("n_episodes"),
              pl.repeat(None, n, dtype=pl.String, eager=True).alias("spell_key")]
