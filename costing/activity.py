@@ -391,15 +391,55 @@ def _spell_key() -> pl.Expr:
     )
 
 
-def _spell_key_hash() -> pl.Expr:
-    """A hash of the parts of an episode's spell key (spell id, else provider + patient +
-    admission date); null for an episode that is its own spell. Episodes of one spell share
-    it; episodes sharing it are grouped by the key itself."""
+# The columns a spell is found by and built from.
+_EPISODE_COLUMNS = ("spell_id", "provider_code", "patient_id", "activity_date", "episode_order",
+                    "discharge_date", "hrg_code", "spell_hrg_code")
+
+
+def _spell_key_parts() -> tuple[list[pl.Expr], pl.Expr]:
+    """The parts of an episode's spell key (spell id, else provider + patient + admission
+    date) and whether it has one (an episode without is its own spell)."""
     sid = pl.col("spell_id")
     parts = [sid, *[pl.when(sid.is_null()).then(pl.col(c)) for c in ("provider_code", "patient_id", "activity_date")]]
     keyed = sid.is_not_null() | pl.all_horizontal(
         pl.col("provider_code", "patient_id", "activity_date").is_not_null())
+    return parts, keyed
+
+
+def _spell_key_hash() -> pl.Expr:
+    """A hash of the parts of an episode's spell key; null for an episode that is its own
+    spell. Episodes of one spell share it; episodes sharing it are grouped by the key itself."""
+    parts, keyed = _spell_key_parts()
     return pl.when(keyed).then(pl.struct(parts).hash())
+
+
+def _apc_episodes(df: pl.DataFrame) -> pl.LazyFrame:
+    """The admitted episodes of a frame in memory that :func:`_spell_roles` needs, with their
+    row number (``RID``) and spell key hash (``_key_hash``): those whose hash is shared with
+    another episode, and those with a declared spell HRG other than their own HRG. Every other
+    episode is its own spell with its own values, so only these few are taken from the frame.
+
+    The key parts of the admitted records are hashed row-wise and shared hashes found by a
+    sort: a row index over every record, a struct hash and a group-by each cost several
+    times as much, mostly in memory written once."""
+    apc = df.get_column("setting") == "apc"
+    parts, keyed = _spell_key_parts()
+    if df.get_column("spell_id").null_count() == df.height:  # no spell ids: the parts as they are
+        parts = [pl.col(c) for c in ("provider_code", "patient_id", "activity_date")]
+    key = df.select(*parts, keyed.alias("_keyed")).filter(apc)
+    hashed = key.drop("_keyed").hash_rows(0x5BD1E995, 0x1B873593, 0xCC9E2D51, 0xE6546B64)
+    hashed = pl.select(pl.when(key.get_column("_keyed")).then(hashed)).to_series()
+    ordered = hashed.drop_nulls().sort()
+    shared = ordered.filter(ordered == ordered.shift(1)).unique()
+    wanted = hashed.is_in(shared.implode())
+    spell_hrg = df.get_column("spell_hrg_code")
+    if spell_hrg.null_count() < df.height:  # a declared spell HRG other than the episode's own
+        declared = df.select(pl.col("spell_hrg_code").is_not_null()
+                             & ~pl.col("spell_hrg_code").eq_missing(pl.col("hrg_code"))).to_series()
+        wanted = wanted | declared.filter(apc)
+    rid = apc.arg_true().filter(wanted)
+    return df.select(_EPISODE_COLUMNS)[rid].with_columns(
+        rid.alias(RID), hashed.filter(wanted).alias("_key_hash")).lazy()
 
 
 def _spell_hrg(rule: str) -> pl.Expr:
@@ -412,23 +452,18 @@ def _spell_hrg(rule: str) -> pl.Expr:
     return pl.coalesce(pl.col("_spell_hrg"), pl.when(pl.col("n_episodes") == 1).then(pl.col("_first_hrg")))
 
 
-def _spell_roles(lf: pl.LazyFrame, config: CostingConfig, eager: bool = False) -> pl.LazyFrame:
-    """The APC episodes whose spell is not simply the episode itself (``lf`` has the row id
-    ``RID``): spell_key, n_episodes, the spell's discharge date and HRG, the episode's own
-    (``_own_discharge``, ``_own_hrg``), and whether it is the spell's first episode.
+def _spell_roles(episodes: pl.LazyFrame, config: CostingConfig, eager: bool = False) -> pl.LazyFrame:
+    """The APC episodes whose spell is not simply the episode itself, from the admitted
+    ``episodes`` with their row id ``RID`` and ``_key_hash`` (:func:`_apc_episodes`, or
+    lazily as in :func:`build_spells`): spell_key, n_episodes, the spell's discharge date
+    and HRG, the episode's own (``_own_discharge``, ``_own_hrg``), and whether it is the
+    spell's first episode.
 
     An episode alone in its spell (most, in spell-level data) is its own head with its own
     values and has no row here, unless a declared spell HRG replaces its HRG. Episodes that
     may share a spell are found by a hash of their key's parts (:func:`_spell_key_hash`);
     only those are grouped, by the key text, so a hash shared by chance merges nothing.
     """
-    cols = [RID, "spell_id", "provider_code", "patient_id", "activity_date", "episode_order",
-            "discharge_date", "hrg_code", "spell_hrg_code"]
-    episodes = lf.filter(pl.col("setting") == "apc").select(cols)
-    if eager:  # read three times below; hashed after the filter (polars hashed every row first)
-        episodes = episodes.collect().with_columns(_spell_key_hash().alias("_key_hash")).lazy()
-    else:
-        episodes = episodes.with_columns(_spell_key_hash().alias("_key_hash"))
     repeated = (episodes.filter(pl.col("_key_hash").is_not_null()).group_by("_key_hash").len()
                 .filter(pl.col("len") > 1).select("_key_hash"))
     if eager:  # read twice below
@@ -485,7 +520,9 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
     """
     names = lf.collect_schema().names()
     lf = lf.with_row_index(RID)  # unique across files, unlike source_row
-    roles = _spell_roles(lf, config)
+    episodes = (lf.filter(pl.col("setting") == "apc").select(RID, *_EPISODE_COLUMNS)
+                .with_columns(_spell_key_hash().alias("_key_hash")))  # hashed after the filter
+    roles = _spell_roles(episodes, config)
     head = pl.col("_is_head")
     # roles are few (only episodes whose spell is not themselves): joined to the records,
     # streamed past them (a frame set beside the records was not streamed: the streaming
@@ -583,7 +620,7 @@ def spells_appended(df: pl.DataFrame, config: CostingConfig) -> tuple[pl.DataFra
     frame is neither copied nor cut into pieces before pricing (its steps pay per chunk).
     """
     n = df.height
-    roles = _spell_roles(df.lazy().with_row_index(RID), config, eager=True).collect()
+    roles = _spell_roles(_apc_episodes(df), config, eager=True).collect()
     heads = roles.filter(pl.col("_is_head"))
     changed = heads.filter(~pl.col("_discharge").eq_missing(pl.col("_own_discharge"))
                            | ~pl.col("_hrg").eq_missing(pl.col("_own_hrg"))
