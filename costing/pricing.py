@@ -789,6 +789,14 @@ def _constant_flag(flag: pl.Series) -> bool:
     return nulls == flag.len() or (nulls == 0 and (not flag.any() or flag.all()))
 
 
+def _constant_code(code: pl.Series) -> bool:
+    """Whether a key code column holds one value on every row (e.g. one HRG version, or null
+    throughout): by its null count, then one comparison with its first value (several times
+    cheaper than hashing it, twice, with the rest of the key)."""
+    nulls = code.null_count()
+    return nulls == code.len() or (nulls == 0 and bool((code == code[0]).all()))
+
+
 @dataclass(frozen=True)
 class _Keyed:
     """Activity with its per-row pricing quantities and key hash, ready to price by key."""
@@ -805,12 +813,12 @@ class _Keyed:
     spells: SpellPlan | None = None  # in memory: how the priced rows become one row per spell
 
     def hashed_columns(self, rows: pl.DataFrame) -> list[str]:
-        """What each row's key is hashed from, in memory: its present key codes and the
-        per-row quantities that vary. A fixed edition's index, and a flag (age, row check)
+        """What each row's key is hashed from, in memory: its key codes and the per-row
+        quantities that vary. A fixed edition's index, and a code or flag (age, row check)
         that is the same on every row, are the same for every key and are left out."""
         fixed = {_edition_index(kind) for kind, ed in self.eds.items() if ed.fixed is not None}
         flags = {_SSE_AGE, *_row_check_columns(self.cfg, self.key_cols)}
-        return [*(c for c in self.key_cols if c in self.present),
+        return [*(c for c in self.key_cols if c in self.present and not _constant_code(rows[c])),
                 *(c for c in self.carried if c not in fixed and not (c in flags and _constant_flag(rows[c])))]
 
     def key_columns(self) -> pl.LazyFrame:
