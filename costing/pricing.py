@@ -812,11 +812,16 @@ class _Keyed:
     present: frozenset[str]  # the input's columns: an absent key column is null throughout
     spells: SpellPlan | None = None  # in memory: how the priced rows become one row per spell
 
+    def fixed_indices(self) -> dict[str, pl.Expr]:
+        """The edition index columns of fixed editions, each the same literal on every row."""
+        return {_edition_index(kind): ed.index_expr(pl.lit(None, dtype=pl.Date)).alias(_edition_index(kind))
+                for kind, ed in self.eds.items() if ed.fixed is not None}
+
     def hashed_columns(self, rows: pl.DataFrame) -> list[str]:
         """What each row's key is hashed from, in memory: its key codes and the per-row
         quantities that vary. A fixed edition's index, and a code or flag (age, row check)
         that is the same on every row, are the same for every key and are left out."""
-        fixed = {_edition_index(kind) for kind, ed in self.eds.items() if ed.fixed is not None}
+        fixed = self.fixed_indices()
         flags = {_SSE_AGE, *_row_check_columns(self.cfg, self.key_cols)}
         return [*(c for c in self.key_cols if c in self.present and not _constant_code(rows[c])),
                 *(c for c in self.carried if c not in fixed and not (c in flags and _constant_flag(rows[c])))]
@@ -1147,7 +1152,11 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
     # the rules run many steps over them, each paying per chunk (keys left in the rows'
     # chunks cost 0.35 s at 10M)
     is_first = pl.repeat(False, rows.height, eager=True).scatter(first, True)
-    keys = rows.select(*k.key_cols, *k.carried).filter(is_first).rechunk()
+    # a fixed edition's index is a literal in the rows: set on the keys, not filtered (a
+    # filter writes a literal out for every row first: 80 MB a column at 10M)
+    fixed = k.fixed_indices()
+    keys = rows.select(*k.key_cols, *(c for c in k.carried if c not in fixed)).filter(is_first).rechunk()
+    keys = keys.with_columns(fixed.values()).select(*k.key_cols, *k.carried)
     key_hashes = hashes.filter(is_first)
     if not exact:  # the keys' second hash from their own columns
         key_hashes = key_hashes.with_columns(_row_hash(keys.select(hashed.columns), 1))
