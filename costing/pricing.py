@@ -1161,21 +1161,20 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
     if not exact:  # the keys' second hash from their own columns
         key_hashes = key_hashes.with_columns(_row_hash(keys.select(hashed.columns), 1))
     on = list(_HASH) if exact else [_HASH[0]]
-    row_of = hashes.join(key_hashes.select(on).with_row_index("_i"), on=on, how="left",
-                         maintain_order="left").get_column("_i")
-    del hashes  # 8 or 16 bytes a row
     keys = keys.hstack(key_hashes)
-    if exact:
-        priced = k.price_keys(keys).collect()
-    else:
-        # every row checked on its second hash while the keys are priced: the check hashes
-        # all rows and the rules run over a few hundred thousand keys, and neither keeps
-        # both cores busy alone (polars releases the GIL)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            agrees = pool.submit(_second_hash_agrees, hashed, key_hashes.get_column(_HASH[1]), row_of)
-            priced = k.price_keys(keys).collect()
-            if not agrees.result():
-                return None
+    # The keys are priced in a worker thread while each row finds its key (a join of the
+    # row hashes) and, but with ``exact``, is checked on its second hash: the rules run
+    # many small steps over a few hundred thousand keys and keep neither core busy alone,
+    # the row steps keep both (polars releases the GIL). Both come before the gather.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pricing = pool.submit(lambda: k.price_keys(keys).collect())
+        row_of = hashes.join(key_hashes.select(on).with_row_index("_i"), on=on, how="left",
+                             maintain_order="left").get_column("_i")
+        del hashes  # 8 or 16 bytes a row
+        agrees = exact or _second_hash_agrees(hashed, key_hashes.get_column(_HASH[1]), row_of)
+        priced = pricing.result()
+    if not agrees:
+        return None
     del hashed
     if not priced.select(on).equals(key_hashes.select(on)):  # row_of points into the keys' order
         priced = priced[key_hashes.select(on).join(priced.select(on).with_row_index("_p"), on=on,
