@@ -834,6 +834,10 @@ class _Keyed:
         """The priced keys (see :func:`_price_keys`)."""
         return _price_keys(keys.lazy(), self.ts, self.cfg, self.chain, self.eds, self.key_cols)
 
+    def priced_keys(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """:meth:`price_keys`, collected."""
+        return self.price_keys(keys).collect()
+
     def join(self, rows: pl.LazyFrame, keys: pl.DataFrame) -> pl.LazyFrame:
         """Price ``keys`` (from :func:`_streamed_keys`) and join the prices back to ``rows``."""
         priced = self.price_keys(keys)
@@ -1167,7 +1171,7 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
     # many small steps over a few hundred thousand keys and keep neither core busy alone,
     # the row steps keep both (polars releases the GIL). Both come before the gather.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pricing = pool.submit(lambda: k.price_keys(keys).collect())
+        pricing = pool.submit(k.priced_keys, keys)
         row_of = hashes.join(key_hashes.select(on).with_row_index("_i"), on=on, how="left",
                              maintain_order="left").get_column("_i")
         del hashes  # 8 or 16 bytes a row
