@@ -419,6 +419,34 @@ def test_spell_key_names_merged_spells_only_and_spell_values_land_on_the_head(
     assert got["s1_first"]["los_days"] == 6 and got["k_first"]["los_days"] == 4
 
 
+@pytest.mark.parametrize("with_spell_ids", [False, True])
+def test_episodes_without_a_full_key_stay_alone_and_keyed_ones_merge(
+        fixture_tables: costing.TableSet, with_spell_ids: bool) -> None:
+    # in memory the key parts are hashed as they are when no record has a spell id (else
+    # each part only where the spell id is null): episodes missing a part never merge,
+    # even with equal other parts, and those sharing provider, patient and date do
+    d = D(2017, 6, 1)
+    eps = [
+        apc("k1", los=1, admit=d, patient="p9", episode_order=1),
+        apc("no_provider_a", los=1, admit=d, patient="p8", provider=None),
+        apc("k2", los=3, admit=d, patient="p9", episode_order=2),
+        apc("no_provider_b", los=2, admit=d, patient="p8", provider=None),
+        apc("no_patient", los=1, admit=d, patient=None),
+    ]
+    if with_spell_ids:
+        eps.append(apc("s_only", los=2, admit=d + dt.timedelta(days=9), spell_id="S7", provider=None))
+    out = costing.price(frame(*eps), fixture_tables, PURCHASER)
+    got = {r["record_id"]: (r["n_episodes"], r["spell_key"], r["discharge_date"]) for r in out.iter_rows(named=True)}
+    expected = {"k1": (2, "K|RXX|p9|2017-06-01", d + dt.timedelta(days=3)),
+                "no_provider_a": (1, None, d + dt.timedelta(days=1)),
+                "no_provider_b": (1, None, d + dt.timedelta(days=2)),
+                "no_patient": (1, None, d + dt.timedelta(days=1))}
+    if with_spell_ids:
+        expected["s_only"] = (1, None, d + dt.timedelta(days=11))
+    assert got == expected
+    assert_frame_equal(out, costing.price_lazy(frame(*eps).lazy(), fixture_tables, PURCHASER).collect())
+
+
 def test_multi_episode_spell_without_spell_hrg_is_hrg_missing(fixture_tables: costing.TableSet) -> None:
     out = _price(fixture_tables, apc("e1", spell_id="S", patient="p1"),
                  apc("e2", spell_id="S", patient="p1"))
