@@ -452,7 +452,7 @@ def _spell_hrg(rule: str) -> pl.Expr:
     return pl.coalesce(pl.col("_spell_hrg"), pl.when(pl.col("n_episodes") == 1).then(pl.col("_first_hrg")))
 
 
-def _spell_roles(episodes: pl.LazyFrame, config: CostingConfig, eager: bool = False) -> pl.LazyFrame:
+def _spell_roles(episodes: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
     """The APC episodes whose spell is not simply the episode itself, from the admitted
     ``episodes`` with their row id ``RID`` and ``_key_hash`` (:func:`_apc_episodes`, or
     lazily as in :func:`build_spells`): spell_key, n_episodes, the spell's discharge date
@@ -469,7 +469,7 @@ def _spell_roles(episodes: pl.LazyFrame, config: CostingConfig, eager: bool = Fa
     # found first, in a pass of their own, and held (a few): the episodes are read twice
     # below, and in one streaming plan with the group-by they were held until it ended (a
     # 100M purchaser stream peaked at 3,210 MiB)
-    repeated = repeated.collect(engine="auto" if eager else "streaming").lazy()
+    repeated = repeated.collect(engine="streaming").lazy()
     own = [pl.col("discharge_date").alias("_own_discharge"), pl.col("hrg_code").alias("_own_hrg")]
     out = [RID, "spell_key", "n_episodes", "_discharge", "_hrg", "_own_discharge", "_own_hrg", "_is_head"]
     shared = episodes.join(repeated, on="_key_hash", how="semi").with_columns(_spell_key().alias("spell_key"))
@@ -628,7 +628,7 @@ def spells_appended(df: pl.DataFrame, config: CostingConfig) -> tuple[pl.DataFra
     frame is neither copied nor cut into pieces before pricing (its steps pay per chunk).
     """
     n = df.height
-    roles = _spell_roles(_apc_episodes(df), config, eager=True).collect()
+    roles = _spell_roles(_apc_episodes(df), config).collect()
     heads = roles.filter(pl.col("_is_head"))
     changed = heads.filter(~pl.col("_discharge").eq_missing(pl.col("_own_discharge"))
                            | ~pl.col("_hrg").eq_missing(pl.col("_own_hrg"))
