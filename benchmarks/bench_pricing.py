@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -36,6 +37,64 @@ def _cpu_s() -> float:
 def _peak_rss_mb() -> float:
     """Peak resident memory of this process in MiB (``peak_rss_gb`` is the same in 10^9 bytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _MemorySampler:
+    """Samples this process's resident memory a few times a second in a thread (Linux:
+    ``/proc/self/status``), split as the kernel counts it: ``RssAnon`` is the process's own
+    heap (what pricing holds); ``RssFile`` is file pages mapped into it (the Parquet input
+    being read, the libraries), which the kernel can drop at will. ``ru_maxrss`` counts both.
+    Each phase's maxima are kept, and the anonymous memory at each tenth of a phase."""
+
+    def __init__(self, every_s: float = 0.2) -> None:
+        import threading
+
+        self.samples: list[tuple[float, int, int]] = []
+        self.phases: list[tuple[str, float, float]] = []
+        self._every = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _read() -> tuple[int, int] | None:
+        try:
+            with open("/proc/self/status") as f:
+                kb = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f)
+                      if k in ("RssAnon", "RssFile")}
+        except OSError:
+            return None
+        return kb["RssAnon"] // 1024, kb["RssFile"] // 1024
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            got = self._read()
+            if got is None:
+                return
+            self.samples.append((time.perf_counter(), *got))
+            self._stop.wait(self._every)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def phase(self, name: str, start: float, end: float) -> None:
+        self.phases.append((name, start, end))
+
+    def report(self) -> dict[str, object]:
+        """Per phase: its maxima of anonymous and file-backed memory (MiB) and the anonymous
+        memory at each tenth of it (flat when memory is bounded)."""
+        out: dict[str, object] = {}
+        for name, start, end in self.phases:
+            s = [x for x in self.samples if start <= x[0] <= end]
+            if not s:
+                continue
+            out[name] = {"max_anon_mb": max(x[1] for x in s), "max_file_mb": max(x[2] for x in s),
+                         "anon_mb_by_tenth": [s[round(i * (len(s) - 1) / 10)][1] for i in range(11)]}
+        return out
 
 
 def _tariff_tables():  # type: ignore[no-untyped-def]
@@ -122,15 +181,21 @@ def run_stream(n: int, perspective: str = "provider") -> dict[str, float | str]:
         parts = _generate_parts(n, tmp)
         before = _peak_rss_mb()
         tables, cfg = _setup(perspective)
-        t0, c0 = time.perf_counter(), _cpu_s()
-        costing.price_lazy(pl.scan_parquet(parts), tables, cfg).sink_parquet(tmp / "priced.parquet")
-        wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
+        with _MemorySampler() as memory:
+            t0, c0 = time.perf_counter(), _cpu_s()
+            lf = costing.price_lazy(pl.scan_parquet(parts), tables, cfg)  # keys (and spell roles) found here
+            t1 = time.perf_counter()
+            lf.sink_parquet(tmp / "priced.parquet")
+            t2 = time.perf_counter()
+            wall, cpu = t2 - t0, _cpu_s() - c0
+            memory.phase("price_lazy", t0, t1)
+            memory.phase("sink", t1, t2)
         rows, total = pl.scan_parquet(tmp / "priced.parquet").select(
             pl.len(), pl.col("n_episodes").sum()).collect().row(0)
     return {"records": n, "mode": f"stream parquet->parquet ({perspective})", "wall_s": round(wall, 2),
             "cpu_s": round(cpu, 2), "rows_out": rows, "episodes_out": total,
             "records_per_s": round(n / wall), "peak_rss_mb": round(_peak_rss_mb()),
-            "rss_mb_before_pricing": round(before)}
+            "rss_mb_before_pricing": round(before), "price_lazy_s": round(t1 - t0, 1), **memory.report()}
 
 
 def main() -> None:
