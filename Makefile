@@ -26,7 +26,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	$(BIN)/python benchmarks/bench_pipeline.py --records 1000000
+	$(BIN)/python benchmarks/bench_pricing.py --records 1000000
 
 # Re-derive the shipped tables from ../shared/data with our own importers (maintainers only).
 tables: install
