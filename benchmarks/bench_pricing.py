@@ -19,6 +19,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Self
@@ -47,8 +48,6 @@ class _MemorySampler:
     Each phase's maxima are kept, and the anonymous memory at each tenth of a phase."""
 
     def __init__(self, every_s: float = 0.2) -> None:
-        import threading
-
         self.samples: list[tuple[float, int, int]] = []
         self.phases: list[tuple[str, float, float]] = []
         self._every = every_s
@@ -61,7 +60,9 @@ class _MemorySampler:
             with open("/proc/self/status") as f:
                 kb = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f)
                       if k in ("RssAnon", "RssFile")}
-        except OSError:
+        except OSError:  # not Linux: no phase figures
+            return None
+        if "RssAnon" not in kb or "RssFile" not in kb:
             return None
         return kb["RssAnon"] // 1024, kb["RssFile"] // 1024
 
