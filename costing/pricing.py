@@ -674,6 +674,11 @@ def _key_columns(cfg: CostingConfig) -> tuple[str, ...]:
     return _KEY_CODES + (("provider_code",) if cfg.mff else ())
 
 
+def _per_key_codes(cfg: CostingConfig) -> list[str]:
+    """The key codes normalised once per distinct key, not per row (see :func:`canonicalise`)."""
+    return [c for c in _key_columns(cfg) if c not in _ROW_NORMALISED]
+
+
 def prepare(activity: pl.DataFrame | pl.LazyFrame, cfg: CostingConfig,
             raw: Sequence[str] = ()) -> pl.LazyFrame:
     """Canonical activity with spells built when asked (validation reasons are added later).
@@ -855,10 +860,13 @@ class _Keyed:
 
 
 def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
-           config: CostingConfig | None, eager: bool = False, as_read: bool = False) -> _Keyed:
+           config: CostingConfig | None, eager: bool = False,
+           normalise: Collection[str] | None = None) -> _Keyed:
     """The per-row stage. With ``eager``, the canonical frame and its spells are built in
     memory (:func:`canonical_frame`, :func:`spells_appended`) and the key hash is left
-    to :func:`_row_hash`; lazily, the key hash is an expression (:func:`_key_hash`)."""
+    to :func:`_row_hash`; lazily, the key hash is an expression (:func:`_key_hash`).
+    ``normalise`` names the String columns normalised per row in memory, when a scan has
+    already found them (:func:`strings_to_normalise`); None: :func:`canonical_frame` scans."""
     cfg = config or CostingConfig()
     ts = _resolve_tables(tables)
     chain = cfg.resolved_chain()
@@ -873,11 +881,13 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
         eds["reference_cost"] = _editions(ts, "reference_cost", cfg.reference_cost_edition)
     key_cols = _key_columns(cfg)
     present = frozenset(activity.collect_schema().names())
-    raw = [c for c in key_cols if c not in _ROW_NORMALISED]
+    raw = _per_key_codes(cfg)
     spells: SpellPlan | None = None
     if eager:
         frame = activity.collect() if isinstance(activity, pl.LazyFrame) else activity
-        df = canonical_frame(frame, raw=[*raw, *string_columns(frame, raw)] if as_read else raw)
+        if normalise is not None:  # every other String column is kept as read
+            raw = [*raw, *(c for c in string_columns(frame, raw) if c not in normalise)]
+        df = canonical_frame(frame, raw=raw)
         if cfg.resolved_apc_unit() == "spell":
             df, spells = spells_appended(df, cfg)
         else:
@@ -1065,14 +1075,13 @@ def price(
     """
     cfg = config or CostingConfig()
     frame = activity.collect() if isinstance(activity, pl.LazyFrame) else activity
-    raw = [c for c in _key_columns(cfg) if c not in _ROW_NORMALISED]
     # Ids and codes read per row are normalised (trimmed, cased) only where a scan finds a
     # value that would change, which it seldom does. The scan runs in a worker thread while
     # the records are priced as they are; should it find one, they are priced again,
     # normalised. The output is the same either way. (The first pricing stops at its next
     # step once the scan has found one, so input needing it costs little more.)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        rewrite = pool.submit(strings_to_normalise, frame, raw)
+        rewrite = pool.submit(strings_to_normalise, frame, _per_key_codes(cfg))
         try:
             out = _price_frame(frame, tables, cfg, as_read=True,
                                abandon=lambda: rewrite.done() and bool(rewrite.result()))
@@ -1081,16 +1090,18 @@ def price(
                 raise
             out = None
         if rewrite.result():
-            out = _price_frame(frame, tables, cfg, as_read=False)
+            out = _price_frame(frame, tables, cfg, as_read=False, normalise=rewrite.result())
     assert out is not None
     return out
 
 
 def _price_frame(frame: pl.DataFrame, tables: TableSet | None, cfg: CostingConfig, as_read: bool,
-                 abandon: Callable[[], bool] = lambda: False) -> pl.DataFrame | None:
-    """:func:`price` of a frame in memory; with ``as_read``, no String column is normalised.
-    None if ``abandon()`` says to stop (asked between steps)."""
-    k = _keyed(frame, tables, cfg, eager=True, as_read=as_read)
+                 abandon: Callable[[], bool] = lambda: False,
+                 normalise: Collection[str] | None = None) -> pl.DataFrame | None:
+    """:func:`price` of a frame in memory; with ``as_read``, no String column is normalised,
+    else those in ``normalise`` (found by :func:`price`'s scan; None: scanned here). None if
+    ``abandon()`` says to stop (asked between steps)."""
+    k = _keyed(frame, tables, cfg, eager=True, normalise=() if as_read else normalise)
     if abandon():
         return None
     rows = k.rows.collect()  # the per-row stage once, shared by the keys and the output
