@@ -213,11 +213,13 @@ def canonical_frame(frame: pl.DataFrame, raw: Collection[str] = ()) -> pl.DataFr
 
 @dataclass(frozen=True)
 class Check:
-    """A named validation: rows where ``fails`` is true are invalid for ``reason``."""
+    """A named validation: rows where ``fails`` is true are invalid for ``reason``.
+    ``missing``: it fails only where ``column`` is null (a required value absent)."""
 
     column: str
     fails: pl.Expr
     reason: str
+    missing: bool = False
 
 
 def days_between(start: str, end: str) -> pl.Expr:
@@ -242,7 +244,7 @@ def checks(config: CostingConfig) -> list[Check]:
         for col in required:
             required_by.setdefault(col, []).append(setting)
     for col, settings in required_by.items():
-        out.append(Check(col, one_of(s, settings) & pl.col(col).is_null(), f"missing {col}"))
+        out.append(Check(col, one_of(s, settings) & pl.col(col).is_null(), f"missing {col}", missing=True))
     apc = s == "apc"
     los = with_los()
     dummy = [dt.date.fromisoformat(d) for d in HES_DUMMY_DATES]

@@ -761,9 +761,12 @@ def _row_key(cfg: CostingConfig, eds: dict[str, _Editions], present: Collection[
     return [*[pl.col(c) for c in key_cols if c in present], *_pack(parts)]
 
 
-def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Sequence[str]) -> list[pl.Expr]:
+def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Sequence[str],
+               never_null: Collection[str] = ()) -> list[pl.Expr]:
     """Per-row quantities pricing needs besides the key codes: LOS, each kind's edition
-    (by the record's date), short-stay age eligibility and the row-level checks."""
+    (by the record's date), short-stay age eligibility and the row-level checks. A check
+    for a missing value of a column in ``never_null`` (known to hold no null) is false on
+    every row: a constant, not evaluated per row."""
     s = pl.col("setting")
     apc_date = pl.col("discharge_date") if cfg.apc_date == "discharge" else pl.col("activity_date")
     if cfg.resolved_apc_unit() == "episode":
@@ -781,7 +784,8 @@ def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Seque
     out = [
         pl.when(s == "apc").then(los).alias("los_days"),
         sse_age.alias(_SSE_AGE),
-        *[c.fails.fill_null(False).alias(row_check_column(i)) for i, c in row_checks(cfg, key_columns)],
+        *[(pl.lit(False) if c.missing and c.column in never_null else c.fails.fill_null(False))
+          .alias(row_check_column(i)) for i, c in row_checks(cfg, key_columns)],
     ]
     out += [ed.index_expr(price_date).alias(_edition_index(kind)) for kind, ed in eds.items()]
     return out
@@ -894,10 +898,12 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
             df = df.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
                                  pl.lit(None, dtype=pl.String).alias("spell_key"))
         rows = df.lazy()
+        never_null = [c for c in df.columns if not df.get_column(c).has_nulls()]
     else:
         rows = prepare(activity, cfg, raw=raw)
+        never_null = []
     input_cols = [c for c in rows.collect_schema().names() if c not in ("n_episodes", "spell_key", RID)]
-    rows = rows.with_columns(_row_stage(cfg, eds, key_cols))
+    rows = rows.with_columns(_row_stage(cfg, eds, key_cols, never_null))
     carried = _carried(cfg, eds, key_cols)
     if not eager:
         rows = rows.with_columns(_key_hash(_row_key(cfg, eds, present, key_cols)))
