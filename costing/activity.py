@@ -214,12 +214,26 @@ def canonical_frame(frame: pl.DataFrame, raw: Collection[str] = ()) -> pl.DataFr
 @dataclass(frozen=True)
 class Check:
     """A named validation: rows where ``fails`` is true are invalid for ``reason``.
-    ``missing``: it fails only where ``column`` is null (a required value absent)."""
+    ``never_if``: a cheap test of the whole ``column`` (its statistics: null count, least
+    value) which, when true, proves the check fails on no row of it."""
 
     column: str
     fails: pl.Expr
     reason: str
-    missing: bool = False
+    never_if: Callable[[pl.Series], bool] | None = None
+
+
+def _has_no_null(column: pl.Series) -> bool:
+    return not column.has_nulls()
+
+
+def _after_dummy_dates(column: pl.Series) -> bool:
+    """Every date of ``column`` later than every HES dummy date (or none at all)."""
+    least = column.min()
+    return least is None or (isinstance(least, dt.date) and least > max(_DUMMY_DATES))
+
+
+_DUMMY_DATES = tuple(dt.date.fromisoformat(d) for d in HES_DUMMY_DATES)
 
 
 def days_between(start: str, end: str) -> pl.Expr:
@@ -244,14 +258,17 @@ def checks(config: CostingConfig) -> list[Check]:
         for col in required:
             required_by.setdefault(col, []).append(setting)
     for col, settings in required_by.items():
-        out.append(Check(col, one_of(s, settings) & pl.col(col).is_null(), f"missing {col}", missing=True))
+        out.append(Check(col, one_of(s, settings) & pl.col(col).is_null(), f"missing {col}",
+                         never_if=_has_no_null))
     apc = s == "apc"
     los = with_los()
-    dummy = [dt.date.fromisoformat(d) for d in HES_DUMMY_DATES]
+    dummy = list(_DUMMY_DATES)
     out += [
         Check("setting", ~one_of(s, SETTINGS).fill_null(False), "unknown or missing setting"),
-        Check("activity_date", one_of(pl.col("activity_date"), dummy), "HES dummy date"),
-        Check("discharge_date", apc & one_of(pl.col("discharge_date"), dummy), "HES dummy date"),
+        Check("activity_date", one_of(pl.col("activity_date"), dummy), "HES dummy date",
+              never_if=_after_dummy_dates),
+        Check("discharge_date", apc & one_of(pl.col("discharge_date"), dummy), "HES dummy date",
+              never_if=_after_dummy_dates),
         Check("discharge_date", apc & (los < 0), "discharge before admission"),
         Check("discharge_date", apc & (los > config.max_los_days),
               f"length of stay over {config.max_los_days} days"),

@@ -31,6 +31,7 @@ from costing.activity import (
     OP_FOLLOWUP,
     OP_NOT_ATTENDED,
     RID,
+    Check,
     SpellPlan,
     ae_pod,
     apc_pod,
@@ -762,11 +763,12 @@ def _row_key(cfg: CostingConfig, eds: dict[str, _Editions], present: Collection[
 
 
 def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Sequence[str],
-               never_null: Collection[str] = ()) -> list[pl.Expr]:
+               frame: pl.DataFrame | None = None) -> list[pl.Expr]:
     """Per-row quantities pricing needs besides the key codes: LOS, each kind's edition
     (by the record's date), short-stay age eligibility and the row-level checks. A check
-    for a missing value of a column in ``never_null`` (known to hold no null) is false on
-    every row: a constant, not evaluated per row."""
+    that its column's statistics in ``frame`` (the rows, in memory) prove never fails (no
+    null where a value is required, no date as early as a dummy date) is false on every
+    row: a constant, not evaluated per row."""
     s = pl.col("setting")
     apc_date = pl.col("discharge_date") if cfg.apc_date == "discharge" else pl.col("activity_date")
     if cfg.resolved_apc_unit() == "episode":
@@ -784,11 +786,17 @@ def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Seque
     out = [
         pl.when(s == "apc").then(los).alias("los_days"),
         sse_age.alias(_SSE_AGE),
-        *[(pl.lit(False) if c.missing and c.column in never_null else c.fails.fill_null(False))
-          .alias(row_check_column(i)) for i, c in row_checks(cfg, key_columns)],
+        *[(pl.lit(False) if _never_fails(c, frame) else c.fails.fill_null(False)).alias(row_check_column(i))
+          for i, c in row_checks(cfg, key_columns)],
     ]
     out += [ed.index_expr(price_date).alias(_edition_index(kind)) for kind, ed in eds.items()]
     return out
+
+
+def _never_fails(check: Check, frame: pl.DataFrame | None) -> bool:
+    """Whether ``check`` provably fails on no row of ``frame``, by its column's statistics."""
+    return (frame is not None and check.never_if is not None and check.column in frame.columns
+            and check.never_if(frame.get_column(check.column)))
 
 
 def _constant_flag(flag: pl.Series) -> bool:
@@ -803,7 +811,11 @@ def _constant_code(code: pl.Series) -> bool:
     throughout): by its null count, then one comparison with its first value (several times
     cheaper than hashing it, twice, with the rest of the key)."""
     nulls = code.null_count()
-    return nulls == code.len() or (nulls == 0 and bool((code == code[0]).all()))
+    if nulls == code.len():
+        return True
+    # a varying code almost always differs already among a few values spread over the column
+    return (nulls == 0 and bool((code.gather_every(max(code.len() // 64, 1)) == code[0]).all())
+            and bool((code == code[0]).all()))
 
 
 @dataclass(frozen=True)
@@ -898,12 +910,10 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
             df = df.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
                                  pl.lit(None, dtype=pl.String).alias("spell_key"))
         rows = df.lazy()
-        never_null = [c for c in df.columns if not df.get_column(c).has_nulls()]
     else:
         rows = prepare(activity, cfg, raw=raw)
-        never_null = []
     input_cols = [c for c in rows.collect_schema().names() if c not in ("n_episodes", "spell_key", RID)]
-    rows = rows.with_columns(_row_stage(cfg, eds, key_cols, never_null))
+    rows = rows.with_columns(_row_stage(cfg, eds, key_cols, df if eager else None))
     carried = _carried(cfg, eds, key_cols)
     if not eager:
         rows = rows.with_columns(_key_hash(_row_key(cfg, eds, present, key_cols)))

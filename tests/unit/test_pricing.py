@@ -485,6 +485,25 @@ def test_hes_dummy_dates_make_the_record_invalid(fixture_tables: costing.TableSe
     assert "HES dummy date" in out["invalid_reason"][0]
 
 
+@pytest.mark.parametrize("flawed", [False, True])
+def test_checks_ruled_out_by_column_statistics_still_fire_where_they_apply(
+        fixture_tables: costing.TableSet, flawed: bool) -> None:
+    # In memory, a check whose column statistics prove it never fails (no null in a required
+    # column, no date as early as a dummy date) is a constant; the lazy path evaluates every
+    # check on every row, so the two must agree with and without a flawed record.
+    records = [apc("a", los=2), apc("b", hrg="WA14Z", los=6)]
+    if flawed:
+        records += [apc("c", patient=None), apc("d", admit=dt.date(1582, 10, 15), los=0)]
+    activity = frame(*records)
+    out = costing.price(activity, fixture_tables, PURCHASER)
+    assert_frame_equal(out, costing.price_lazy(activity.lazy(), fixture_tables, PURCHASER).collect())
+    reasons = dict(zip(out["record_id"], out["invalid_reason"], strict=True))
+    assert reasons["a"] is None and reasons["b"] is None
+    if flawed:
+        assert reasons["c"] == "patient_id: missing patient_id"
+        assert "activity_date: HES dummy date" in reasons["d"]
+
+
 def test_output_keeps_input_columns_and_appends_priced_columns(fixture_tables: costing.TableSet) -> None:
     out = _price(fixture_tables, apc(los=2, my_extra="keep me"))
     assert out["my_extra"][0] == "keep me"
