@@ -223,7 +223,11 @@ class Check:
     never_if: Callable[[pl.Series], bool] | None = None
 
 
+_DUMMY_DATES = tuple(dt.date.fromisoformat(d) for d in HES_DUMMY_DATES)
+
+
 def _has_no_null(column: pl.Series) -> bool:
+    """No value of ``column`` is missing (its null count: metadata, no scan)."""
     return not column.has_nulls()
 
 
@@ -231,9 +235,6 @@ def _after_dummy_dates(column: pl.Series) -> bool:
     """Every date of ``column`` later than every HES dummy date (or none at all)."""
     least = column.min()
     return least is None or (isinstance(least, dt.date) and least > max(_DUMMY_DATES))
-
-
-_DUMMY_DATES = tuple(dt.date.fromisoformat(d) for d in HES_DUMMY_DATES)
 
 
 def days_between(start: str, end: str) -> pl.Expr:
