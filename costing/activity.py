@@ -20,7 +20,7 @@ from costing.schema import (
     ADMISSION_METHODS,
     ELECTIVE_METHODS,
     EMERGENCY_METHODS,
-    HES_DUMMY_DATES,
+    HES_DUMMY_DAYS,
     PATIENT_CLASSIFICATIONS,
     PRICED_COLUMNS,
     SETTINGS,
@@ -223,9 +223,6 @@ class Check:
     never_if: Callable[[pl.Series], bool] | None = None
 
 
-_DUMMY_DATES = tuple(dt.date.fromisoformat(d) for d in HES_DUMMY_DATES)
-
-
 def _has_no_null(column: pl.Series) -> bool:
     """No value of ``column`` is missing (its null count: metadata, no scan)."""
     return not column.has_nulls()
@@ -234,7 +231,7 @@ def _has_no_null(column: pl.Series) -> bool:
 def _after_dummy_dates(column: pl.Series) -> bool:
     """Every date of ``column`` later than every HES dummy date (or none at all)."""
     least = column.min()
-    return least is None or (isinstance(least, dt.date) and least > max(_DUMMY_DATES))
+    return least is None or (isinstance(least, dt.date) and least > max(HES_DUMMY_DAYS))
 
 
 def days_between(start: str, end: str) -> pl.Expr:
@@ -263,7 +260,7 @@ def checks(config: CostingConfig) -> list[Check]:
                          never_if=_has_no_null))
     apc = s == "apc"
     los = with_los()
-    dummy = list(_DUMMY_DATES)
+    dummy = list(HES_DUMMY_DAYS)
     out += [
         Check("setting", ~one_of(s, SETTINGS).fill_null(False), "unknown or missing setting"),
         Check("activity_date", one_of(pl.col("activity_date"), dummy), "HES dummy date",

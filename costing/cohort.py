@@ -7,13 +7,12 @@ after them) and collects every problem before raising a single ``CohortError``.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 import polars as pl
 
 from costing.errors import CohortError, MissingColumnsError
-from costing.schema import COHORT_SCHEMA, HES_DUMMY_DATES
+from costing.schema import COHORT_SCHEMA, HES_DUMMY_DAYS
 
 __all__ = ["COHORT_REQUIRED", "CohortError", "validate_cohort"]
 
@@ -21,7 +20,6 @@ logger = logging.getLogger(__name__)
 
 COHORT_REQUIRED: tuple[str, ...] = ("patient_id", "index_date")
 _DATE_COLUMNS: tuple[str, ...] = ("index_date", "end_of_follow_up")
-_DUMMY_DATES: list[dt.date] = [dt.date.fromisoformat(d) for d in HES_DUMMY_DATES]
 _SHOWN = 20
 
 _FAILURE_SCHEMA: dict[str, pl.DataType] = {
@@ -65,7 +63,7 @@ def _checks() -> list[tuple[str, pl.Expr, str]]:
         ),
         (
             "index_date",
-            pl.col("index_date").is_in(_DUMMY_DATES),
+            pl.col("index_date").is_in(HES_DUMMY_DAYS),
             "index_date is a HES dummy date meaning null/invalid",
         ),
         (
@@ -75,7 +73,7 @@ def _checks() -> list[tuple[str, pl.Expr, str]]:
         ),
         (
             "end_of_follow_up",
-            pl.col("end_of_follow_up").is_in(_DUMMY_DATES),
+            pl.col("end_of_follow_up").is_in(HES_DUMMY_DAYS),
             "end_of_follow_up is a HES dummy date meaning null/invalid",
         ),
         (

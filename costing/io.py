@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import codecs
-import datetime as dt
 import logging
 import os
 import shutil
@@ -40,7 +39,7 @@ from costing.schema import (
     ACTIVITY_REQUIRED,
     ACTIVITY_SCHEMA,
     COHORT_SCHEMA,
-    HES_DUMMY_DATES,
+    HES_DUMMY_DAYS,
     HRG_VERSIONS,
     PRICED_COLUMNS,
     WINDOW_COLUMNS,
@@ -81,7 +80,6 @@ _UTF8_CHECK_BYTES: Final = 64 * 1024 * 1024
 _CHUNK: Final = 1024 * 1024
 # Ages above this many years are read as invalid (a plausibility bound, not a price).
 _MAX_AGE_YEARS: Final = 130
-_DUMMY_DATES: Final = [dt.date.fromisoformat(d) for d in HES_DUMMY_DATES]
 # Built-in date formats, tried in order after the user's own: ISO, the HES/UK day-first
 # slash form, compact ISO, SAS DATE9 and the Oracle style. US month-first is never guessed.
 _DATE_FORMATS: Final = ("%Y-%m-%d", "%d/%m/%Y", "%Y%m%d", "%d%b%Y", "%d-%b-%Y")
@@ -389,7 +387,7 @@ def parse_date_expr(raw: pl.Expr, date_format: str | None = None) -> pl.Expr:
 
 def _date(c: str, raw: pl.Expr, preset: ColumnPreset) -> tuple[pl.Expr, pl.Expr]:
     parsed = parse_date_expr(raw, preset.date_format)
-    dummy = parsed.is_in(_DUMMY_DATES)
+    dummy = parsed.is_in(HES_DUMMY_DAYS)
     typed = pl.when(~dummy).then(parsed)
     reason = (
         pl.when(raw.is_not_null() & parsed.is_null())

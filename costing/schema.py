@@ -7,6 +7,7 @@ that pricing and windowing append. Every other module refers to these names.
 
 from __future__ import annotations
 
+import datetime
 from typing import Final
 
 import polars as pl
@@ -35,6 +36,7 @@ __all__ = [
     "ADMISSION_METHODS",
     "PATIENT_CLASSIFICATIONS",
     "HES_DUMMY_DATES",
+    "HES_DUMMY_DAYS",
     "dtype_name",
     "dtype_from_name",
 ]
@@ -158,6 +160,7 @@ PATIENT_CLASSIFICATIONS: Final = ("1", "2", "3", "4", "5", "8", "9")
 
 # HES dummy dates meaning "null or invalid".
 HES_DUMMY_DATES: Final = ("1800-01-01", "1801-01-01", "1600-01-01", "1582-10-15")
+HES_DUMMY_DAYS: Final = tuple(datetime.date.fromisoformat(d) for d in HES_DUMMY_DATES)  # as dates
 
 # The canonical activity frame (one frame, all settings). Codes are strings, always.
 ACTIVITY_SCHEMA: Final[dict[str, pl.DataType]] = {
