@@ -69,6 +69,26 @@ def _save(fig: Figure, path: str | os.PathLike[str] | None) -> None:
         fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
 
 
+def _unpriced_shares(window_costs: pl.DataFrame | pl.LazyFrame, cohort: Any, group: str,
+                     treated: str, by: str, windows: Sequence[int] | None) -> dict[str, str]:
+    """Per category, a title suffix giving its unpriced share of records, where it has any
+    (unpriced records count as £0 in the means, so the reader must see how many there are)."""
+    from costing.unpriced import WITHHOLD_SHARE, unpriced_by_window
+
+    counts = unpriced_by_window(window_costs, cohort=cohort, group=group, treated=treated, by=by,
+                                windows=windows)
+    out: dict[str, str] = {}
+    for r in counts.group_by("category").agg(
+        pl.col("n_records", "n_unpriced", "n_patient_windows", "n_patient_windows_unpriced").sum()
+    ).iter_rows(named=True):
+        if not r["n_unpriced"]:
+            continue
+        share = r["n_unpriced"] / r["n_records"]
+        mostly = (r["n_patient_windows_unpriced"] > WITHHOLD_SHARE * r["n_patient_windows"])
+        out[r["category"]] = f"\n{share:.1%} of records unpriced" + (": no estimate" if mostly else "")
+    return out
+
+
 def _grid(n: int) -> tuple[int, int]:
     cols = min(3, n)
     return math.ceil(n / cols), cols
@@ -111,6 +131,7 @@ def event_study_chart(
         weight=weight, cluster=cluster, n_boot=n_boot, seed=seed, ci=ci, censoring=censoring,
     )
     categories = means["category"].unique(maintain_order=True).to_list()
+    unpriced = _unpriced_shares(window_costs, cohort, group, treated, by, windows)
     rows, cols = _grid(len(categories))
     fig = _figure(figsize=(4.6 * cols, 3.6 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -127,7 +148,8 @@ def event_study_chart(
             ax.plot(x, d["mean"].to_list(), color=colour, marker=marker, linewidth=2,
                     markersize=5, label=label)
         ax.axvline(-0.5, color="#555555", linestyle="--", linewidth=1)
-        ax.set_title(_label(cat), fontsize=11, fontweight="bold" if cat == TOTAL else "normal")
+        ax.set_title(_label(cat) + unpriced.get(cat, ""), fontsize=11,
+                     fontweight="bold" if cat == TOTAL else "normal")
         ws = sorted(part["window"].unique().to_list())
         ax.set_xticks(ws, [_window_label(w) for w in ws])
         ax.yaxis.set_major_formatter(_gbp)
@@ -155,6 +177,20 @@ def event_study_chart(
     )
     _save(fig, path)
     return fig
+
+
+def _unpriced_footnote(lf: pl.LazyFrame, names: Sequence[str], by: str) -> str:
+    """"Unpriced records ...: window -1 3.2%, ..." (all categories), or "" if none."""
+    if "n_unpriced" not in names or "n_records" not in names:
+        return ""
+    per = (lf.group_by("window").agg(pl.col("n_unpriced").sum(), pl.col("n_records").sum())
+           .sort("window").collect())
+    if not per["n_unpriced"].sum():
+        return ""
+    bits = [f"window {_window_label(r['window'])} {r['n_unpriced'] / max(r['n_records'], 1):.1%}"
+            for r in per.iter_rows(named=True)]
+    return ("Unpriced records, counted as £0 in these means (share of records): "
+            + ", ".join(bits) + "; see unpriced.csv per arm and category")
 
 
 def window_means_chart(
@@ -234,5 +270,8 @@ def window_means_chart(
               title="Category")
     ax.set_title(title or "Mean cost per patient per six-month window, by group and category",
                  fontsize=12)
+    note = _unpriced_footnote(lf, names, by)
+    if note:
+        fig.supxlabel(note, fontsize=8.5, color="#a04000")
     _save(fig, path)
     return fig

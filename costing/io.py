@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,15 +102,84 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     # mkstemp makes the file private (0600); give the output the usual umask-based mode
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield Path(tmp)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+RUN_MANIFEST_NAME: Final = "run_manifest.json"
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a sibling temporary folder; on success it replaces ``path`` whole.
+
+    Everything is written into ``.<name>.costing-tmp-*`` beside ``path``; only when the
+    block ends without an exception is the previous folder renamed aside, the new one
+    renamed into place and the previous one deleted. A failed or interrupted run removes
+    the temporary folder and leaves the previous folder as it was, complete: never a mix
+    of new and old files. A folder that exists, holds files and has no run manifest is not
+    ours to replace, so it is refused.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target}: the output folder is a file; name a folder")
+    if target.is_dir() and any(target.iterdir()) and not (target / RUN_MANIFEST_NAME).is_file():
+        raise InputError(
+            f"{target}: refusing to replace this folder: it holds files and is not a costing "
+            f"output folder (no {RUN_MANIFEST_NAME}); name a new or empty folder in [output] dir"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.costing-tmp-"))
+    os.chmod(work, 0o777 & ~_umask())
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.costing-old-"))
+        os.rmdir(old)
+        os.rename(target, old)
+    try:
+        os.rename(work, target)
+    except BaseException:
+        if old is not None:
+            os.rename(old, target)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def refuse_overwriting_inputs(outputs: Iterable[str | os.PathLike[str]],
+                              inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Raise InputError when an output path is, or is a folder holding, an input file.
+
+    An output file that resolves to an extract, cohort, run file or table would destroy the
+    user's data; an output folder that holds one would be replaced with it.
+    """
+    ins = [(Path(i), Path(i).resolve()) for i in inputs]
+    for out in outputs:
+        o = Path(out).resolve()
+        for given, i in ins:
+            if o == i or o in i.parents:
+                what = "is" if o == i else "holds"
+                raise InputError(
+                    f"{out}: refusing to write here: the output {what} the input {given}; "
+                    "choose another output path"
+                )
 
 
 def neutralise_formulas(df: pl.DataFrame) -> pl.DataFrame:
@@ -519,7 +588,8 @@ def _plan(strings: _Strings, preset: ColumnPreset, source_file: str) -> _Plan:
             )
         reasons.append((c, found[c], reason))
     used = set(found.values())
-    taken = set(ACTIVITY_SCHEMA) | set(SOURCE_COLUMNS)
+    # a name pricing or windows write (cost, status, pod, ...) would be silently replaced
+    taken = set(ACTIVITY_SCHEMA) | set(SOURCE_COLUMNS) | set(PRICED_COLUMNS) | {"spell_key"}
     extras: dict[str, str] = {}
     for h in strings.headers:
         if h in used:

@@ -875,6 +875,14 @@ class _Keyed:
             [pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c) for c in out_cols])
 
 
+def _keep_originals(activity: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """Input columns named like an output column (cost, status, pod, ...) kept as
+    ``<name>_original``, never silently replaced by the priced value."""
+    names = activity.collect_schema().names()
+    clash = {c: f"{c}_original" for c in names if c in PRICED_COLUMNS and c != "n_episodes"}
+    return activity.rename(clash) if clash else activity
+
+
 def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
            config: CostingConfig | None, eager: bool = False,
            normalise: Collection[str] | None = None) -> _Keyed:
@@ -884,6 +892,7 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
     ``normalise`` names the String columns normalised per row in memory, when a scan has
     already found them (:func:`strings_to_normalise`); None: :func:`canonical_frame` scans."""
     cfg = config or CostingConfig()
+    activity = _keep_originals(activity)
     ts = _resolve_tables(tables)
     chain = cfg.resolved_chain()
     if cfg.strict:

@@ -73,10 +73,30 @@ def window_means(window_costs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def unpriced_sheets(manifest: dict[str, Any], unpriced_windows: pl.DataFrame | None
+                    ) -> dict[str, pl.DataFrame]:
+    """The report's unpriced sheets: the warning lines and per-category shares (from the run
+    manifest's ``unpriced`` entry) and the counts per arm, window and category."""
+    entry = manifest.get("unpriced") or {}
+    sheets: dict[str, pl.DataFrame] = {}
+    if entry:
+        head = (f"level: {entry['level']} (warn past {entry['thresholds']['warn']:.0%}, fail past "
+                f"{entry['thresholds']['fail']:.0%} of records or of £-weighted activity, or with "
+                "a whole category unpriced)")
+        sheets["unpriced"] = pl.DataFrame({"unpriced activity": [head, *entry["messages"]]})
+        if entry.get("categories"):
+            sheets["unpriced_by_category"] = pl.DataFrame(entry["categories"])
+    if unpriced_windows is not None:
+        sheets["unpriced_by_window"] = unpriced_windows
+    return sheets
+
+
 def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
                  window_costs: pl.DataFrame | None, did_table: pl.DataFrame | None,
-                 manifest: dict[str, Any]) -> dict[str, Path]:
-    """Write report.xlsx (summary, coverage, window means, DiD, manifest) and the PNG charts."""
+                 manifest: dict[str, Any], unpriced_windows: pl.DataFrame | None = None
+                 ) -> dict[str, Path]:
+    """Write report.xlsx (summary, unpriced activity, coverage, window means, DiD, manifest)
+    and the PNG charts."""
     import xlsxwriter  # noqa: F401  (polars' Excel writer)
 
     from costing.io import atomic_path, neutralise_formulas
@@ -84,6 +104,7 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
     files: dict[str, Path] = {}
     sheets: dict[str, pl.DataFrame] = {
         "summary": totals(priced),
+        **unpriced_sheets(manifest, unpriced_windows),
         "coverage": coverage,
     }
     if window_costs is not None:

@@ -31,6 +31,10 @@ Example run file::
 
     [output]
     dir = "output"
+
+    [unpriced]             # optional: warn / fail past these unpriced shares (0 to 1)
+    warn = 0.05
+    fail = 0.25
 """
 
 from __future__ import annotations
@@ -42,11 +46,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from costing.config import CostingConfig, config_error, read_toml
 from costing.errors import ConfigError
 from costing.tables import TableSet, load_tables
+from costing.unpriced import FAIL_SHARE, WARN_SHARE, UnpricedAssessment, check_thresholds
 
 __all__ = ["RunConfig", "RunResult", "run", "InputSpec"]
 
@@ -107,6 +112,19 @@ class TablesSpec(_Strict):
     paths: list[str] = ["shipped"]
 
 
+class UnpricedSpec(_Strict):
+    """Thresholds on the unpriced share of records or of £-weighted activity (0 to 1):
+    past ``warn`` the run warns, past ``fail`` (or with a whole category unpriced) it fails."""
+
+    warn: float = Field(WARN_SHARE, ge=0, le=1)
+    fail: float = Field(FAIL_SHARE, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> UnpricedSpec:
+        check_thresholds(self.warn, self.fail)
+        return self
+
+
 class RunConfig(_Strict):
     """A whole run, as read from a TOML run file (paths relative to ``base_dir``)."""
 
@@ -117,13 +135,16 @@ class RunConfig(_Strict):
     windows: WindowSpec = WindowSpec()
     evaluate: EvaluateSpec | None = None
     output: OutputSpec = OutputSpec()
+    unpriced: UnpricedSpec = UnpricedSpec()
     base_dir: str = "."
+    run_file: str | None = None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
         p = Path(path)
         data = read_toml(p, "run file")
         data.setdefault("base_dir", str(p.resolve().parent))
+        data.setdefault("run_file", str(p.resolve()))
         return cls.from_mapping(data, source=str(p))
 
     @classmethod
@@ -146,6 +167,16 @@ class RunConfig(_Strict):
             out.append(self.resolve(self.cohort.path))
         return out
 
+    def protected_paths(self) -> list[Path]:
+        """Everything the run reads: inputs, cohort, run file, table folders, column mappings."""
+        out = self.input_paths()
+        out += [self.resolve(p) for p in self.tables.paths if p != "shipped"]
+        out += [self.resolve(s.columns) for s in self.inputs.values()
+                if s.columns not in ("hes", "hes35", "canonical")]
+        if self.run_file:
+            out.append(Path(self.run_file))
+        return out
+
 
 @dataclass
 class RunResult:
@@ -161,6 +192,7 @@ class RunResult:
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
     records_in: int = 0
+    unpriced: UnpricedAssessment | None = None
 
 
 def _columns_arg(cfg: RunConfig, columns: str) -> str | Path:
@@ -196,18 +228,38 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
         tables: tables to use instead of those the run file names.
         progress: called with a short message at each stage (the CLI shows them).
 
+    The output folder is written whole or not at all: every file goes into a sibling
+    temporary folder that replaces the previous output folder only when the run succeeds.
+    An output folder that is, or holds, an input (extract, cohort, run file, tables) is
+    refused, as is an existing folder with other files and no run manifest.
+
     Returns:
-        A RunResult with the frames and the files written.
+        A RunResult with the frames, the files written and the unpriced assessment
+        (``result.unpriced.level`` is "fail" past the failure threshold: the CLI exits 1).
     """
+    from costing.io import atomic_folder, refuse_overwriting_inputs
+
+    cfg = config if isinstance(config, RunConfig) else RunConfig.from_toml(config)
+    final = cfg.resolve(cfg.output.dir)
+    refuse_overwriting_inputs([final], cfg.protected_paths())
+    with atomic_folder(final) as work:
+        result = _run(cfg, tables, progress, work)
+    result.files = {k: final / p.relative_to(work) for k, p in result.files.items()}
+    result.output_dir = final
+    return result
+
+
+def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None,
+         out_dir: Path) -> RunResult:
+    """The pipeline, writing into ``out_dir`` (the temporary folder of ``run``)."""
     from costing.io import read_cohort, write_frame
     from costing.pricing import price
     from costing.report import coverage_table, write_report
+    from costing.unpriced import assess_unpriced, unpriced_by_window
 
     say = progress or (lambda _msg: None)
-    cfg = config if isinstance(config, RunConfig) else RunConfig.from_toml(config)
     t0 = time.perf_counter()
     ts = tables or load_tables([p if p == "shipped" else str(cfg.resolve(p)) for p in cfg.tables.paths])
-    out_dir = cfg.resolve(cfg.output.dir)
     files: dict[str, Path] = {}
 
     say("reading inputs")
@@ -217,6 +269,8 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     # every input record is one priced row or one episode of a spell: no second read to count
     records_in = int(priced["n_episodes"].sum())
     files["priced"] = write_frame(priced, out_dir / f"priced.{cfg.output.priced_format}")
+    unpriced = assess_unpriced(priced, warn=cfg.unpriced.warn, fail=cfg.unpriced.fail)
+    unpriced_windows = None
 
     cohort = windows = audit_frame = did_frame = None
     w = cfg.windows
@@ -235,6 +289,10 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
             files["window_costs_wide"] = write_frame(widen(windows, by=w.by),
                                                      out_dir / "window_costs_wide.csv")
         files["audit"] = write_frame(audit_frame, out_dir / "audit.parquet")
+        arms = ({"group": cfg.evaluate.group, "treated": cfg.evaluate.treated}
+                if cfg.evaluate is not None else {})
+        unpriced_windows = unpriced_by_window(windows, by=w.by, **arms)
+        files["unpriced"] = write_frame(unpriced_windows, out_dir / "unpriced.csv")
         files["audit_summary"] = write_frame(audit_summary(audit_frame), out_dir / "audit_summary.csv")
         if cfg.evaluate is not None:
             from costing.did import did, did_pretrend
@@ -257,18 +315,21 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     from costing.manifest import run_manifest, write_run_manifest
 
     manifest = run_manifest(
-        config=cfg.model_dump(mode="json", exclude={"base_dir"}) | {"pricing": cfg.pricing.resolved()},
+        config=cfg.model_dump(mode="json", exclude={"base_dir", "run_file"})
+        | {"pricing": cfg.pricing.resolved()},
         tables=ts, inputs=cfg.input_paths(),
         outputs={k: v for k, v in {"priced": priced, "window_costs": windows, "did": did_frame}.items()
                  if v is not None},
         counts_by_status=priced,  # counted (records and cost) by run_manifest
         rows_in={"records": records_in, "cohort_patients": cohort.height if cohort is not None else 0},
     )
+    manifest["unpriced"] = unpriced.to_dict()
     files["manifest"] = write_run_manifest(manifest, out_dir / "run_manifest.json")
     if cfg.output.report:
         say("report")
         files.update(write_report(out_dir, priced=priced, coverage=cov, window_costs=windows,
-                                  did_table=did_frame, manifest=manifest))
+                                  did_table=did_frame, manifest=manifest,
+                                  unpriced_windows=unpriced_windows))
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
-                     seconds=time.perf_counter() - t0, records_in=records_in)
+                     seconds=time.perf_counter() - t0, records_in=records_in, unpriced=unpriced)

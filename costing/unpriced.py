@@ -124,6 +124,10 @@ class UnpricedAssessment:
             "share_gbp": round(self.share_gbp, 6),
             "thresholds": {"warn": self.warn, "fail": self.fail},
             "whole_categories": self.whole_categories,
+            "categories": [
+                {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()}
+                for r in self.categories.iter_rows(named=True)
+            ],
             "reasons": [
                 {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()}
                 for r in self.reasons.iter_rows(named=True)
@@ -531,7 +535,8 @@ def with_unpriced_status(
     means are underestimates, the estimate is given); "withheld_unpriced" (more than
     ``withhold`` of the patient-windows hold unpriced records, or, for the total, a category
     was withheld: every £ figure of the row is null); "unpriced_unknown" (the window costs
-    carry no n_unpriced column).
+    carry no n_unpriced column); "no_activity" (no record in these windows: the estimate
+    is a true 0).
     """
     rows = _arm_rows(window_costs, cohort, group, treated, by)
     if rows is None:
@@ -560,7 +565,8 @@ def with_unpriced_status(
     ]
     order = [c for arm in ("treated", "control") for p in ("pre", "post")
              for c in (f"n_records_{arm}_{p}", f"n_unpriced_{arm}_{p}", f"unpriced_share_{arm}_{p}")]
-    wide = counts.group_by("category").agg(*cols).with_columns(shares).select("category", *order)
+    wide = _order(counts.group_by("category").agg(*cols).with_columns(shares)
+                  .select("category", *order), [])
     pw = counts.group_by("category").agg(pl.col("n_patient_windows", "n_patient_windows_unpriced").sum())
     wide = wide.join(pw, on="category", how="left").with_columns(
         pl.when(pl.col("n_patient_windows") > 0)
@@ -575,6 +581,7 @@ def with_unpriced_status(
     status = (
         pl.when(over | total_out).then(pl.lit("withheld_unpriced"))
         .when(pl.col("_n_unpriced") > 0).then(pl.lit("partly_unpriced"))
+        .when(pl.col("n_patient_windows") == 0).then(pl.lit("no_activity"))
         .otherwise(pl.lit("ok"))
     )
     note = (

@@ -9,6 +9,7 @@ import polars as pl
 
 from costing.cli import main
 from costing.cli._common import echo_err
+from costing.cli.run import report_unpriced, unpriced_options
 
 
 def _int_list(value: str) -> tuple[int, ...]:
@@ -63,11 +64,12 @@ def _windows_param(ctx: click.Context, param: click.Parameter, value: str | None
               help="Also write the event-study chart (PNG) here.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help=".csv, .parquet or .xlsx")
+@unpriced_options
 def evaluate_cmd(
     windows: str, cohort: str | None, pre: tuple[int, ...], post: tuple[int, ...],
     pretrend: tuple[int, ...] | None, by: str, group_col: str, treated: str, boot: int,
     seed: int, ci: float, weight: str | None, cluster: str, censoring: str, chart: str | None,
-    output: str,
+    output: str, warn_unpriced: float | None, fail_unpriced: float | None,
 ) -> None:
     """Difference in differences of mean cost per patient, per category and in total.
 
@@ -82,11 +84,18 @@ def evaluate_cmd(
           --chart event_study.png -o did.xlsx
     """
     from costing.did import did, did_pretrend
-    from costing.io import read_table, write_frame
+    from costing.io import read_table, refuse_overwriting_inputs, write_frame
+    from costing.unpriced import FAIL_SHARE, WARN_SHARE, assess_unpriced
 
     t0 = time.perf_counter()
+    refuse_overwriting_inputs([p for p in (output, chart) if p], [p for p in (windows, cohort) if p])
     wc = read_table(windows)
     coh = read_table(cohort) if cohort else None
+    used = {*pre, *post, *(pretrend or ())}
+    unpriced = (assess_unpriced(wc, warn=WARN_SHARE if warn_unpriced is None else warn_unpriced,
+                                fail=FAIL_SHARE if fail_unpriced is None else fail_unpriced,
+                                windows=sorted(used))
+                if "n_unpriced" in wc.columns else None)
     kwargs = {
         "cohort": coh, "group": group_col, "treated": treated, "by": by, "weight": weight,
         "cluster": None if cluster.lower() in ("", "none") else cluster, "n_boot": boot,
@@ -103,11 +112,21 @@ def evaluate_cmd(
     tot = out.filter((pl.col("comparison") == "did") & (pl.col("category") == "total")).row(
         0, named=True
     )
+    withheld = out.filter((pl.col("comparison") == "did")
+                          & (pl.col("estimate_status") == "withheld_unpriced"))
+    for r in withheld.iter_rows(named=True):
+        echo_err(f"costing: warning: {r['category']}: no estimate: {r['estimate_note']}")
+    estimate = (
+        "total DiD withheld (mostly unpriced activity)"
+        if tot.get("estimate_status") == "withheld_unpriced" else
+        f"total DiD {_money(tot['did'])} per patient "
+        f"({ci:.0%} CI {_money(tot['ci_low'])} to {_money(tot['ci_high'])}, "
+        f"p={tot['p_value'] if tot['p_value'] is None else format(tot['p_value'], '.3g')})"
+    )
     echo_err(
         f"costing: {tot['n_treated']:,} {treated} vs {tot['n_control']:,} control patients "
         f"({tot['n_clusters']:,} clusters), windows {tot['pre_windows']} -> "
-        f"{tot['post_windows']}: total DiD {_money(tot['did'])} per patient "
-        f"({ci:.0%} CI {_money(tot['ci_low'])} to {_money(tot['ci_high'])}, "
-        f"p={tot['p_value'] if tot['p_value'] is None else format(tot['p_value'], '.3g')}); "
+        f"{tot['post_windows']}: {estimate}; "
         f"{out.height} rows written to {output}; {time.perf_counter() - t0:.1f} s"
     )
+    report_unpriced(unpriced)

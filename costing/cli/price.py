@@ -79,7 +79,7 @@ def price_cmd(extracts: tuple[str, ...], setting: str | None, columns: str, shee
       costing price apc.csv --tables shipped --tables my_tables --tariff 2008-09 \\
           --columns hes35 --reference-costs 2017-18 -o priced.xlsx
     """
-    from costing.io import OUTPUT_FORMATS, write_frame
+    from costing.io import OUTPUT_FORMATS, refuse_overwriting_inputs, write_frame
     from costing.pricing import price
     from costing.report import summary_line
     from costing.tables import load_tables
@@ -88,6 +88,8 @@ def price_cmd(extracts: tuple[str, ...], setting: str | None, columns: str, shee
         raise click.UsageError(f"-o must end in one of {', '.join(OUTPUT_FORMATS)}")
     if (price_base is None) != (index_name is None):
         raise click.UsageError("--price-base and --index go together")
+    refuse_overwriting_inputs([output], [*extracts, *([config_file] if config_file else []),
+                                         *([columns] if Path(columns).is_file() else [])])
     t0 = time.perf_counter()
     base = CostingConfig.from_toml(config_file).model_dump() if config_file else {}
     overrides = {

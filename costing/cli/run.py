@@ -5,18 +5,47 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import polars as pl
 
 from costing.cli import main
 from costing.cli._common import echo_err
+from costing.unpriced import UnpricedAssessment
+
+
+def unpriced_options(f: Any) -> Any:
+    """--warn-unpriced and --fail-unpriced, shared by `costing run` and `costing evaluate`."""
+    f = click.option("--fail-unpriced", type=click.FloatRange(0, 1), default=None,
+                     help="Exit 1 when the unpriced share of records or of £-weighted activity "
+                          "passes this (0-1; default 0.25, or [unpriced] fail in the run file). "
+                          "A wholly unpriced category always fails.")(f)
+    return click.option("--warn-unpriced", type=click.FloatRange(0, 1), default=None,
+                        help="Warn when the unpriced share of records or of £-weighted activity "
+                             "passes this (0-1; default 0.05, or [unpriced] warn).")(f)
+
+
+def report_unpriced(assessment: UnpricedAssessment | None) -> None:
+    """Show the unpriced summary on stderr; exit 1 when it failed (outputs are kept)."""
+    if assessment is None or assessment.level == "ok":
+        return
+    tag = "error" if assessment.level == "fail" else "warning"
+    for line in assessment.messages:
+        echo_err(f"costing: {tag}: {line}")
+    if assessment.level == "fail":
+        echo_err(f"costing: error: failing: the unpriced activity is past the failure threshold "
+                 f"({assessment.fail:.0%}) or a whole category is unpriced; the outputs are "
+                 "written, but do not use their costs as they stand")
+        raise SystemExit(1)
 
 
 @main.command("run")
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
-def run_cmd(run_file: str, quiet: bool) -> None:
+@unpriced_options
+def run_cmd(run_file: str, quiet: bool, warn_unpriced: float | None,
+            fail_unpriced: float | None) -> None:
     """Run the whole pipeline from a TOML run file: read extracts, price, windows, optional
     difference in differences, and write priced records, window costs, coverage, audit, the
     run manifest, an Excel report and charts into the output folder.
@@ -26,7 +55,7 @@ def run_cmd(run_file: str, quiet: bool) -> None:
       costing run examples/icp/run.toml
     """
     from costing.report import summary_line
-    from costing.run import run
+    from costing.run import RunConfig, run
 
     t0 = time.perf_counter()
 
@@ -34,10 +63,16 @@ def run_cmd(run_file: str, quiet: bool) -> None:
         if not quiet:
             echo_err(f"costing: [{time.perf_counter() - t0:5.1f} s] {msg}")
 
-    result = run(run_file, progress=progress)
+    cfg = RunConfig.from_toml(run_file)
+    override = {k: v for k, v in (("warn", warn_unpriced), ("fail", fail_unpriced)) if v is not None}
+    if override:
+        cfg = RunConfig.from_mapping(
+            cfg.model_dump() | {"unpriced": cfg.unpriced.model_dump() | override}, source=run_file)
+    result = run(cfg, progress=progress)
     for name, path in result.files.items():
         click.echo(f"{name}: {path}")
     echo_err("costing: " + summary_line(result.priced, result.seconds, records_in=result.records_in))
+    report_unpriced(result.unpriced)
 
 
 @main.command("report")
@@ -64,8 +99,10 @@ def report_cmd(output_dir: str) -> None:
     window_costs = (read_table(d / "window_costs.csv", schema={**WINDOW_COLUMNS, **COHORT_SCHEMA})
                     if (d / "window_costs.csv").exists() else None)
     did_table = pl.read_csv(d / "did.csv") if (d / "did.csv").exists() else None
+    unpriced = pl.read_csv(d / "unpriced.csv") if (d / "unpriced.csv").exists() else None
     files = write_report(d, priced=read_table(priced_path), coverage=pl.read_csv(d / "coverage.csv"),
                          window_costs=window_costs, did_table=did_table,
-                         manifest=json.loads((d / "run_manifest.json").read_text(encoding="utf-8")))
+                         manifest=json.loads((d / "run_manifest.json").read_text(encoding="utf-8")),
+                         unpriced_windows=unpriced)
     for name, path in files.items():
         click.echo(f"{name}: {path}")

@@ -39,9 +39,10 @@ def windows_cmd(priced: str, cohort: str, windows_: str, months: int, assign: st
       costing windows priced.parquet --cohort cohort.csv -o windows.csv
       costing windows priced.parquet --cohort cohort.csv --windows -2,-1,0,1 --assign apportion --wide -o w.xlsx
     """
-    from costing.io import read_cohort, read_table, write_frame
+    from costing.io import read_cohort, read_table, refuse_overwriting_inputs, write_frame
     from costing.windows import audit, audit_summary, cost_by_window
 
+    refuse_overwriting_inputs([p for p in (output, audit_path) if p], [priced, cohort])
     t0 = time.perf_counter()
     ks = _int_list(windows_)
     p = read_table(priced)
