@@ -586,8 +586,10 @@ def _checksum_problems(root: Path, folders: list[Path], required: bool) -> list[
     if sums is None:
         if required:
             return [(root, TableMissingError(
-                f"{root / CHECKSUMS_NAME}: missing; the shipped tables folder must list the "
-                "sha256 of every manifest. Reinstall costing or restore the file."))]
+                f"{root / CHECKSUMS_NAME}: missing; a released tables folder (the shipped one, "
+                "or one holding an edition not marked illustrative) must list the sha256 of "
+                "every manifest. Restore the file, reinstall costing (shipped tables) or "
+                "re-import the editions with `costing tables import`, which writes it."))]
         return []
     problems: list[tuple[Path, TableError]] = []
     found = {f"{f.parent.name}/{f.name}/{MANIFEST_NAME}": f for f in folders}
@@ -604,6 +606,43 @@ def _checksum_problems(root: Path, folders: list[Path], required: bool) -> list[
         if actual and actual != sums[rel]:
             problems.append((folder, TableIntegrityError(str(folder / MANIFEST_NAME), sums[rel], actual)))
     return problems
+
+
+def _claims_release(folders: Sequence[Path]) -> bool:
+    """True when an edition is not marked illustrative: it presents itself as derived from
+    a publication, so its folder is a released set and its SHA256SUMS is required. An
+    unreadable manifest counts as a claim (it fails on its own when loaded)."""
+    for f in folders:
+        try:
+            data = json.loads((f / MANIFEST_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return True
+        if not (isinstance(data, dict) and data.get("illustrative") is True):
+            return True
+    return False
+
+
+def _integrity_problems(root: Path, folders: list[Path], shipped: bool) -> list[tuple[Path, TableError]]:
+    """(path, error) for every break in the hash chain SHA256SUMS -> manifest -> files.
+
+    A folder laid out ``<kind>/<edition>/`` must have a SHA256SUMS listing every manifest
+    when it is the shipped set or claims to be a released one (an edition not marked
+    illustrative). A single edition folder is checked against the SHA256SUMS of the set it
+    sits in; a released edition outside any set is refused (its manifest would be covered
+    by nothing).
+    """
+    if folders != [root]:
+        return _checksum_problems(root, folders, required=shipped or _claims_release(folders))
+    set_root = root.parent.parent
+    if (set_root / CHECKSUMS_NAME).is_file():
+        return [(p, e) for p, e in _checksum_problems(set_root, [root], required=True)
+                if p in (root, set_root)]
+    if _claims_release([root]):
+        return [(root, TableMissingError(
+            f"{root}: an edition not marked illustrative must sit in its tables folder "
+            f"(<folder>/{root.parent.name}/{root.name}/), whose {CHECKSUMS_NAME} covers its "
+            "manifest; load that folder, or re-import the edition with `costing tables import`"))]
+    return []
 
 
 def _update_checksums(root: Path, folder: Path) -> None:
@@ -669,8 +708,7 @@ def load_tables(
         if not root.is_dir():
             raise TableMissingError(f"{root}: no such tables folder")
         folders = _edition_folders(root)
-        single = folders == [root]
-        problems = [] if single else _checksum_problems(root, folders, required=shipped)
+        problems = _integrity_problems(root, folders, shipped)
         if problems:
             raise problems[0][1]
         editions.extend(_load_edition(f) for f in folders)
@@ -690,8 +728,7 @@ def verify_tables(
             results.append((str(root), "no such tables folder"))
             continue
         folders = _edition_folders(root)
-        problems = {} if folders == [root] else {
-            p: str(e) for p, e in _checksum_problems(root, folders, required=shipped)}
+        problems = {p: str(e) for p, e in _integrity_problems(root, folders, shipped)}
         for p, err in problems.items():
             if p not in folders:
                 results.append((str(p), err))

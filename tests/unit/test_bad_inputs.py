@@ -107,8 +107,12 @@ def test_cli_malformed_edition_is_a_config_error(apc_csv: Path, tmp_path: Path) 
 
 
 def _copy_edition(tmp_path: Path, kind: str, edition: str) -> Path:
+    """A shipped edition in a new tables folder, with its SHA256SUMS line (required)."""
+    from costing.tables import _update_checksums
+
     dest = tmp_path / "tables" / kind / edition
     shutil.copytree(shipped_tables_path() / kind / edition, dest)
+    _update_checksums(tmp_path / "tables", dest)
     return dest
 
 
@@ -136,6 +140,9 @@ def _rewrite_with_manifest(folder: Path, resource: str, text: str, rows: int) ->
             r["sha256"] = sha256_file(data)
             r["rows"] = rows
     manifest.write_text(json.dumps(m, indent=2))
+    from costing.tables import _update_checksums
+
+    _update_checksums(folder.parent.parent, folder)  # a consistent edit covers the manifest too
     return data
 
 

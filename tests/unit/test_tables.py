@@ -84,8 +84,13 @@ def test_unknown_edition_error_lists_what_exists(shipped_tables: costing.TableSe
 
 
 def _copy_edition(tmp_path: Path, kind: str, edition: str) -> Path:
+    """A shipped edition copied into a new tables folder with its SHA256SUMS line (a
+    released edition is refused without one), so that only its files are under test."""
+    from costing.tables import _update_checksums
+
     dst = tmp_path / kind / edition
     shutil.copytree(shipped_tables_path() / kind / edition, dst)
+    _update_checksums(tmp_path, dst)
     return dst
 
 
@@ -245,13 +250,11 @@ def test_changed_or_missing_checksums_file_is_refused(tmp_path: Path) -> None:
     sums.write_bytes(original.replace(b"mff/2026-27", b"mff/2026-28", 1))
     with pytest.raises(costing.TableError):
         load_tables(root)
-    # a user folder may lack SHA256SUMS; the shipped folder may not
-    from costing.tables import _checksum_problems, _edition_folders
-
+    # a copy of a released set without SHA256SUMS is refused, by load and by verify
     sums.unlink()
-    assert load_tables(root).editions("mff") == ["2026-27"]
-    problems = _checksum_problems(root, _edition_folders(root), required=True)
-    assert problems and isinstance(problems[0][1], costing.TableMissingError)
+    with pytest.raises(costing.TableMissingError, match="SHA256SUMS: missing"):
+        load_tables(root)
+    assert any(err and "SHA256SUMS: missing" in err for _, err in verify_tables(root))
 
 
 def test_hand_added_edition_not_in_checksums_is_refused(tmp_path: Path) -> None:
@@ -268,3 +271,44 @@ def test_write_edition_records_its_manifest_in_checksums(tmp_path: Path) -> None
     assert [ln.split("  ")[1] for ln in lines] == ["mff/2026-27/manifest.json",
                                                     "trimpoints/2017-18/manifest.json"]
     assert lines[0].split("  ")[0] == sha256_file(tmp_path / "mff" / "2026-27" / "manifest.json")
+
+
+def test_no_side_door_checksums_deleted_and_a_manifest_edited(tmp_path: Path) -> None:
+    """The case that once read "verified": SHA256SUMS deleted, then a manifest edited."""
+    root = _copy_tree(tmp_path)
+    (root / "SHA256SUMS").unlink()
+    manifest = root / "mff" / "2026-27" / "manifest.json"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace(
+        '"description": "', '"description": "edited ', 1), encoding="utf-8")
+    res = CliRunner().invoke(main, ["tables", "verify", "--path", str(root)])
+    assert res.exit_code == 1 and "SHA256SUMS: missing" in res.output, res.output
+    assert "Traceback" not in res.output
+
+
+def test_a_single_edition_folder_is_checked_against_its_set(tmp_path: Path) -> None:
+    root = _copy_tree(tmp_path)
+    folder = root / "mff" / "2026-27"
+    assert load_tables(folder).editions("mff") == ["2026-27"]
+    manifest = folder / "manifest.json"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace(
+        '"description": "', '"description": "edited ', 1), encoding="utf-8")
+    with pytest.raises(costing.TableIntegrityError, match="manifest.json"):
+        load_tables(folder)
+    # the same released edition on its own, outside any set: nothing covers its manifest
+    alone = tmp_path / "alone"
+    shutil.copytree(folder, alone)
+    with pytest.raises(costing.TableMissingError, match="not marked illustrative"):
+        load_tables(alone)
+
+
+def test_an_illustrative_folder_may_lack_checksums(tmp_path: Path) -> None:
+    folder = write_mff(tmp_path / "mine", "2026-27", {"RAA": 1.0})
+    manifest = folder / "manifest.json"
+    m = json.loads(manifest.read_text())
+    assert m["illustrative"] is False
+    (tmp_path / "mine" / "SHA256SUMS").unlink()
+    with pytest.raises(costing.TableMissingError, match="SHA256SUMS: missing"):
+        load_tables(tmp_path / "mine")
+    m["illustrative"] = True  # says it is no released set: then it needs no SHA256SUMS
+    manifest.write_text(json.dumps(m))
+    assert load_tables(tmp_path / "mine").get("mff", "2026-27").manifest.illustrative
