@@ -37,6 +37,7 @@ from costing.pricing import price, price_lazy
 from costing.run import RunConfig, RunResult, run
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
+from costing.unpriced import assess_unpriced, unpriced_by_window
 from costing.windows import audit, audit_summary, cost_by_window
 
 try:
@@ -59,6 +60,8 @@ __all__ = [
     "audit_summary",
     "validate_cohort",
     "coverage",
+    "assess_unpriced",
+    "unpriced_by_window",
     "run_manifest",
     "write_run_manifest",
     "did",

@@ -19,7 +19,7 @@ PUBLIC = {
     "price", "price_lazy", "CostingConfig", "Status", "CostSource",
     # windows, audit, coverage, manifest
     "validate_cohort", "cost_by_window", "audit", "audit_summary", "coverage",
-    "run_manifest", "write_run_manifest",
+    "run_manifest", "write_run_manifest", "assess_unpriced", "unpriced_by_window",
     # evaluation and charts
     "did", "did_pretrend", "arm_window_means", "event_study_chart", "window_means_chart",
     # the whole pipeline
