@@ -85,6 +85,10 @@ _MAX_AGE_YEARS: Final = 130
 _DATE_FORMATS: Final = ("%Y-%m-%d", "%d/%m/%Y", "%Y%m%d", "%d%b%Y", "%d-%b-%Y")
 # Code columns upper-cased on reading (identifiers are case-sensitive and left alone).
 _UPPER_CODES: Final = frozenset({"provider_code", "admission_method", "hrg_code", "spell_hrg_code"})
+# A required column whose absence on a row is not a reading problem when these columns are
+# all filled: in HES, DISDATE is only on a spell's last episode, and an episode with its own
+# EPISTART and EPIEND is priced on them per episode (pricing checks it for the unit used).
+_UNLESS_PRESENT: Final = {("apc", "discharge_date"): ("episode_start", "episode_end")}
 # Two-digit codes whose leading zero a spreadsheet may have dropped ("1" -> "01").
 _PAD2_CODES: Final = frozenset({"department_type"})
 
@@ -513,9 +517,13 @@ def _plan(strings: _Strings, preset: ColumnPreset, source_file: str) -> _Plan:
         value, reason = _parser_for(c)(c, raw, preset)
         typed[c] = value.cast(dtype)
         if c in required:
+            missing = raw.is_null()
+            instead = _UNLESS_PRESENT.get((setting, c), ())
+            if instead and all(a in found for a in instead):
+                missing = missing & ~pl.all_horizontal(pl.col(_RAW + a).is_not_null() for a in instead)
             reason = pl.coalesce(
                 reason,
-                pl.when(raw.is_null()).then(pl.lit(f"{c}: missing (required for {setting})")),
+                pl.when(missing).then(pl.lit(f"{c}: missing (required for {setting})")),
             )
         reasons.append((c, found[c], reason))
     used = set(found.values())
