@@ -39,6 +39,7 @@ __all__ = [
     "with_invalid_reason",
     "reason_fields",
     "OPTIONAL_FIELD_RULES",
+    "DUPLICATE_REASON",
     "validation_failures",
     "build_spells",
     "SpellPlan",
@@ -81,6 +82,11 @@ OPTIONAL_FIELD_RULES: dict[str, str] = {
     "episode_end": "episode length of stay (per-episode pricing)",
     "episode_order": "order of a spell's episodes (per-spell pricing)",
 }
+
+#: The reading problem of a record whose id an earlier record already has (within a file, or
+#: across files read together, e.g. a file given twice): it is kept, with the status
+#: duplicate_record, and never priced twice.
+DUPLICATE_REASON = "record_id: repeats an earlier record's id (a duplicate, not priced)"
 
 ROW = "source_row"
 REASON = "invalid_reason"
@@ -471,7 +477,7 @@ def _spell_key() -> pl.Expr:
 
 # The columns a spell is found by and built from.
 _EPISODE_COLUMNS = ("spell_id", "provider_code", "patient_id", "activity_date", "episode_order",
-                    "discharge_date", "hrg_code", "spell_hrg_code")
+                    "discharge_date", "hrg_code", "spell_hrg_code", REASON)
 
 
 def _spell_key_parts() -> tuple[list[pl.Expr], pl.Expr]:
@@ -481,7 +487,9 @@ def _spell_key_parts() -> tuple[list[pl.Expr], pl.Expr]:
     parts = [sid, *[pl.when(sid.is_null()).then(pl.col(c)) for c in ("provider_code", "patient_id", "activity_date")]]
     keyed = sid.is_not_null() | pl.all_horizontal(
         pl.col("provider_code", "patient_id", "activity_date").is_not_null())
-    return parts, keyed
+    # a duplicate record stays apart (its own row, status duplicate_record), never merged
+    duplicate = pl.col(REASON).str.contains(DUPLICATE_REASON, literal=True).fill_null(False)
+    return parts, keyed & ~duplicate
 
 
 def _spell_key_hash() -> pl.Expr:

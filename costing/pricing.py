@@ -27,6 +27,7 @@ import polars as pl
 from polars._typing import PolarsDataType
 
 from costing.activity import (
+    DUPLICATE_REASON,
     OP_FIRST,
     OP_FOLLOWUP,
     OP_NOT_ATTENDED,
@@ -988,7 +989,9 @@ def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple
     needs_hrg = s.is_in(["apc", "ae"])
     excluded = (s == "op") & pl.col("attended").is_in(OP_NOT_ATTENDED)
     pre_status = (
-        pl.when(_invalid(cfg, needs_age="tariff" in eds)).then(pl.lit(int(Status.INVALID_RECORD)))
+        pl.when(pl.col("_input_reason").str.contains(DUPLICATE_REASON, literal=True).fill_null(False))
+        .then(pl.lit(int(Status.DUPLICATE_RECORD)))
+        .when(_invalid(cfg, needs_age="tariff" in eds)).then(pl.lit(int(Status.INVALID_RECORD)))
         .when(excluded).then(pl.lit(int(Status.EXCLUDED_NOT_ATTENDED)))
         .when(needs_hrg & hrg.is_null()).then(pl.lit(int(Status.HRG_MISSING)))
         .when(hrg.str.starts_with("U").fill_null(False)).then(pl.lit(int(Status.HRG_UNGROUPABLE)))
