@@ -991,7 +991,7 @@ def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple
     pre_status = (
         pl.when(pl.col("_input_reason").str.contains(DUPLICATE_REASON, literal=True).fill_null(False))
         .then(pl.lit(int(Status.DUPLICATE_RECORD)))
-        .when(_invalid(cfg, needs_age="tariff" in eds)).then(pl.lit(int(Status.INVALID_RECORD)))
+        .when(_invalid(cfg, chain)).then(pl.lit(int(Status.INVALID_RECORD)))
         .when(excluded).then(pl.lit(int(Status.EXCLUDED_NOT_ATTENDED)))
         .when(needs_hrg & hrg.is_null()).then(pl.lit(int(Status.HRG_MISSING)))
         .when(hrg.str.starts_with("U").fill_null(False)).then(pl.lit(int(Status.HRG_UNGROUPABLE)))
@@ -1063,7 +1063,16 @@ def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple
         [pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c) for c in keep])
 
 
-def _invalid(cfg: CostingConfig, needs_age: bool) -> pl.Expr:
+def _tariff_prices(chain: tuple[str, ...]) -> pl.Expr:
+    """The tariff is the level that prices the record: in the chain, and no level before it
+    priced the record."""
+    if "tariff" not in chain:
+        return pl.lit(False)
+    earlier = [_components(lv)["cost"].is_null() for lv in chain[:chain.index("tariff")]]
+    return pl.all_horizontal(earlier) if earlier else pl.lit(True)
+
+
+def _invalid(cfg: CostingConfig, chain: tuple[str, ...]) -> pl.Expr:
     """Whether a (key's) record is invalid: a check failed, or a problem the input noted
     (``_input_reason``) is in a field a rule that prices this record reads. A problem in
     an optional field (:data:`OPTIONAL_FIELD_RULES`) blocks only the rule that reads it: an
@@ -1074,7 +1083,7 @@ def _invalid(cfg: CostingConfig, needs_age: bool) -> pl.Expr:
     other = fields.list.eval(pl.element().is_null() | ~pl.element().is_in(list(OPTIONAL_FIELD_RULES)))
     episode = cfg.resolved_apc_unit() == "episode"
     read_by = {  # per optional field: the record is priced by a rule that reads it
-        "age": pl.col(_NEEDS_AGE) if needs_age else pl.lit(False),
+        "age": pl.col(_NEEDS_AGE) & _tariff_prices(chain) if "tariff" in chain else pl.lit(False),
         "episode_start": (s == "apc") & pl.lit(episode),
         "episode_end": (s == "apc") & pl.lit(episode),
         "episode_order": (s == "apc") & pl.lit(not episode),
