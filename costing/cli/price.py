@@ -117,7 +117,8 @@ def price_cmd(extracts: tuple[str, ...], setting: str | None, apc_files: tuple[s
         raise click.UsageError(f"-o must end in one of {', '.join(OUTPUT_FORMATS)}")
     if (price_base is None) != (index_name is None):
         raise click.UsageError("--price-base and --index go together")
-    refuse_overwriting_inputs([output], [*extracts, *([config_file] if config_file else []),
+    refuse_overwriting_inputs([output], [*extracts, *apc_files, *op_files, *ae_files,
+                                         *([config_file] if config_file else []),
                                          *([columns] if Path(columns).is_file() else [])])
     t0 = time.perf_counter()
     base = CostingConfig.from_toml(config_file).model_dump() if config_file else {}

@@ -76,7 +76,7 @@ def windows_cmd(priced: tuple[str, ...], cohort: str, windows_: str, months: int
     from costing.io import read_cohort, read_table, refuse_overwriting_inputs, write_frame
     from costing.windows import audit, audit_summary, cost_by_window
 
-    refuse_overwriting_inputs([p for p in (output, audit_path) if p], [priced, cohort])
+    refuse_overwriting_inputs([p for p in (output, audit_path) if p], [*priced, cohort])
     t0 = time.perf_counter()
     ks = _int_list(windows_)
     p = _read_priced(priced)
