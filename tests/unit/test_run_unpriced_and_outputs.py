@@ -14,15 +14,11 @@ import costing
 from costing.cli import main
 from costing.errors import InputError
 from costing.run import RunConfig, run
+from tests.unit.test_cli import APC_CSV
 
 # Four APC episodes in 2017 (priced by the shipped 2017-18 reference costs); ZZ99Z is not an
 # HRG, so one record in four is unpriced (25% of records).
-APC_2017 = """PSEUDO_HESID,EPIKEY,ADMIDATE,DISDATE,ADMIMETH,CLASSPAT,SUSHRG,PROCODE3,STARTAGE
-p1,e1,2017-06-01,2017-06-13,21,1,DZ11V,RXX,50
-p1,e2,2017-09-01,2017-09-10,11,1,HN12F,RXX,50
-p2,e3,2017-06-05,2017-06-05,11,2,HN12F,RXX,70
-p3,e4,2017-07-01,2017-07-02,21,1,ZZ99Z,RXX,30
-"""
+APC_2017 = APC_CSV
 COHORT = """patient_id,index_date,group,matched_set
 p1,2017-08-01,intervention,m1
 p2,2017-08-01,control,m1
