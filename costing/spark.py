@@ -516,6 +516,25 @@ def price_and_window(activity: DataFrame, cohort: DataFrame | pl.DataFrame,
 # --------------------------------------------------------------------------------------
 
 
+# The charsets Spark's CSV reader takes, by Python codec name (``codecs.lookup(...).name``).
+_CHARSETS = {"utf-8": "UTF-8", "iso8859-1": "ISO-8859-1", "ascii": "US-ASCII", "utf-16": "UTF-16",
+             "utf-16-be": "UTF-16BE", "utf-16-le": "UTF-16LE", "utf-32": "UTF-32"}
+
+
+def _charset(encoding: str) -> str:
+    """Spark's name for a CSV encoding given as the polars reader takes it (``utf8``, ``latin1``)."""
+    import codecs
+
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        name = encoding
+    if name not in _CHARSETS:
+        raise ConfigError(f"encoding {encoding!r}: Spark reads CSV as one of "
+                          f"{', '.join(sorted(set(_CHARSETS)))} (e.g. utf8, latin1)")
+    return _CHARSETS[name]
+
+
 def _raw(spark: SparkSession, path: str, encoding: str) -> DataFrame:
     """One extract with every column as a string, plus the row number and the source file.
 
@@ -532,7 +551,7 @@ def _raw(spark: SparkSession, path: str, encoding: str) -> DataFrame:
         df = spark.table(path.removeprefix("table:"))
         source, row = F.lit(path), row_id
     elif Path(path).suffix.lower() in (".csv", ".tsv"):
-        df = (spark.read.option("header", True).option("encoding", encoding)
+        df = (spark.read.option("header", True).option("encoding", _charset(encoding))
               .option("sep", "\t" if path.lower().endswith(".tsv") else ",")
               .option("quote", '"').option("escape", '"').csv(path))
         first = df.columns[0] if df.columns else ""

@@ -86,6 +86,16 @@ def _summed(frame: pl.DataFrame, keys: list[str], measures: Mapping[str, pl.Data
             .sort(keys, nulls_last=True))
 
 
+def combine_audit_summaries(parts: pl.DataFrame) -> pl.DataFrame:
+    """``audit_summary`` tables of disjoint sets of patients (stacked) as the table of them all:
+    summed per bucket and window; a bucket's zero row (there when a part had none of it) kept
+    only where the bucket has no other row, as ``audit_summary`` gives it."""
+    summed = _summed(parts, ["bucket", "window"], {"n_rows": pl.UInt32(), "n_unpriced": pl.UInt32(),
+                                                   "n_excluded": pl.UInt32(), "cost": pl.Float64()})
+    alone = pl.len().over("bucket") == 1
+    return summed.filter(alone | (pl.col("n_rows") > 0))
+
+
 def _input_entries(cfg: RunConfig) -> tuple[list[Path], list[dict[str, Any]]]:
     """Input files (hashed in the manifest as in the polars run) and the other inputs
     (Parquet folders by file count and size, tables by name)."""
@@ -191,9 +201,7 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress) -> RunResult:
         files["window_costs"] = write_frame(windows, out_dir / "window_costs.csv")
         if cfg.output.wide:
             files["window_costs_wide"] = write_frame(widen(windows, by=w.by), out_dir / "window_costs_wide.csv")
-        audit_sum = _summed(_combine(summaries, "audit_summary"), ["bucket", "window"],  # type: ignore[arg-type]
-                            {"n_rows": pl.UInt32(), "n_unpriced": pl.UInt32(), "n_excluded": pl.UInt32(),
-                             "cost": pl.Float64()})
+        audit_sum = combine_audit_summaries(_combine(summaries, "audit_summary"))  # type: ignore[arg-type]
         files["audit_summary"] = write_frame(audit_sum, out_dir / "audit_summary.csv")
         if cfg.evaluate is not None:
             did_frame = evaluate(cfg.evaluate, windows, say)
