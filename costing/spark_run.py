@@ -124,17 +124,21 @@ def _read_inputs(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, int]:
     from costing import spark as cs
     from costing.run import _columns_arg
 
-    frames, rows = [], 0
+    frames, counted = [], []
     for setting, spec in cfg.inputs.items():
         paths = [_spark_path(cfg, p) for p in ([spec.path] if isinstance(spec.path, str) else spec.path)]
         frames.append(cs.read_activity(spark, paths, setting, columns=_columns_arg(cfg, spec.columns),
                                        encoding=spec.encoding, hrg_version=spec.hrg_version,
                                        date_format=spec.date_format))
-        rows += sum(cs._raw(spark, p, spec.encoding).count() for p in paths)
+        counted += [cs._raw(spark, p, spec.encoding).select() for p in paths]
+    return _union(frames), _union(counted).count()  # every extract counted in one job
+
+
+def _union(frames: list[DataFrame]) -> DataFrame:
     out = frames[0]
     for more in frames[1:]:
         out = out.unionByName(more, allowMissingColumns=True)
-    return out, rows
+    return out
 
 
 def run_spark(cfg: RunConfig, ts: TableSet, say: Progress) -> RunResult:
