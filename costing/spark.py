@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +60,7 @@ __all__ = [
     "read_activity",
     "spark_schema",
     "session",
+    "worker_errors",
     "default_partitions",
     "ROWS_PER_PARTITION",
     "MIN_SPARK",
@@ -387,6 +390,35 @@ def check_rows(bucket: int, rows_in: int, priced: pl.DataFrame) -> None:
             f"spark bucket {bucket} ({_patients(priced['patient_id'])}): {rows_in} records in "
             f"but {episodes} priced (episodes counted in spells); a bug in costing, please report it"
         )
+
+
+_WORKER_ERROR = re.compile(r"^costing\.errors\.(\w+): (.*?)\s*$", re.M | re.S)
+
+
+@contextmanager
+def worker_errors() -> Iterator[None]:
+    """Around a Spark action: a costing error raised in a Python worker is raised again here
+    as a costing error with its message (Spark reports it as a PythonException carrying the
+    worker's traceback), so the CLI shows the message, not a traceback."""
+    from costing import errors
+
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__name__ != "PythonException":
+            raise
+        found = _WORKER_ERROR.search(str(exc))
+        if found is None:
+            raise
+        name, message = found.group(1), found.group(2)
+        cls = getattr(errors, name, CostingError)
+        for kind in (c for c in cls.__mro__ if issubclass(c, CostingError)):
+            try:  # the nearest kind made from a message alone (ValidationError needs its rows)
+                raised = kind(message)
+            except TypeError:
+                continue
+            raise raised from None
+        raise
 
 
 # --------------------------------------------------------------------------------------

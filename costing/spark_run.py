@@ -181,11 +181,13 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress) -> RunResult:
     say(f"pricing and windows: {rows_read:,} records in {n} patient bucket(s)")
     fused = cs._cogrouped(activity, cs._cohort_frame(spark, coh), n, out_schema, work)
     fused = fused.persist(StorageLevel.MEMORY_AND_DISK)
+    files["priced"] = out_dir / "priced"
+    priced = fused.filter(F.col(SUMMARY).isNull()).drop(SUMMARY)
     try:
-        files["priced"] = out_dir / "priced"
-        priced = fused.filter(F.col(SUMMARY).isNull()).drop(SUMMARY)
-        priced.write.mode("overwrite").parquet(files["priced"].as_uri())
-        summaries = [pickle.loads(r[0]) for r in fused.filter(F.col(SUMMARY).isNotNull()).select(SUMMARY).collect()]
+        with cs.worker_errors():
+            priced.write.mode("overwrite").parquet(files["priced"].as_uri())
+            summaries = [pickle.loads(r[0]) for r in
+                         fused.filter(F.col(SUMMARY).isNotNull()).select(SUMMARY).collect()]
     finally:
         fused.unpersist()
 

@@ -116,6 +116,17 @@ def test_windows_all_assign_rules_equal_polars(spark: Any, activity: pl.DataFram
           wanted["apportion"], keys)
 
 
+def test_a_costing_error_in_a_worker_is_raised_as_itself(spark: Any) -> None:
+    # strict mode refuses an unknown admission method: in a Spark worker, as in polars
+    from tests.fixtures.tables import apc, frame
+
+    bad = frame(apc("r1"), apc("r2", method="XX")).with_columns(pl.col("age").cast(pl.Int32))
+    strict = PROVIDER.model_copy(update={"strict": True})
+    with pytest.raises(costing.InputError, match=r"admission_method: unknown admission method \(value 'XX'\)"):
+        with cs.worker_errors():
+            collect(cs.price(cs._spark_frame(spark, bad), config=strict, partitions=1))
+
+
 def test_spark_schema_type_mapping(spark: Any) -> None:
     schema = cs.spark_schema({**PRICED_COLUMNS, **WINDOW_COLUMNS, "u8": pl.UInt8, "u16": pl.UInt16,
                               "when": pl.Datetime("us"), "nothing": pl.Null})

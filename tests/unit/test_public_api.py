@@ -57,7 +57,7 @@ def test_readme_lists_every_status_code() -> None:
 
 SPARK_PUBLIC = {
     "price", "cost_by_window", "price_and_window", "read_activity", "spark_schema", "session",
-    "default_partitions", "ROWS_PER_PARTITION", "MIN_SPARK",
+    "default_partitions", "ROWS_PER_PARTITION", "MIN_SPARK", "worker_errors",
 }
 
 
