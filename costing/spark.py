@@ -368,7 +368,8 @@ def _partitions(df: DataFrame, partitions: int | None) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def _patients(ids: pl.Series, shown: int = 20) -> str:
+def _patients(ids: pl.Series, shown: int = 100) -> str:
+    """How many patients, and the first ``shown`` of their ids in order."""
     unique = ids.drop_nulls().unique().sort()
     head = ", ".join(unique.head(shown).to_list())
     return f"{unique.len()} patient(s): {head}" + (", ..." if unique.len() > shown else "")
@@ -392,7 +393,7 @@ def check_rows(bucket: int, rows_in: int, priced: pl.DataFrame) -> None:
         )
 
 
-_WORKER_ERROR = re.compile(r"^costing\.errors\.(\w+): (.*?)\s*$", re.M | re.S)
+_WORKER_ERROR = re.compile(r"^costing\.errors\.(\w+): (.*)", re.M | re.S)
 
 
 @contextmanager
@@ -410,7 +411,7 @@ def worker_errors() -> Iterator[None]:
         found = _WORKER_ERROR.search(str(exc))
         if found is None:
             raise
-        name, message = found.group(1), found.group(2)
+        name, message = found.group(1), found.group(2).strip()
         cls = getattr(errors, name, CostingError)
         for kind in (c for c in cls.__mro__ if issubclass(c, CostingError)):
             try:  # the nearest kind made from a message alone (ValidationError needs its rows)

@@ -62,8 +62,8 @@ def test_a_failing_bucket_names_its_patients(priced: pl.DataFrame) -> None:
     def fails() -> None:
         raise ConservationError("windows: priced cost 1.0 but buckets hold 2.0")
 
-    ids = pl.Series([f"p{i:02d}" for i in range(25)])
-    with pytest.raises(ConservationError, match=r"spark bucket 3 \(25 patient\(s\): p00, p01, .*p19, \.\.\.\): windows"):
+    ids = pl.Series([f"p{i:03d}" for i in range(105)])
+    with pytest.raises(ConservationError, match=r"spark bucket 3 \(105 patient\(s\): p000, p001, .*p099, \.\.\.\): windows"):
         cs.in_bucket(3, ids, fails)
 
 
