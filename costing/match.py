@@ -396,16 +396,17 @@ def _fit(name: str, x: np.ndarray, y: np.ndarray, columns: Sequence[str]) -> Sco
     z = (x[:, varying] - mean[varying]) / scale[varying]
     kept = varying
     if z.shape[1]:
-        # drop columns that are linear combinations of earlier ones (pivoted QR, with the
-        # intercept first so a column constant after centring is dropped too)
-        a = np.hstack([np.ones((len(z), 1)), z])
-        _, r, piv = qr(a, mode="economic", pivoting=True)
+        # drop columns that are linear combinations of others (e.g. a cost that is always
+        # the same multiple of a count): a pivoted QR of the Gram matrix of the centred
+        # columns, one small matrix whatever the number of rows
+        gram = z.T @ z / len(z)
+        _, r, piv = qr(gram, pivoting=True)
         d = np.abs(np.diag(r))
-        rank = int((d > d[0] * 1e-9).sum())
+        rank = int((d > d[0] * 1e-10).sum())
         indep = np.sort(piv[:rank])
-        indep = indep[indep > 0] - 1
         kept, z = varying[indep], z[:, indep]
     model = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-12, max_iter=200)
+    z = np.asfortranarray(z)  # column-major: the Hessian's X.T @ (w X) is several times faster
     model.fit(z, y)
     return ScoreModel(
         name=name, columns=tuple(columns), kept=kept, mean=mean, scale=scale,
@@ -620,7 +621,7 @@ def match(
     months: int = 6,
     exclude_same: str | None = None,
     index_spell_days: int | None = None,
-    max_fit_rows: int = 200_000,
+    max_fit_rows: int = 50_000,
 ) -> MatchResult:
     """Risk-matched controls for ``cases`` from ``pool``, using their priced prior use.
 
@@ -715,9 +716,16 @@ def match(
         .collect()
     )
 
-    def features_at(pids: pl.Series, dates: pl.Series) -> pl.DataFrame:
+    def features_at(pids: pl.Series, dates: pl.Series, one_date: dt.date | None = None) -> pl.DataFrame:
         coh = pl.DataFrame({"patient_id": pids, "index_date": dates})
-        return prior_use(src, coh, ws, months, index_spell_days)
+        records = src
+        if one_date is not None:  # only the records that can fall in its windows
+            start = pl.select(pl.lit(one_date).dt.offset_by(f"-{months_span}mo")).item()
+            records = src.filter(
+                (pl.col("activity_date") < one_date)
+                & ((pl.col("activity_date") >= start) | (pl.col("discharge_date") >= start))
+            )
+        return prior_use(records, coh, ws, months, index_spell_days)
 
     rng = np.random.default_rng(seed)
     case_feats = features_at(case_df["patient_id"], case_df["index_date"])
@@ -737,7 +745,7 @@ def match(
             & (pl.col("intervention_start").is_null() | (pl.col("intervention_start") > t_date))
         )
         pids = elig["patient_id"]
-        f = features_at(pids, pl.repeat(s_date, len(pids), dtype=pl.Date, eager=True))
+        f = features_at(pids, pl.repeat(s_date, len(pids), dtype=pl.Date, eager=True), s_date)
         x = _design(attrs, pids, pl.repeat(s_date, len(pids), dtype=pl.Date, eager=True), f)
         per_month[m] = {"pids": pids, "x": x, "elig": elig, "date": s_date,
                         "pos": elig["_cand"].to_numpy()}
