@@ -9,26 +9,24 @@ Builds (not timed) a simulated study (``benchmarks/match_sim.py``: persistent in
 selection on recent emergency admissions) whose priced records number about ``--records``,
 then times ``costing.match`` (features in four six-month windows for every case and, per
 index month, every eligible candidate; both scores; greedy matching) and the balance table,
-and prints wall time, CPU time and peak RSS. Everything is synthetic.
+and prints its results as one JSON line (wall and CPU seconds, peak RSS, the matches and
+the largest |SMD| after matching). Everything is synthetic.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
 import time
 
+from benchmarks.bench_windows import _cpu_seconds
 from benchmarks.match_sim import simulate
 from costing.match import match
 
 RECORDS_PER_PATIENT = 10.5  # the simulation's mean over 48 months at rate 1.0
-
-
-def _cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,11 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     d = result.diagnostics
-    print(f"match: {sim.cases.height:,} cases x {args.pool:,} pool ({sim.priced.height:,} records, "
-          f"{args.index_months} index months, k={args.k}, score={args.score}): wall {wall:.2f} s, "
-          f"CPU {cpu:.2f} s, peak RSS {peak_gib:.2f} GiB, load {os.getloadavg()[0]:.1f}; "
-          f"{d.n_matched:,} matched, {d.n_controls:,} controls, "
-          f"max |SMD| after {result.balance['smd_after'].abs().max():.3f}")
+    print(f"# match: {sim.cases.height:,} cases x {args.pool:,} pool ({sim.priced.height:,} records): "
+          f"wall {wall:.2f} s, CPU {cpu:.2f} s, peak RSS {peak_gib:.2f} GiB", file=sys.stderr)
+    print(json.dumps({
+        "benchmark": "match", "cases": sim.cases.height, "pool": args.pool,
+        "records": sim.priced.height, "index_months": args.index_months, "k": args.k,
+        "score": args.score, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+        "peak_rss_gib": round(peak_gib, 3), "load_1min": round(os.getloadavg()[0], 1),
+        "matched": d.n_matched, "controls": d.n_controls,
+        "max_abs_smd_after": round(float(result.balance["smd_after"].abs().max() or 0.0), 4),
+    }))
     return 0
 
 

@@ -43,6 +43,7 @@ import numpy as np
 import polars as pl
 
 from costing.balance import SMD_FLAG, weighted_smd
+from costing.cohort import _to_date as _date_expr
 from costing.cohort import validate_cohort
 from costing.errors import ConfigError, InputError, MissingColumnsError
 from costing.schema import COST_CATEGORIES
@@ -227,15 +228,8 @@ def prior_use(
 
 
 def _to_date(frame: pl.DataFrame, col: str) -> pl.Expr:
-    dtype = frame.schema[col]
-    c = pl.col(col)
-    if dtype == pl.Date:
-        return c
-    if dtype == pl.String:
-        return c.str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
-    if isinstance(dtype, pl.Datetime):
-        return c.dt.date()
-    return c.cast(pl.Date, strict=False)
+    """A date column from Date, Datetime or ISO text (as the cohort's dates are read)."""
+    return _date_expr(col, frame.schema[col])
 
 
 def _numeric(s: pl.Series) -> pl.Series | None:

@@ -319,7 +319,7 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
         say("report")
         files.update(write_report(out_dir, priced=priced, coverage=cov, window_costs=windows,
                                   did_table=did_frame, manifest=manifest,
-                                  balance=matched.balance if matched is not None else None))
+                                  match_balance=matched.balance if matched is not None else None))
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=records_in, match=matched,
@@ -343,7 +343,7 @@ def _match(cfg: RunConfig, priced: pl.DataFrame, files: dict[str, Path],
     )
     d = result.diagnostics
     files["matched_cohort"] = write_frame(result.cohort, out_dir / "matched_cohort.csv")
-    files["balance"] = write_frame(result.balance, out_dir / "balance.csv")
+    files["match_balance"] = write_frame(result.balance, out_dir / "match_balance.csv")
     files["match_strata"] = write_frame(d.strata, out_dir / "match_strata.csv")
     files["match_unmatched"] = write_frame(d.unmatched, out_dir / "match_unmatched.csv")
     files["match_summary"] = write_frame(

@@ -67,3 +67,50 @@ def test_run_file_match_section():
                                 "cohort": {"path": "c.csv"}})
     with pytest.raises(ConfigError, match="match.k"):
         RunConfig.from_mapping({**base, "match": {"cases": "c.csv", "pool": "p.csv", "k": 6}})
+
+
+def test_run_with_a_match_section_matches_windows_and_evaluates(tmp_path):
+    """The worked example's extracts, with its intervention patients as cases and the others
+    as the pool: costing run prices, matches, windows and evaluates."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "icp"
+    cohort = pl.read_csv(example / "data" / "cohort.csv", infer_schema=False)
+    cohort.filter(pl.col("group") == "intervention").select("patient_id", "index_date", "site") \
+        .write_csv(tmp_path / "cases.csv")
+    cohort.select("patient_id", pl.col("end_of_follow_up").alias("death_date")) \
+        .write_csv(tmp_path / "pool.csv")
+    inputs = "\n".join(f'[inputs.{s}]\npath = "{example / "data" / f"{s}.csv"}"\n' for s in ("apc", "op", "ae"))
+    (tmp_path / "run.toml").write_text(f"""
+[tables]
+paths = ["shipped", "{example / 'tables'}"]
+{inputs}
+[pricing]
+tariff_edition = "2017-18"
+reference_cost_edition = "2017-18"
+[match]
+cases = "cases.csv"
+pool = "pool.csv"
+k = 1
+windows = [-2, -1]
+score = "propensity"
+seed = 4
+[windows]
+windows = [-2, -1, 0]
+[evaluate]
+weight = "weight"
+n_boot = 50
+[output]
+dir = "out"
+""")
+    result = costing.run(tmp_path / "run.toml")
+    out = tmp_path / "out"
+    for name in ("matched_cohort.csv", "match_balance.csv", "love_plot.png", "match_strata.csv",
+                 "match_unmatched.csv", "match_summary.csv", "did.csv", "report.xlsx"):
+        assert (out / name).is_file(), name
+    assert result.match is not None
+    assert result.window_costs is not None
+    assert result.window_costs["patient_id"].n_unique() == result.match.cohort.height
+    # the pre-trend is produced for a matched cohort though the run file does not ask for it
+    assert result.did is not None and set(result.did["comparison"]) == {"did", "pretrend"}
+    assert result.manifest["config"]["match"]["seed"] == 4
+    import openpyxl
+    assert "match_balance" in openpyxl.load_workbook(out / "report.xlsx", read_only=True).sheetnames
