@@ -186,7 +186,8 @@ def prior_use(
     Example:
         >>> import datetime as d, polars as pl
         >>> p = pl.DataFrame({"patient_id": ["a", "a"], "setting": ["op", "op"],
-        ...     "activity_date": [d.date(2009, 3, 1), d.date(2009, 7, 1)], "discharge_date": [None, None],
+        ...     "activity_date": [d.date(2009, 3, 1), d.date(2009, 7, 1)],
+        ...     "discharge_date": pl.Series([None, None], dtype=pl.Date),
         ...     "cost_category": ["outpatient", "outpatient"], "cost": [100.0, 120.0], "status": [0, 0]})
         >>> c = pl.DataFrame({"patient_id": ["a"], "index_date": [d.date(2009, 7, 1)]})
         >>> prior_use(p, c, windows=(-1,)).select("n_outpatient_m1", "cost_outpatient_m1").row(0)
@@ -648,8 +649,9 @@ def match(
     Returns:
         A ``MatchResult``: ``cohort`` (patient_id, index_date, group "intervention" or
         "control", site, matched_set = the case's id, weight = 1 for a case and 1/k' for
-        each of its k' controls, end_of_follow_up), ``balance``, ``diagnostics``, ``config``
-        and ``love_plot(path)``.
+        each of its k' controls, end_of_follow_up, the logit scores it was matched on and the
+        attributes used), ``balance``, ``diagnostics``, ``config``, ``models`` and
+        ``love_plot(path)``.
 
     Raises:
         ConfigError: bad arguments. MissingColumnsError, CohortError, InputError: unusable
@@ -825,6 +827,7 @@ def match(
 
     case_scores = (lp_case, pg_case)
     cohort, unmatched = _cohort(case_df, case_death, case_scores, per_month, matches, min_k)
+    cohort = _with_attributes(cohort, attrs)
     diag_models = pl.concat([m.terms() for m in models])
     balance = _balance(
         cohort, x_case, x_cand_fit, case_df, attrs, columns, src, ws, months, index_spell_days,
@@ -936,6 +939,20 @@ def _cohort(
         unmatched, schema={"patient_id": pl.String, "index_date": pl.Date, "n_controls": pl.Int64,
                            "reason": pl.String})
     return validate_cohort(cohort, "matched cohort"), unmatched_df
+
+
+def _with_attributes(cohort: pl.DataFrame, attrs: _Attributes) -> pl.DataFrame:
+    """The cohort with each patient's attributes used in matching (age at the index date when
+    it comes from birth_date), for risk adjustment and subgroups downstream."""
+    cols = [c for c in (*attrs.numeric, *attrs.categorical) if c not in cohort.columns]
+    from_frame = [c for c in cols if not (c == "age" and attrs.birth_date)]
+    out = cohort.join(attrs.frame.select("patient_id", *from_frame, *(
+        ["birth_date"] if attrs.birth_date else [])), on="patient_id", how="left",
+        maintain_order="left")
+    if attrs.birth_date:
+        age = (pl.col("index_date") - pl.col("birth_date")).dt.total_days() / 365.25
+        out = out.with_columns(age.alias("age")).drop("birth_date")
+    return out.select(*cohort.columns, *cols)
 
 
 def _balance(

@@ -167,8 +167,12 @@ def test_constraints_hold(sim, matched):
     assert (later.filter(pl.col("death_date").is_null())["end_of_follow_up"]
             == later.filter(pl.col("death_date").is_null())["intervention_start"]
             - dt.timedelta(days=1)).all()
-    # ready for the windows and the evaluation as it stands
+    # ready for the windows and the evaluation as it stands, with the attributes used
     costing.validate_cohort(c)
+    attrs = c.select("patient_id", "age", "sex", "deprivation_decile").join(
+        sim.pool.select("patient_id", "age", "sex", "deprivation_decile"), on="patient_id")
+    assert attrs.height == c.height
+    assert (attrs["age"] == attrs["age_right"]).all() and (attrs["sex"] == attrs["sex_right"]).all()
 
 
 def test_exact_strata_are_shared_within_a_set(small):
