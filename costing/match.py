@@ -616,7 +616,7 @@ def match(
     months: int = 6,
     exclude_same: str | None = None,
     index_spell_days: int | None = None,
-    max_fit_rows: int = 50_000,
+    max_fit_rows: int = 20_000,
 ) -> MatchResult:
     """Risk-matched controls for ``cases`` from ``pool``, using their priced prior use.
 
