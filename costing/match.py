@@ -689,8 +689,8 @@ def match(
         for frame, name in ((case_df, "cases"), (pool_df, "pool")):
             if exclude_same not in frame.columns:
                 raise MissingColumnsError(name, [exclude_same])
-        taken = case_df[exclude_same].cast(pl.String).drop_nulls().unique()
-        cand = cand.filter(~pl.col(exclude_same).cast(pl.String).is_in(taken.implode()).fill_null(False))
+        shared = case_df[exclude_same].cast(pl.String).drop_nulls().unique()
+        cand = cand.filter(~pl.col(exclude_same).cast(pl.String).is_in(shared.implode()).fill_null(False))
 
     cand = cand.with_row_index("_cand")
     taken = np.zeros(cand.height, dtype=bool)  # a control is used once, across strata
@@ -791,7 +791,7 @@ def match(
     order_rank = np.empty(case_df.height, dtype=np.int64)
     order_rank[rng.permutation(case_df.height)] = np.arange(case_df.height)
 
-    exact_case = [attrs_value(attrs, case_df["patient_id"], c) for c in exact]
+    exact_case = [_attr_values(attrs, case_df["patient_id"], c) for c in exact]
     strata_rows, matches = [], {}
     for m in months_list:
         info = per_month[m]
@@ -802,7 +802,7 @@ def match(
         cal_c = pg_c if score == "prognostic" else lp_c
         assert cal_c is not None
         pts_c = points(lp_c, pg_c)
-        exact_cand = [attrs_value(attrs, info["pids"], c) for c in exact]
+        exact_cand = [_attr_values(attrs, info["pids"], c) for c in exact]
         keys = sorted({tuple(v[i] for v in exact_case) for i in case_pos})
         for key in keys:
             cp = case_pos[[all(exact_case[j][i] == key[j] for j in range(len(exact))) for i in case_pos]]
@@ -815,7 +815,7 @@ def match(
             got = _greedy(case_pts[cp], pts_c[cc], cal_case[cp], cal_c[cc], order, k, width)
             for i, g in zip(cp, got, strict=True):
                 chosen = cc[np.asarray(g, dtype=np.int64)]
-                matches[int(i)] = (m, chosen)
+                matches[int(i)] = (m, chosen, len(cc))
                 if len(g) >= min_k:
                     taken[info["pos"][chosen]] = True
             strata_rows.append({
@@ -846,7 +846,7 @@ def match(
                        models={m.name: m for m in models})
 
 
-def attrs_value(attrs: _Attributes, ids: pl.Series, col: str) -> np.ndarray:
+def _attr_values(attrs: _Attributes, ids: pl.Series, col: str) -> np.ndarray:
     """An attribute's values for patients ``ids`` (as text: exact strata compare equal text)."""
     rows = pl.DataFrame({"patient_id": ids}).join(
         attrs.frame.select("patient_id", col), on="patient_id", how="left", maintain_order="left"
@@ -891,21 +891,23 @@ def _scores(lp: np.ndarray, pg: np.ndarray | None) -> list[pl.Series]:
 def _cohort(
     case_df: pl.DataFrame, case_death: pl.Series,
     case_scores: tuple[np.ndarray, np.ndarray | None], per_month: dict[dt.date, dict[str, Any]],
-    matches: dict[int, tuple[dt.date, np.ndarray]], min_k: int,
+    matches: dict[int, tuple[dt.date, np.ndarray, int]], min_k: int,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The matched cohort (with the logit scores each patient was matched on) and the
     unmatched cases (with the reason)."""
     case_rows, ctrl_parts, unmatched = [], [], []
     for i in range(case_df.height):
-        m, got = matches.get(i, (None, np.empty(0, dtype=np.int64)))
+        m, got, n_candidates = matches[i]
         pid = case_df["patient_id"][i]
         if len(got) < min_k:
-            unmatched.append({
-                "patient_id": pid, "index_date": case_df["index_date"][i], "n_controls": len(got),
-                "reason": ("no eligible candidate in its stratum" if m is None or not len(
-                    per_month[m]["pids"]) else
-                    f"{len(got)} control(s) within the caliper among those left, fewer than min_k={min_k}"),
-            })
+            reason = (
+                "no eligible candidate left in its stratum (index month and exact values)"
+                if n_candidates == 0 else
+                f"{len(got)} control(s) within the caliper among the {n_candidates} candidates "
+                f"left in its stratum, fewer than min_k={min_k}"
+            )
+            unmatched.append({"patient_id": pid, "index_date": case_df["index_date"][i],
+                              "n_controls": len(got), "reason": reason})
             continue
         case_rows.append(i)
         elig = per_month[m]["elig"][got]
