@@ -377,6 +377,7 @@ def _fit(name: str, x: np.ndarray, y: np.ndarray, columns: Sequence[str]) -> Sco
     linearly independent columns of ``x`` (scikit-learn, Newton-Cholesky)."""
     from scipy.linalg import qr
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     if y.min() == y.max():
         raise InputError(
@@ -401,8 +402,10 @@ def _fit(name: str, x: np.ndarray, y: np.ndarray, columns: Sequence[str]) -> Sco
         indep = np.sort(piv[:rank])
         kept, z = varying[indep], z[:, indep]
     model = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-12, max_iter=200)
-    z = np.asfortranarray(z)  # column-major: the Hessian's X.T @ (w X) is several times faster
-    model.fit(z, y)
+    # one BLAS thread: the Hessians are small products, and a second thread costs far more
+    # in hand-offs than it saves (docs/performance.md#matching)
+    with threadpool_limits(limits=1, user_api="blas"):
+        model.fit(z, y)
     return ScoreModel(
         name=name, columns=tuple(columns), kept=kept, mean=mean, scale=scale,
         intercept=float(model.intercept_[0]), coef=model.coef_[0].astype(np.float64),
