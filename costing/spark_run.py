@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from costing.errors import ConservationError
-from costing.run import Progress, RunConfig, RunResult, evaluate
+from costing.errors import ConfigError, ConservationError
+from costing.run import EvaluateSpec, Progress, RunConfig, RunResult
 from costing.tables import TableSet
 
 if TYPE_CHECKING:
@@ -155,6 +155,9 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress) -> RunResult:
     from costing.schema import COHORT_SCHEMA
     from costing.windows import widen
 
+    if cfg.match is not None:
+        raise ConfigError("[match] runs on the polars engine only: build the cohort there (or with "
+                          "`costing match`) and give it to the Spark run as [cohort]")
     t0 = time.perf_counter()
     e = cfg.engine
     spark = cs.session(e.master, e.conf)
@@ -210,7 +213,7 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress) -> RunResult:
         audit_sum = combine_audit_summaries(_combine(summaries, "audit_summary"))  # type: ignore[arg-type]
         files["audit_summary"] = write_frame(audit_sum, out_dir / "audit_summary.csv")
         if cfg.evaluate is not None:
-            did_frame = evaluate(cfg.evaluate, windows, say)
+            did_frame = _evaluate(cfg.evaluate, windows, say)
             files["did"] = write_frame(did_frame, out_dir / "did.csv")
     cov = combine_coverage(_combine(summaries, "coverage"))  # type: ignore[arg-type]
     files["coverage"] = write_frame(cov, out_dir / "coverage.csv")
@@ -238,3 +241,17 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress) -> RunResult:
                      manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=rows_in)
 
+
+def _evaluate(e: EvaluateSpec, windows: pl.DataFrame, say: Progress) -> pl.DataFrame:
+    """The run file's difference in differences (and pre-trend table) on window costs."""
+    from costing.did import did, did_pretrend
+
+    say(f"difference in differences ({e.n_boot} bootstrap replicates)")
+    kwargs: dict[str, Any] = dict(group=e.group, treated=e.treated, by="category", weight=e.weight,
+                                  cluster=e.cluster, n_boot=e.n_boot, seed=e.seed, ci=e.ci,
+                                  censoring=e.censoring)
+    did_frame = did(windows, pre=e.pre, post=e.post, **kwargs)
+    if e.pretrend:
+        did_frame = pl.concat([did_frame, did_pretrend(windows, windows=e.pretrend, **kwargs)],
+                              how="diagonal_relaxed")
+    return did_frame
