@@ -39,6 +39,7 @@ Example run file::
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,7 +54,9 @@ from costing.errors import ConfigError
 from costing.tables import TableSet, load_tables
 from costing.unpriced import FAIL_SHARE, WARN_SHARE, UnpricedAssessment, check_thresholds
 
-__all__ = ["RunConfig", "RunResult", "run", "InputSpec"]
+__all__ = ["RunConfig", "RunResult", "run", "InputSpec", "EngineSpec"]
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
@@ -101,6 +104,24 @@ class EvaluateSpec(_Strict):
     pretrend: tuple[int, ...] | None = None
 
 
+class MatchSpec(_Strict):
+    """``[match]``: build the cohort by matching cases to a candidate pool (``costing.match``)."""
+
+    cases: str
+    pool: str
+    covariates: tuple[str, ...] = ()
+    k: int = Field(1, ge=1, le=5)
+    exact: tuple[str, ...] = ()
+    caliper: float | None = Field(0.2, gt=0)
+    score: Literal["both", "propensity", "prognostic"] = "both"
+    seed: int = 0
+    min_k: int = Field(1, ge=1, le=5)
+    windows: tuple[int, ...] = (-4, -3, -2, -1)
+    months: int = Field(6, gt=0)
+    exclude_same: str | None = None
+    index_spell_days: int | None = Field(None, ge=0)
+
+
 class OutputSpec(_Strict):
     dir: str = "output"
     priced_format: Literal["parquet", "csv"] = "parquet"
@@ -125,6 +146,15 @@ class UnpricedSpec(_Strict):
         return self
 
 
+class EngineSpec(_Strict):
+    """Where the run computes: ``polars`` (this machine) or ``spark`` (see docs/spark.md)."""
+
+    name: Literal["polars", "spark"] = "polars"
+    master: str | None = None  # spark: local[*], spark://host:7077, yarn; None: active or local[*]
+    partitions: int | None = Field(None, gt=0)  # spark: patient buckets; None: from the row count
+    conf: dict[str, str] = {}  # spark: settings, e.g. {"spark.executor.memory" = "8g"}
+
+
 class RunConfig(_Strict):
     """A whole run, as read from a TOML run file (paths relative to ``base_dir``)."""
 
@@ -134,10 +164,19 @@ class RunConfig(_Strict):
     pricing: CostingConfig = CostingConfig()
     windows: WindowSpec = WindowSpec()
     evaluate: EvaluateSpec | None = None
+    match: MatchSpec | None = None
     output: OutputSpec = OutputSpec()
     unpriced: UnpricedSpec = UnpricedSpec()
+    engine: EngineSpec = EngineSpec()
     base_dir: str = "."
     run_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_cohort(self) -> RunConfig:
+        if self.match is not None and self.cohort is not None:
+            raise ValueError("give [cohort] (a cohort you built) or [match] (cases and a pool "
+                             "to build it from), not both")
+        return self
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
@@ -165,6 +204,8 @@ class RunConfig(_Strict):
                 out.append(self.resolve(p))
         if self.cohort:
             out.append(self.resolve(self.cohort.path))
+        if self.match:
+            out += [self.resolve(self.match.cases), self.resolve(self.match.pool)]
         return out
 
     def protected_paths(self) -> list[Path]:
@@ -193,6 +234,8 @@ class RunResult:
     seconds: float = 0.0
     records_in: int = 0
     unpriced: UnpricedAssessment | None = None
+    match: Any = None  # the MatchResult when the run file has [match]
+    warnings: list[str] = field(default_factory=list)
 
 
 def _columns_arg(cfg: RunConfig, columns: str) -> str | Path:
@@ -220,13 +263,16 @@ def read_inputs(cfg: RunConfig) -> pl.LazyFrame:
 
 
 def run(config: RunConfig | str | Path, tables: TableSet | None = None,
-        progress: Progress | None = None) -> RunResult:
+        progress: Progress | None = None, *, engine: Literal["polars", "spark"] | None = None,
+        master: str | None = None) -> RunResult:
     """Run the whole pipeline and write every output into the run's output folder.
 
     Args:
         config: a RunConfig, or the path of a TOML run file.
         tables: tables to use instead of those the run file names.
         progress: called with a short message at each stage (the CLI shows them).
+        engine: ``polars`` or ``spark``, instead of the run file's ``[engine] name``.
+        master: the Spark master, instead of the run file's ``[engine] master``.
 
     The output folder is written whole or not at all: every file goes into a sibling
     temporary folder that replaces the previous output folder only when the run succeeds.
@@ -236,6 +282,10 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     Returns:
         A RunResult with the frames, the files written and the unpriced assessment
         (``result.unpriced.level`` is "fail" past the failure threshold: the CLI exits 1).
+        Under the Spark engine the priced records stay in Spark (written to
+        ``files["priced"]``, a Parquet dataset) and ``priced`` holds their counts
+        (``n_records`` and cost by category, status and source); ``audit`` and ``unpriced``
+        are None (``audit_summary.csv`` is written).
     """
     from costing.io import atomic_folder, refuse_overwriting_inputs
 
@@ -243,14 +293,14 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     final = cfg.resolve(cfg.output.dir)
     refuse_overwriting_inputs([final], cfg.protected_paths())
     with atomic_folder(final) as work:
-        result = _run(cfg, tables, progress, work)
+        result = _run(cfg, tables, progress, work, engine, master)
     result.files = {k: final / p.relative_to(work) for k, p in result.files.items()}
     result.output_dir = final
     return result
 
 
-def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None,
-         out_dir: Path) -> RunResult:
+def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out_dir: Path,
+         engine: Literal["polars", "spark"] | None, master: str | None) -> RunResult:
     """The pipeline, writing into ``out_dir`` (the temporary folder of ``run``)."""
     from costing.io import read_cohort, write_frame
     from costing.pricing import price
@@ -260,6 +310,14 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None,
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     ts = tables or load_tables([p if p == "shipped" else str(cfg.resolve(p)) for p in cfg.tables.paths])
+    overrides = {k: v for k, v in {"name": engine, "master": master}.items() if v is not None}
+    if overrides:
+        cfg = cfg.model_copy(update={"engine": cfg.engine.model_copy(update=overrides)})
+    if cfg.engine.name == "spark":
+        from costing.spark_run import run_spark
+
+        # into the temporary folder too, so the swap keeps the Spark run's outputs
+        return run_spark(cfg, ts, say, out_dir)
     files: dict[str, Path] = {}
 
     say("reading inputs")
@@ -272,18 +330,25 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None,
     unpriced = assess_unpriced(priced, warn=cfg.unpriced.warn, fail=cfg.unpriced.fail)
     unpriced_windows = None
 
-    cohort = windows = audit_frame = did_frame = None
+    cohort = windows = audit_frame = did_frame = matched = None
+    warnings: list[str] = []
     w = cfg.windows
+    in_windows = priced
+    if cfg.match is not None:
+        say("matching")
+        matched, in_windows = _match(cfg, priced, files, out_dir)
+        cohort = matched.cohort
     if cfg.cohort is not None:
-        from costing.windows import audit_summary, cost_by_window_and_audit, widen
-
         say("reading cohort")
         cohort = read_cohort(cfg.resolve(cfg.cohort.path), columns=cfg.cohort.columns,
                              sheet=cfg.cohort.sheet, date_format=cfg.cohort.date_format)
+    if cohort is not None:
+        from costing.windows import audit_summary, cost_by_window_and_audit, widen
+
         say("windows")
         # window costs and the audit from one assignment of every record
-        windows, audit_frame = cost_by_window_and_audit(priced, cohort, windows=w.windows, months=w.months,
-                                                        assign=w.assign, by=w.by)
+        windows, audit_frame = cost_by_window_and_audit(in_windows, cohort, windows=w.windows,
+                                                        months=w.months, assign=w.assign, by=w.by)
         files["window_costs"] = write_frame(windows, out_dir / "window_costs.csv")
         if cfg.output.wide:
             files["window_costs_wide"] = write_frame(widen(windows, by=w.by),
@@ -303,9 +368,15 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None,
                           cluster=e.cluster, n_boot=e.n_boot, seed=e.seed, ci=e.ci,
                           censoring=e.censoring)
             did_frame = did(windows, pre=e.pre, post=e.post, **kwargs)
-            if e.pretrend:
-                did_frame = pl.concat([did_frame, did_pretrend(windows, windows=e.pretrend, **kwargs)],
-                                      how="diagonal_relaxed")
+            pretrend = e.pretrend
+            if matched is not None and not pretrend:
+                # always for matched cohorts: cases picked at a peak show a pre-trend
+                pretrend = _matched_pretrend(w.windows, warnings)
+            if pretrend:
+                trend = did_pretrend(windows, windows=pretrend, **kwargs)
+                did_frame = pl.concat([did_frame, trend], how="diagonal_relaxed")
+                if matched is not None:
+                    warnings += _pretrend_warnings(trend)
             files["did"] = write_frame(did_frame, out_dir / "did.csv")
 
     cov = coverage_table(priced, cohort, w.windows if cohort is not None else None, w.months, w.assign)
@@ -315,7 +386,7 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None,
     from costing.manifest import run_manifest, write_run_manifest
 
     manifest = run_manifest(
-        config=cfg.model_dump(mode="json", exclude={"base_dir", "run_file"})
+        config=cfg.model_dump(mode="json", exclude={"base_dir", "run_file", "engine"})
         | {"pricing": cfg.pricing.resolved()},
         tables=ts, inputs=cfg.input_paths(),
         outputs={k: v for k, v in {"priced": priced, "window_costs": windows, "did": did_frame}.items()
@@ -324,12 +395,72 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None,
         rows_in={"records": records_in, "cohort_patients": cohort.height if cohort is not None else 0},
     )
     manifest["unpriced"] = unpriced.to_dict()
+    if warnings:
+        manifest["warnings"] = warnings
+        for msg in warnings:
+            logger.warning(msg)
     files["manifest"] = write_run_manifest(manifest, out_dir / "run_manifest.json")
     if cfg.output.report:
         say("report")
         files.update(write_report(out_dir, priced=priced, coverage=cov, window_costs=windows,
                                   did_table=did_frame, manifest=manifest,
-                                  unpriced_windows=unpriced_windows))
+                                  unpriced_windows=unpriced_windows,
+                                  match_balance=matched.balance if matched is not None else None))
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
-                     seconds=time.perf_counter() - t0, records_in=records_in, unpriced=unpriced)
+                     seconds=time.perf_counter() - t0, records_in=records_in, match=matched,
+                     warnings=warnings, unpriced=unpriced)
+
+
+def _match(cfg: RunConfig, priced: pl.DataFrame, files: dict[str, Path],
+           out_dir: Path) -> tuple[Any, pl.DataFrame]:
+    """``[match]``: the matched cohort and its outputs; the priced records the windows use
+    (without the index spells when ``index_spell_days`` is set: from both arms)."""
+    from costing.io import read_cohort, read_table, write_frame
+    from costing.match import index_spells, match
+
+    m = cfg.match
+    assert m is not None
+    result = match(
+        read_cohort(cfg.resolve(m.cases)), read_table(cfg.resolve(m.pool)), priced,
+        covariates=m.covariates, k=m.k, exact=m.exact, caliper=m.caliper, score=m.score,
+        seed=m.seed, min_k=m.min_k, windows=m.windows, months=m.months,
+        exclude_same=m.exclude_same, index_spell_days=m.index_spell_days,
+    )
+    d = result.diagnostics
+    files["matched_cohort"] = write_frame(result.cohort, out_dir / "matched_cohort.csv")
+    files["match_balance"] = write_frame(result.balance, out_dir / "match_balance.csv")
+    files["match_strata"] = write_frame(d.strata, out_dir / "match_strata.csv")
+    files["match_unmatched"] = write_frame(d.unmatched, out_dir / "match_unmatched.csv")
+    files["match_summary"] = write_frame(
+        pl.concat([d.summary(), pl.DataFrame({"measure": ["seed"], "value": [float(m.seed)]})]),
+        out_dir / "match_summary.csv")
+    files["love_plot"] = out_dir / "love_plot.png"
+    result.love_plot(files["love_plot"])
+    if m.index_spell_days is None:
+        return result, priced
+    spell = index_spells(priced, result.cohort, m.index_spell_days)
+    files["index_spells"] = write_frame(priced.filter(spell), out_dir / "index_spells.csv")
+    return result, priced.filter(~spell)
+
+
+def _matched_pretrend(windows: tuple[int, ...], warnings: list[str]) -> tuple[int, ...] | None:
+    pre = tuple(k for k in sorted(windows) if k < 0)
+    if len(pre) >= 2:
+        return pre
+    warnings.append(f"no pre-trend check: the windows {list(windows)} hold fewer than two "
+                    "pre-index windows; add one (e.g. windows = [-2, -1, 0]) to see whether "
+                    "cases were picked at a peak of use")
+    return None
+
+
+def _pretrend_warnings(trend: pl.DataFrame) -> list[str]:
+    """A warning per pre-trend whose interval excludes zero (regression to the mean?)."""
+    bad = trend.filter((pl.col("ci_low") > 0) | (pl.col("ci_high") < 0))
+    return [
+        f"pre-trend {r['pre_windows']} -> {r['post_windows']} in {r['category']}: "
+        f"{r['did']:,.2f} per patient, interval [{r['ci_low']:,.2f}, {r['ci_high']:,.2f}] "
+        "excludes 0: the arms were not on the same path before the index date (cases picked at "
+        "a peak of use regress to the mean); treat the main estimate with caution"
+        for r in bad.iter_rows(named=True)
+    ]

@@ -44,8 +44,12 @@ def report_unpriced(assessment: UnpricedAssessment | None) -> None:
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
 @unpriced_options
+@click.option("--engine", type=click.Choice(["polars", "spark"]), default=None,
+              help="Where to compute (default: the run file's [engine] name, else polars).")
+@click.option("--master", default=None, metavar="URL",
+              help="Spark master: local[*], spark://host:7077, yarn (default: [engine] master).")
 def run_cmd(run_file: str, quiet: bool, warn_unpriced: float | None,
-            fail_unpriced: float | None) -> None:
+            fail_unpriced: float | None, engine: str | None, master: str | None) -> None:
     """Run the whole pipeline from a TOML run file: read extracts, price, windows, optional
     difference in differences, and write priced records, window costs, coverage, audit, the
     run manifest, an Excel report and charts into the output folder.
@@ -53,6 +57,7 @@ def run_cmd(run_file: str, quiet: bool, warn_unpriced: float | None,
     \b
     Example:
       costing run examples/icp/run.toml
+      costing run examples/icp/run.toml --engine spark --master 'local[*]'
     """
     from costing.report import summary_line
     from costing.run import RunConfig, run
@@ -68,7 +73,7 @@ def run_cmd(run_file: str, quiet: bool, warn_unpriced: float | None,
     if override:
         cfg = RunConfig.from_mapping(
             cfg.model_dump() | {"unpriced": cfg.unpriced.model_dump() | override}, source=run_file)
-    result = run(cfg, progress=progress)
+    result = run(cfg, progress=progress, engine=engine, master=master)  # type: ignore[arg-type]
     for name, path in result.files.items():
         click.echo(f"{name}: {path}")
     echo_err("costing: " + summary_line(result.priced, result.seconds, records_in=result.records_in))
@@ -100,8 +105,10 @@ def report_cmd(output_dir: str) -> None:
                     if (d / "window_costs.csv").exists() else None)
     did_table = pl.read_csv(d / "did.csv") if (d / "did.csv").exists() else None
     unpriced = pl.read_csv(d / "unpriced.csv") if (d / "unpriced.csv").exists() else None
+    match_balance = (pl.read_csv(d / "match_balance.csv") if (d / "match_balance.csv").exists()
+                     else None)
     files = write_report(d, priced=read_table(priced_path), coverage=pl.read_csv(d / "coverage.csv"),
-                         window_costs=window_costs, did_table=did_table,
+                         window_costs=window_costs, did_table=did_table, match_balance=match_balance,
                          manifest=json.loads((d / "run_manifest.json").read_text(encoding="utf-8")),
                          unpriced_windows=unpriced)
     for name, path in files.items():
