@@ -223,7 +223,8 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
     inputs, other_inputs = _input_entries(cfg)
     n_priced, cost = int(counts["n_records"].sum()), float(counts["cost"].sum())
     manifest = run_manifest(
-        config=cfg.model_dump(mode="json", exclude={"base_dir", "engine"}) | {"pricing": cfg.pricing.resolved()},
+        config=cfg.model_dump(mode="json", exclude={"base_dir", "run_file", "engine"})
+        | {"pricing": cfg.pricing.resolved()},
         tables=ts, inputs=inputs,
         outputs={k: v for k, v in {"window_costs": windows, "did": did_frame}.items() if v is not None},
         counts_by_status=counts,
