@@ -120,9 +120,9 @@ def _records() -> list[dict[str, Any]]:
         _apc("hrg_not_found", hrg="ZZ99Z"),
         _apc("v35_code_against_hrg4_tables", hrg="H02", version="v3.5"),
         _apc("v35_code_2008_at_v35_tariff", hrg="H02", version="v3.5", admit=D(2008, 6, 1)),
-        _apc("no_edition_for_2011", admit=D(2011, 6, 1)),
+        _apc("no_edition_for_2012_13", admit=D(2012, 6, 1)),  # no reference costs of 2012/13
         _apc("last_day_of_2017_18", admit=D(2018, 3, 31)),
-        _apc("first_day_of_2018_19_no_edition", admit=D(2018, 4, 1)),
+        _apc("first_day_of_2019_20_no_edition", admit=D(2019, 4, 1)),
         _apc("invalid_admission_method", method="77"),
         _apc("invalid_discharge_before_admission", los=-2),
         _apc("invalid_hes_dummy_date", admit=D(1800, 1, 1), los=0),
