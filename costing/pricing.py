@@ -645,7 +645,7 @@ def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingCon
                                  _absent_department(all_rc, edi, cfg, len(ed.editions))).alias("_rc_reason"))
 
     if with_total:
-        lf = lf.with_columns(lookup(ok, dep["TOTAL"], no_service, hrg).alias("_total_cost"))
+        lf = lf.with_columns(lookup(ok, dep["TOTAL"], no_service, hrg)[0].alias("_total_cost"))
         hrg_version_ok = (pl.col("_rc_version") == pl.col("_hrg_version")).fill_null(False)
         lf = lf.with_columns(
             _reason(pl.col("_rc_edition"), hrg_version_ok, pl.col("_rc_known")).alias("_total_reason"))

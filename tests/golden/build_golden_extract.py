@@ -78,17 +78,17 @@ def _apc(case: str, *, hrg: str | None = "DZ11V", method: str = "21", cls: str =
 
 
 def _op(case: str, *, tf: str | None = "100", first: str | None = "1", attended: str | None = "5",
-        multi: bool | None = False, hrg: str | None = None) -> dict[str, Any]:
+        multi: bool | None = False, hrg: str | None = None, day: dt.date = _JUNE_2017) -> dict[str, Any]:
     return {"case": case, "setting": "op", "provider_code": MFF_PROVIDER,
-            "activity_date": _JUNE_2017, "treatment_function_code": tf, "first_attendance": first,
+            "activity_date": day, "treatment_function_code": tf, "first_attendance": first,
             "attended": attended, "multi_professional": multi, "hrg_code": hrg,
             "hrg_version": "HRG4", "age": 40}
 
 
 def _ae(case: str, *, hrg: str | None = "VB01Z", dept: str | None = "01",
-        admitted: bool | None = False) -> dict[str, Any]:
+        admitted: bool | None = False, day: dt.date = _JUNE_2017) -> dict[str, Any]:
     return {"case": case, "setting": "ae", "provider_code": NO_MFF_PROVIDER,
-            "activity_date": _JUNE_2017, "hrg_code": hrg, "hrg_version": "HRG4",
+            "activity_date": day, "hrg_code": hrg, "hrg_version": "HRG4",
             "department_type": dept, "ae_admitted": admitted, "age": 30}
 
 
@@ -148,6 +148,14 @@ def _records() -> list[dict[str, Any]]:
         _ae("ae_hrg_not_in_tariff_admitted_rc", hrg="VB02Z", admitted=True),
         _ae("ae_hrg_missing", hrg=None),
         _ae("ae_invalid_department_type", dept="05"),
+        # reference-cost editions lacking a department (2011/12: admitted care only; 2024/25:
+        # no outpatient attendance currencies) and A&E at the 2024/25 all-types row
+        _op("op_2011_12_no_outpatient_costs", day=D(2011, 6, 1)),
+        _ae("ae_2011_12_no_ae_costs", day=D(2011, 6, 1)),
+        _apc("rp_2011_12_no_regular_attender_costs", hrg="AA02A", method="11", cls="3", los=0,
+             admit=D(2011, 6, 1)),
+        _op("op_2024_25_no_attendance_currencies", day=D(2024, 6, 1)),
+        _ae("ae_2024_25_all_types_row", day=D(2024, 6, 1)),
     ]
 
 

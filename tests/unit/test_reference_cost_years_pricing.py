@@ -209,3 +209,17 @@ def test_run_manifest_and_summary_say_which_trim_points_priced_which_year(tmp_pa
     assert (used["2018-19"]["trimpoints_edition"], used["2018-19"]["basis"]) == (None, "not used")
     cov = pl.read_csv(tmp_path / "out" / "coverage_trimpoints.csv")
     assert cov["reference_cost_edition"].to_list() == ["2014-15", "2018-19"]
+
+
+def test_dated_mode_prices_2011_12_to_2018_19_each_at_its_own_year(tables: costing.TableSet) -> None:
+    years = range(2011, 2019)
+    out = _price(tables, *[_emergency(f"y{y}", D(y, 6, 1), 3) for y in years])
+    editions = out["reference_cost_edition"].cast(pl.String).to_list()
+    assert editions == [f"{y}-{(y + 1) % 100:02d}" if y != 2012 else None for y in years]
+    status = dict(zip(years, out["status"].to_list(), strict=True))
+    assert status[2012] == Status.NO_EDITION_FOR_DATE  # no public copy of 2012/13
+    # DZ11V is an HRG4+ code (2014/15 on): not in the HRG4 schedules of 2011/12 and 2013/14
+    assert status[2011] == status[2013] == Status.HRG_NOT_FOUND
+    for y in range(2014, 2019):
+        nel = _unit_cost(tables, f"{y}-{(y + 1) % 100:02d}", "NEL", "DZ11V")
+        assert out.filter(pl.col("record_id") == f"y{y}")["cost"][0] == nel, y
