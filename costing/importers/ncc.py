@@ -22,7 +22,7 @@ from typing import Final, Literal
 import polars as pl
 
 from costing.errors import ImportFormatError
-from costing.importers._excel import check_numbers, code_text, money, normalise_label
+from costing.importers._excel import check_numbers, code_text, money, read_csv_by_label
 from costing.importers.rdata import R_SUFFIXES, read_r_frame
 from costing.importers.reference_costs import absent_departments, undefined_average
 from costing.schema import TABLE_SCHEMAS
@@ -110,30 +110,11 @@ def _department_code() -> pl.Expr:
 
 
 def _read_csv(path: Path) -> pl.DataFrame:
-    if not path.is_file():
-        raise ImportFormatError(f"{path}: no such file")
-    try:
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
-    except Exception as exc:
-        raise ImportFormatError(
-            f"{path.name}: cannot be read as a UTF-8 CSV ({exc}). Give the National Cost "
-            "Collection schedule as a CSV file."
-        ) from None
-    by_label = {normalise_label(c.lstrip("\ufeff")): c for c in frame.columns}
-    missing = [label for label in _COLUMNS if label not in by_label]
-    if missing:
-        raise ImportFormatError(
-            f"{path.name}: missing column(s) {', '.join(repr(m) for m in missing)}; found "
-            f"{', '.join(repr(c) for c in frame.columns)}. Expected the long National Cost "
-            "Collection layout: Service Code, Dept or Currency Code, Dept or Currency Desc, "
-            "Activity, Unit cost, Cost."
-        )
-    return frame.select(
-        pl.int_range(2, pl.len() + 2, dtype=pl.Int64).alias("line"),
-        *[pl.col(by_label[label]).alias(role) for label, role in _COLUMNS.items()],
-        pl.lit(None, dtype=pl.Float64).alias("activity_num"),
-        pl.lit(None, dtype=pl.Float64).alias("unit_cost_num"),
-    )
+    frame = read_csv_by_label(path, _COLUMNS, "long National Cost Collection layout: Service "
+                              "Code, Dept or Currency Code, Dept or Currency Desc, Activity, "
+                              "Unit cost, Cost")
+    return frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("activity_num"),
+                              pl.lit(None, dtype=pl.Float64).alias("unit_cost_num"))
 
 
 def _read_r(path: Path) -> pl.DataFrame:

@@ -17,7 +17,7 @@ from typing import Final, Literal
 import polars as pl
 
 from costing.errors import ImportFormatError
-from costing.importers._excel import check_numbers, code_text, money, normalise_label
+from costing.importers._excel import check_numbers, code_text, money, read_csv_by_label
 from costing.importers.reference_costs import absent_departments
 from costing.schema import TABLE_SCHEMAS
 from costing.tables import Source, write_edition
@@ -69,30 +69,10 @@ NOTES: Final = (
 
 
 def _read_csv(path: Path) -> pl.DataFrame:
-    if not path.is_file():
-        raise ImportFormatError(f"{path}: no such file")
-    try:
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
-    except Exception as exc:
-        raise ImportFormatError(
-            f"{path.name}: cannot be read as a UTF-8 CSV ({exc}). Give the admitted-care "
-            "schedule as a CSV file."
-        ) from None
-    by_label = {normalise_label(c.lstrip("\ufeff")): c for c in frame.columns}
-    wanted = [_CODE, _DESCRIPTION, *DEPARTMENT_COLUMNS]
-    missing = [label for label in wanted if label not in by_label]
-    if missing:
-        raise ImportFormatError(
-            f"{path.name}: missing column(s) {', '.join(repr(m) for m in missing)}; found "
-            f"{', '.join(repr(c) for c in frame.columns)}. Expected the admitted-care layout: "
-            "Currency Code, Currency Description, Total, EI, EI_XS, NEI_L, NEI_L_XS, NEI_S, DC."
-        )
-    return frame.select(
-        pl.int_range(2, pl.len() + 2, dtype=pl.Int64).alias("line"),
-        pl.col(by_label[_CODE]).alias("currency_code_raw"),
-        pl.col(by_label[_DESCRIPTION]).alias("currency_description_raw"),
-        *[pl.col(by_label[label]).alias(dept) for label, dept in DEPARTMENT_COLUMNS.items()],
-    )
+    roles = {_CODE: "currency_code_raw", _DESCRIPTION: "currency_description_raw",
+             **DEPARTMENT_COLUMNS}
+    return read_csv_by_label(path, roles, "admitted-care layout: Currency Code, Currency "
+                             "Description, Total, EI, EI_XS, NEI_L, NEI_L_XS, NEI_S, DC")
 
 
 def read(source: Path) -> dict[str, pl.DataFrame]:
