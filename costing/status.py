@@ -35,9 +35,10 @@ class Status(IntEnum):
     INVALID_RECORD = 56
     NO_INDEX_FOR_YEAR = 57
     NO_MFF_FOR_PROVIDER = 58
-    NO_OUTPATIENT_ATTENDANCE_COSTS_IN_EDITION = 59
-    NO_AE_COSTS_IN_EDITION = 60
-    NO_REGULAR_ATTENDER_COSTS_IN_EDITION = 61
+    DUPLICATE_RECORD = 59
+    NO_OUTPATIENT_ATTENDANCE_COSTS_IN_EDITION = 60
+    NO_AE_COSTS_IN_EDITION = 61
+    NO_REGULAR_ATTENDER_COSTS_IN_EDITION = 62
 
     @property
     def priced(self) -> bool:
@@ -83,6 +84,7 @@ _DESCRIPTIONS: dict[Status, str] = {
     Status.INVALID_RECORD: "A required field is missing or invalid (lenient mode).",
     Status.NO_INDEX_FOR_YEAR: "Inflation was requested but the index has no value for the record's price year.",
     Status.NO_MFF_FOR_PROVIDER: "MFF is on but the provider has no factor in the MFF table (tariff-priced record).",
+    Status.DUPLICATE_RECORD: "The record id repeats an earlier record's (within a file, or a file given twice): not priced again.",
     Status.NO_OUTPATIENT_ATTENDANCE_COSTS_IN_EDITION: (
         "The reference-cost edition has no outpatient attendance costs (2011/12: admitted care only; "
         "2024/25: no WF currencies) and no procedure price for the record."),
