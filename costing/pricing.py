@@ -10,7 +10,8 @@ Settings, per level:
   APC    tariff: base by POD (combined DC/EL price else separate), short-stay emergency,
          long-stay excess bed days beyond the trim point; reference cost: department by POD
          (NES below the LOS threshold), excess bed days beyond the episode trim point at the
-         EL_XS / NEL_XS rate.
+         EL_XS / NEL_XS rate (trim points by :func:`choose_trimpoints`; none from 2018/19, whose
+         unit costs include bed days).
   OP     procedure HRG price replaces the attendance price; attendances by treatment function
          x first/follow-up x single/multi professional (tariff) or CL/NCL WF currency x
          service code (reference cost).
@@ -443,10 +444,6 @@ class TrimpointChoice:
     trimpoints_edition: str | None
     basis: str
     reason: str = ""
-
-    @property
-    def substitute(self) -> bool:
-        return self.basis.endswith("substitute")
 
 
 def choose_trimpoints(tables: TableSet, rc_edition: Edition, cfg: CostingConfig) -> TrimpointChoice:
