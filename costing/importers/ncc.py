@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import polars as pl
 
@@ -26,7 +26,8 @@ from costing.importers._excel import check_numbers, code_text, money, read_csv_b
 from costing.importers.rdata import R_SUFFIXES, read_r_frame
 from costing.importers.reference_costs import absent_departments, undefined_average
 from costing.schema import TABLE_SCHEMAS
-from costing.tables import Source, write_edition
+from costing.importers.provenance import Provenance
+from costing.tables import write_edition
 
 __all__ = ["RESOURCE", "DEPARTMENT_NAMES", "SHIPPED_SOURCES", "read", "import_edition"]
 
@@ -223,8 +224,7 @@ def import_edition(
     into: Path,
     hrg_version: str = "HRG4",
     overwrite: bool = False,
-    obtained_from: str | None = None,
-    form: Literal["original", "extract"] | None = None,
+    provenance: Provenance = Provenance(),
 ) -> Path:
     """Import a National Cost Collection schedule as the ``reference_cost`` edition ``edition``.
 
@@ -234,8 +234,9 @@ def import_edition(
         into: Tables folder; the edition is written to ``<into>/reference_cost/<edition>/``.
         hrg_version: HRG design of the currency codes.
         overwrite: Replace an existing edition deliberately.
-        obtained_from: Where the copy came from (``repo:path``), recorded in the manifest.
-        form: Whether the file is the publisher's original or another project's extract.
+        provenance: where the copy came from (``obtained_from``: ``repo:path``), and whether it
+            is an original or an extract, for the manifest; the collection's title, publisher
+            and page are the defaults.
 
     Returns:
         The edition folder.
@@ -243,8 +244,8 @@ def import_edition(
     path = Path(source)
     frames = read(path)
     title, publisher, url = _PUBLICATION
-    src = Source.of_file(path, title=f"{title} {edition[:4]}/{edition[5:]}", publisher=publisher,
-                         url=url, obtained_from=obtained_from, form=form)
+    src = provenance.source(path, title=f"{title} {edition[:4]}/{edition[5:]}",
+                            publisher=publisher, url=url)
     return write_edition(
         into,
         kind=KIND,
@@ -259,5 +260,6 @@ def import_edition(
         ),
         notes=[*NOTES, *_content_notes(frames[RESOURCE])],
         absent_departments=absent_departments(frames[RESOURCE]),
+        published=provenance.published,
         overwrite=overwrite,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import polars as pl
 
@@ -20,7 +20,8 @@ from costing.errors import ImportFormatError
 from costing.importers._excel import check_numbers, code_text, money, read_csv_by_label
 from costing.importers.reference_costs import absent_departments
 from costing.schema import TABLE_SCHEMAS
-from costing.tables import Source, write_edition
+from costing.importers.provenance import Provenance
+from costing.tables import write_edition
 
 __all__ = ["RESOURCE", "DEPARTMENT_COLUMNS", "SHIPPED_SOURCES", "read", "import_edition"]
 
@@ -131,9 +132,7 @@ def import_edition(
     into: Path,
     hrg_version: str = "HRG4",
     overwrite: bool = False,
-    obtained_from: str | None = None,
-    form: Literal["original", "extract"] | None = None,
-    rounding: str | None = None,
+    provenance: Provenance = Provenance(),
 ) -> Path:
     """Import an admitted-care schedule CSV as the ``reference_cost`` edition ``edition``.
 
@@ -143,9 +142,10 @@ def import_edition(
         into: Tables folder; the edition is written to ``<into>/reference_cost/<edition>/``.
         hrg_version: HRG design of the currency codes.
         overwrite: Replace an existing edition deliberately.
-        obtained_from: Where the copy came from (``repo:path``), recorded in the manifest.
-        form: Whether the file is the publisher's original or another project's extract.
-        rounding: How the file rounds the published costs (e.g. "whole pounds").
+        provenance: where the copy came from (``obtained_from``: ``repo:path``), whether it is
+            an original or an extract and how it rounds the published costs (``rounding``,
+            e.g. "whole pounds"), for the manifest; the schedule's title, publisher and page
+            are the defaults.
 
     Returns:
         The edition folder.
@@ -153,8 +153,8 @@ def import_edition(
     path = Path(source)
     frames = read(path)
     title, publisher, url = _PUBLICATION
-    src = Source.of_file(path, title=title, publisher=publisher, url=url,
-                         obtained_from=obtained_from, form=form, rounding=rounding)
+    src = provenance.source(path, title=title, publisher=publisher, url=url)
+    rounding = provenance.rounding
     rounded = [f"unit_cost is rounded to {rounding} (by the extract, not the publisher)."] \
         if rounding else []
     return write_edition(
@@ -171,6 +171,7 @@ def import_edition(
             "Total HRG average."
         ),
         notes=[*NOTES, *rounded],
+        published=provenance.published,
         absent_departments=absent_departments(frames[RESOURCE]),
         overwrite=overwrite,
     )

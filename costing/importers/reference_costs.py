@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import fastexcel
 import polars as pl
@@ -34,8 +34,9 @@ from costing.importers._excel import (
     read_grid,
     read_numbers,
 )
+from costing.importers.provenance import Provenance
 from costing.schema import DEPARTMENTS, TABLE_SCHEMAS
-from costing.tables import Source, write_edition
+from costing.tables import write_edition
 
 __all__ = ["RESOURCE", "DEPARTMENT_SHEETS", "read", "import_edition", "build_shipped",
            "absent_departments", "negative_costs_as_null"]
@@ -308,7 +309,8 @@ def _canonical_rows(
     where = grid.where()
     for field in ("activity", "unit_cost"):
         i = cols[field]
-        assert i is not None
+        if i is None:  # the header search requires both columns
+            raise ImportFormatError(f"{grid.where()}: no {field} column")
         label = f"column {column_letter(grid.first_column + i)} ({labels[i]!r})"
         check_numbers(data, raw=f"{field}_raw", parsed=field, where=where, label=label,
                       allow_negative=negative_costs and field == "unit_cost")
@@ -478,8 +480,7 @@ def import_edition(
     into: Path,
     hrg_version: str = "HRG4",
     overwrite: bool = False,
-    obtained_from: str | None = None,
-    form: Literal["original", "extract"] | None = None,
+    provenance: Provenance = Provenance(),
     negative_unit_costs_as_null: bool = False,
 ) -> Path:
     """Import a reference-costs workbook as the ``reference_cost`` edition ``edition``.
@@ -490,8 +491,9 @@ def import_edition(
         into: Tables folder; the edition is written to ``<into>/reference_cost/<edition>/``.
         hrg_version: HRG design of the currency codes (HRG4 for every schedule since 2009/10).
         overwrite: Replace an existing edition deliberately.
-        obtained_from: Where the copy came from (``repo:path``), recorded in the manifest.
-        form: Whether the file is the publisher's original or another project's extract.
+        provenance: where the copy came from (``obtained_from``: ``repo:path``), and whether it
+            is an original or an extract, for the manifest; the schedule's title, publisher
+            and page are the defaults.
         negative_unit_costs_as_null: Store a published negative unit cost as null (no
             price), named in the manifest's notes, instead of refusing the workbook.
 
@@ -502,8 +504,8 @@ def import_edition(
     frame = read(path, negative_unit_costs=negative_unit_costs_as_null)[RESOURCE]
     frame, negative_notes = negative_costs_as_null(frame)
     title, publisher, url = _PUBLICATIONS.get(edition, _GENERIC_PUBLICATION)
-    src = Source.of_file(path, title=title if edition in _PUBLICATIONS else f"{title} {edition}",
-                         publisher=publisher, url=url, obtained_from=obtained_from, form=form)
+    src = provenance.source(path, title=title if edition in _PUBLICATIONS else f"{title} {edition}",
+                            publisher=publisher, url=url)
     absent = absent_departments(frame)
     folded = [d for d in EXCESS_BED_DAY_DEPARTMENTS if d in absent]
     return write_edition(
@@ -521,6 +523,7 @@ def import_edition(
         ),
         notes=[*NOTES, *([_FOLDED_NOTE] if folded else []), *negative_notes],
         absent_departments=absent,
+        published=provenance.published,
         overwrite=overwrite,
     )
 
@@ -546,17 +549,19 @@ def build_shipped(shared_data: Path, into: Path) -> list[Path]:
     shared, out_dir = Path(shared_data), Path(into)
     out = [
         import_edition(shared / rel, edition=ed, into=out_dir, overwrite=True,
-                       obtained_from=origin, form="original",
+                       provenance=Provenance(obtained_from=origin, form="original"),
                        negative_unit_costs_as_null=ed >= "2018-19")
         for rel, ed, origin in SHIPPED_SOURCES
     ]
     out += [nsrc_csv.import_edition(shared / rel, edition=ed, into=out_dir, overwrite=True,
-                                    obtained_from=origin, form="extract", rounding=rounding)
+                                    provenance=Provenance(obtained_from=origin, form="extract",
+                                                          rounding=rounding))
             for rel, ed, origin, rounding in nsrc_csv.SHIPPED_SOURCES]
-    out += [stacked_schedules.import_edition(shared / rel, edition=ed, into=out_dir,
-                                             overwrite=True, obtained_from=origin)
+    out += [stacked_schedules.import_edition(
+                shared / rel, edition=ed, into=out_dir, overwrite=True,
+                provenance=Provenance(obtained_from=origin, form="extract"))
             for rel, ed, origin in stacked_schedules.SHIPPED_SOURCES]
     out += [ncc.import_edition(shared / rel, edition=ed, into=out_dir, overwrite=True,
-                               obtained_from=origin, form="extract")
+                               provenance=Provenance(obtained_from=origin, form="extract"))
             for rel, ed, origin in ncc.SHIPPED_SOURCES]
     return sorted(out, key=lambda p: p.name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import polars as pl
 
@@ -21,7 +21,8 @@ from costing.importers._excel import code_text
 from costing.importers.rdata import read_r_frame
 from costing.importers.reference_costs import absent_departments
 from costing.schema import TABLE_SCHEMAS
-from costing.tables import Source, write_edition
+from costing.importers.provenance import Provenance
+from costing.tables import write_edition
 
 __all__ = ["RESOURCE", "SHEET_DEPARTMENTS", "SHIPPED_SOURCES", "read", "import_edition"]
 
@@ -149,8 +150,7 @@ def import_edition(
     into: Path,
     hrg_version: str = "HRG4",
     overwrite: bool = False,
-    obtained_from: str | None = None,
-    form: Literal["original", "extract"] | None = "extract",
+    provenance: Provenance = Provenance(form="extract"),
 ) -> Path:
     """Import one year of a stacked-schedules .rds file as the ``reference_cost`` edition.
 
@@ -160,8 +160,9 @@ def import_edition(
         into: Tables folder; the edition is written to ``<into>/reference_cost/<edition>/``.
         hrg_version: HRG design of the currency codes.
         overwrite: Replace an existing edition deliberately.
-        obtained_from: Where the copy came from (``repo:path``), recorded in the manifest.
-        form: An R data frame stacked by another project is an extract.
+        provenance: where the copy came from (``obtained_from``: ``repo:path``), for the
+            manifest (an R data frame stacked by another project is an extract); the
+            schedule's title, publisher and page are the defaults.
 
     Returns:
         The edition folder.
@@ -171,8 +172,7 @@ def import_edition(
     title, publisher, url = _PUBLICATION if edition == "2013-14" else (
         f"National Schedule of Reference Costs {edition}", "Department of Health / NHS Improvement",
         "https://www.gov.uk/government/collections/nhs-reference-costs")
-    src = Source.of_file(path, title=title, publisher=publisher, url=url,
-                         obtained_from=obtained_from, form=form)
+    src = provenance.source(path, title=title, publisher=publisher, url=url)
     return write_edition(
         into,
         kind=KIND,
@@ -187,6 +187,7 @@ def import_edition(
             "service and currency (HRG), plus the all-department Total HRG average."
         ),
         notes=NOTES,
+        published=provenance.published,
         absent_departments=absent_departments(frames[RESOURCE]),
         overwrite=overwrite,
     )
