@@ -17,9 +17,11 @@ from costing.status import status_name_expr
 from costing.tables import TableSet
 from costing.windows import DEFAULT_WINDOWS, Assign, _bucket_name, _collect_assigned, _spec
 
-__all__ = ["coverage", "trimpoint_coverage", "trimpoint_summary"]
+__all__ = ["coverage", "combine_coverage", "trimpoint_coverage", "trimpoint_summary"]
 
 _MEASURES = ("n_records", "cost", "share_records", "share_cost")
+_KEYS = ["category", "status", "status_name", "cost_source"]
+_COHORT_KEYS = ["group", "bucket", "window", *_KEYS]
 
 
 def _shares(frame: pl.LazyFrame, within: Sequence[str]) -> pl.LazyFrame:
@@ -73,7 +75,7 @@ def coverage(
         raise MissingColumnsError("priced frame", missing)
     source = pl.col("cost_source") if "cost_source" in names else pl.lit(None, pl.String)
     if cohort is None:
-        keys = ["category", "status", "status_name", "cost_source"]
+        keys = _KEYS
         out = (
             lf.select(
                 pl.col("cost_category").cast(pl.String).alias("category"),
@@ -93,7 +95,7 @@ def coverage(
     groups = coh.lazy().select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx"), pl.col("group")
     )
-    keys = ["group", "bucket", "window", "category", "status", "status_name", "cost_source"]
+    keys = _COHORT_KEYS
     out = (
         assigned.lazy()
         .join(groups, on="_pidx", how="left")
@@ -176,3 +178,16 @@ def trimpoint_summary(trim: pl.DataFrame) -> str:
                      f"{', '.join(group['reference_cost_edition'].to_list())} "
                      f"(HRG without a trim point: {missed:,} records)")
     return "; ".join(parts)
+
+
+def combine_coverage(parts: pl.DataFrame) -> pl.DataFrame:
+    """Coverage tables of disjoint sets of patients (stacked) as the table of them all.
+
+    Records and £ are summed per row key and the shares found again: the Spark engine
+    computes coverage per patient bucket and combines the buckets' tables with this.
+    """
+    keys = _COHORT_KEYS if "group" in parts.columns else _KEYS
+    summed = parts.lazy().group_by(keys).agg(
+        pl.col("n_records").sum().cast(pl.UInt32), pl.col("cost").sum())
+    return _shares(summed, keys[:4] if keys is _COHORT_KEYS else ["category"]).sort(
+        keys, nulls_last=True).collect()
