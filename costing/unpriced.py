@@ -71,6 +71,8 @@ _ADVICE: Final[dict[Status, str]] = {
     "(fixed reference_cost_edition), or accept them as unpriced",
     Status.NO_REGULAR_ATTENDER_COSTS_IN_EDITION: "price regular attenders at a reference-cost "
     "edition with RP costs (fixed reference_cost_edition), or accept them as unpriced",
+    Status.DUPLICATE_RECORD: "remove the repeated records (a record id given twice, or a file "
+    "given twice); the first of each is priced",
 }
 
 
