@@ -75,8 +75,9 @@ def window_means(window_costs: pl.DataFrame) -> pl.DataFrame:
 
 def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
                  window_costs: pl.DataFrame | None, did_table: pl.DataFrame | None,
-                 manifest: dict[str, Any]) -> dict[str, Path]:
-    """Write report.xlsx (summary, coverage, window means, DiD, manifest) and the PNG charts."""
+                 manifest: dict[str, Any], balance_table: pl.DataFrame | None = None
+                 ) -> dict[str, Path]:
+    """Write report.xlsx (summary, coverage, window means, DiD, balance, manifest) and charts."""
     import xlsxwriter  # noqa: F401  (polars' Excel writer)
 
     from costing.io import atomic_path, neutralise_formulas
@@ -90,6 +91,8 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
         sheets["window_means"] = window_means(window_costs)
     if did_table is not None:
         sheets["difference_in_differences"] = did_table
+    if balance_table is not None:
+        sheets["balance"] = balance_table
     manifest_rows = pl.DataFrame({
         "key": list(manifest),
         "value": [json.dumps(v, default=str) if not isinstance(v, str) else v for v in manifest.values()],

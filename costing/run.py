@@ -94,6 +94,10 @@ class EvaluateSpec(_Strict):
     ci: float = Field(0.95, gt=0, lt=1)
     censoring: Literal["observed", "complete", "scale"] = "observed"
     pretrend: tuple[int, ...] | None = None
+    measure: Literal["both", "activity", "cost"] = "both"
+    subgroups: tuple[str, ...] = ()  # cohort columns: the table again for each value
+    adjust: tuple[str, ...] | None = None  # cohort covariates: adds the adjusted estimate
+    balance: tuple[str, ...] | None = None  # covariates of the balance table (balance.csv)
 
 
 class OutputSpec(_Strict):
@@ -161,6 +165,7 @@ class RunResult:
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
     records_in: int = 0
+    balance: pl.DataFrame | None = None  # the balance table, when [evaluate] balance is set
 
 
 def _columns_arg(cfg: RunConfig, columns: str) -> str | Path:
@@ -218,7 +223,7 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     records_in = int(priced["n_episodes"].sum())
     files["priced"] = write_frame(priced, out_dir / f"priced.{cfg.output.priced_format}")
 
-    cohort = windows = audit_frame = did_frame = None
+    cohort = windows = audit_frame = did_frame = balance_frame = None
     w = cfg.windows
     if cfg.cohort is not None:
         from costing.windows import audit_summary, cost_by_window_and_audit, widen
@@ -241,14 +246,25 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
 
             e = cfg.evaluate
             say(f"difference in differences ({e.n_boot} bootstrap replicates)")
+            # cohort columns beyond those the windows carry (subgroups, covariates) come
+            # from the cohort itself
+            extra = bool(e.subgroups or e.adjust or e.balance)
             kwargs: dict[str, Any] = dict(group=e.group, treated=e.treated, by="category", weight=e.weight,
                           cluster=e.cluster, n_boot=e.n_boot, seed=e.seed, ci=e.ci,
-                          censoring=e.censoring)
-            did_frame = did(windows, pre=e.pre, post=e.post, **kwargs)
+                          censoring=e.censoring, cohort=cohort if extra else None,
+                          measure=None if e.measure == "both" else e.measure)
+            did_frame = did(windows, pre=e.pre, post=e.post, subgroups=e.subgroups,
+                            adjust=e.adjust, **kwargs)
             if e.pretrend:
                 did_frame = pl.concat([did_frame, did_pretrend(windows, windows=e.pretrend, **kwargs)],
                                       how="diagonal_relaxed")
             files["did"] = write_frame(did_frame, out_dir / "did.csv")
+            if e.balance is not None:
+                from costing.balance import balance
+
+                balance_frame = balance(windows, cohort=cohort, covariates=e.balance, pre=e.pre,
+                                        group=e.group, treated=e.treated, weight=e.weight)
+                files["balance"] = write_frame(balance_frame, out_dir / "balance.csv")
 
     cov = coverage_table(priced, cohort, w.windows if cohort is not None else None, w.months, w.assign)
     files["coverage"] = write_frame(cov, out_dir / "coverage.csv")
@@ -268,7 +284,9 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     if cfg.output.report:
         say("report")
         files.update(write_report(out_dir, priced=priced, coverage=cov, window_costs=windows,
-                                  did_table=did_frame, manifest=manifest))
+                                  did_table=did_frame, manifest=manifest,
+                                  balance_table=balance_frame))
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
-                     seconds=time.perf_counter() - t0, records_in=records_in)
+                     seconds=time.perf_counter() - t0, records_in=records_in,
+                     balance=balance_frame)
