@@ -42,10 +42,12 @@ N_BOOT = 20  # point estimates do not depend on it; the interval is not compared
 
 # Point-estimate columns of the DiD table (costing.did).
 DID_COLUMNS = (
-    "comparison", "category", "pre_windows", "post_windows", "n_treated", "n_control",
+    "comparison", "measure", "subgroup", "subgroup_value", "category", "pre_windows", "post_windows", "n_treated", "n_control",
     "n_clusters", "treated_pre", "treated_post", "treated_change", "control_pre",
-    "control_post", "control_change", "did", "did_pct_of_treated_pre",
+    "control_post", "control_change", "did", "relative_effect_pct", "did_pct_of_treated_pre",
 )
+# Present when the run file asks for risk adjustment: the regression's point estimate.
+ADJUSTED_COLUMNS = ("adjusted_did", "adjusted_for")
 
 
 def _load_generator() -> ModuleType:
@@ -102,7 +104,7 @@ def _patient_totals(window_costs: pl.DataFrame) -> pl.DataFrame:
 
 
 def _did_points(did: pl.DataFrame) -> pl.DataFrame:
-    return did.select(DID_COLUMNS)
+    return did.select(*DID_COLUMNS, *(c for c in ADJUSTED_COLUMNS if c in did.columns))
 
 
 def _coverage(coverage: pl.DataFrame) -> pl.DataFrame:
