@@ -22,7 +22,7 @@ import polars as pl
 
 from costing.errors import InputError
 
-__all__ = ["adjusted_did", "covariate_matrix"]
+__all__ = ["adjusted_did", "as_number", "covariate_matrix"]
 
 
 def _examples(values: Sequence[object], n: int = 5) -> str:
@@ -30,11 +30,26 @@ def _examples(values: Sequence[object], n: int = 5) -> str:
     return shown + (", ..." if len(values) > n else "")
 
 
+def as_number(s: pl.Series) -> pl.Series | None:
+    """The column as Float64 if it is numeric, or text whose every value reads as a number.
+
+    Cohort files read from CSV or Excel keep extra columns as text ("83", "1250.5"); such a
+    column is a number, not a category with one level per value. None for a real text column.
+    """
+    if s.dtype.is_numeric():
+        return s.cast(pl.Float64)
+    if s.dtype != pl.String:
+        return None
+    parsed = s.str.strip_chars().cast(pl.Float64, strict=False)
+    return parsed if parsed.null_count() == s.null_count() else None
+
+
 def covariate_matrix(
     covariates: pl.DataFrame, patient_id: np.ndarray, source: str = "cohort"
 ) -> tuple[np.ndarray, list[str]]:
     """Numeric design columns of the covariates: numbers as they are, text as 0/1 dummies.
 
+    A text column whose every value reads as a number (as a cohort CSV gives) is a number.
     A text (or boolean) column becomes one indicator per value except the first in sorted
     order (the reference). Columns constant over the patients are dropped (they cannot be
     estimated, e.g. a site dummy within one site's subgroup).
@@ -46,17 +61,18 @@ def covariate_matrix(
     names: list[str] = []
     for col in covariates.columns:
         s = covariates[col]
+        number = as_number(s)
         bad = s.is_null()
-        if s.dtype.is_float():
-            bad = bad | ~s.is_finite().fill_null(False)
+        if number is not None:
+            bad = bad | ~number.is_finite().fill_null(False)
         if bad.any():
             who = pl.Series(patient_id).filter(bad).sort().to_list()
             raise InputError(
                 f"{source}: covariate {col!r} is missing for {len(who)} patient(s) "
                 f"(e.g. {_examples(who)}); fill it in the cohort file or drop it from adjust="
             )
-        if s.dtype.is_numeric():
-            parts.append(s.cast(pl.Float64).to_numpy()[:, None])
+        if number is not None:
+            parts.append(number.to_numpy()[:, None])
             names.append(col)
             continue
         text = s.cast(pl.String)

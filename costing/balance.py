@@ -112,7 +112,10 @@ def weighted_smd(
 
 def _covariate_columns(extra: pl.DataFrame, patient_id: np.ndarray
                        ) -> list[tuple[str, np.ndarray]]:
-    """(name, values) per covariate: numbers as they are, text as a 0/1 column per value."""
+    """(name, values) per covariate: numbers (or text that reads as numbers) as they are,
+    other text as a 0/1 column per value."""
+    from costing.adjust import as_number
+
     out: list[tuple[str, np.ndarray]] = []
     for col in extra.columns:
         s = extra[col]
@@ -122,8 +125,9 @@ def _covariate_columns(extra: pl.DataFrame, patient_id: np.ndarray
                 f"cohort: covariate {col!r} is missing for {len(who)} patient(s) "
                 f"(e.g. {', '.join(map(repr, who[:5]))}); fill it in the cohort file"
             )
-        if s.dtype.is_numeric():
-            out.append((col, s.cast(pl.Float64).to_numpy()))
+        number = as_number(s)
+        if number is not None:
+            out.append((col, number.to_numpy()))
         else:
             text = s.cast(pl.String)
             for level in sorted(text.unique().to_list()):

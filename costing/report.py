@@ -118,4 +118,18 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
 
             files["chart_event_study"] = out_dir / "event_study.png"
             event_study_chart(window_costs, path=files["chart_event_study"])
+            if "measure" in did_table.columns and "activity" in did_table["measure"]:
+                files["chart_event_study_activity"] = out_dir / "event_study_activity.png"
+                event_study_chart(window_costs, path=files["chart_event_study_activity"],
+                                  measure="activity")
+    if did_table is not None and "relative_effect_pct" in did_table.columns:
+        from costing.charts import did_chart
+
+        files["chart_did"] = out_dir / "did.png"
+        did_chart(did_table, path=files["chart_did"])
+    if balance_table is not None:
+        from costing.charts import balance_chart
+
+        files["chart_balance"] = out_dir / "balance.png"
+        balance_chart(balance_table, path=files["chart_balance"])
     return files

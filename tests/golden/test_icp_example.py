@@ -212,7 +212,21 @@ def test_did_has_the_icp_shape(result: RunResult) -> None:
     """The data are built so case management raises emergency cost and lowers elective and
     outpatient cost (generate.py EFFECT); the point estimates must show that sign."""
     did = _require(result.did).filter(pl.col("comparison") == "did")
-    est = dict(zip(did["category"], did["did"], strict=True))
-    assert est["non_elective"] > 0
-    assert est["elective"] < 0
-    assert est["outpatient"] < 0
+    # the full effect is built in at the case-management site, in activity and in cost
+    for measure in ("activity", "cost"):
+        block = did.filter((pl.col("measure") == measure)
+                           & (pl.col("subgroup_value") == "case management"))
+        est = dict(zip(block["category"], block["did"], strict=True))
+        assert est["non_elective"] > 0, measure
+        assert est["elective"] < 0, measure
+        assert est["outpatient"] < 0, measure
+    assert did["adjusted_did"].null_count() == 0
+
+
+def test_balance_flags_the_built_in_imbalance(result: RunResult) -> None:
+    """generate.py makes cases frailer (higher prior-year cost) and more often women than
+    their age-matched controls; age is matched."""
+    assert result.balance is not None
+    flags = dict(zip(result.balance["variable"], result.balance["imbalanced"], strict=True))
+    assert flags["prior_cost"] and flags["sex=F"] and not flags["age"]
+    assert result.files["balance"].is_file() and result.files["chart_balance"].is_file()

@@ -153,3 +153,29 @@ def test_did_is_shift_invariant_and_antisymmetric(costs: list[tuple[float, float
     assert shifted["did"].to_numpy() == pytest.approx(base["did"].to_numpy(), abs=1e-6)
     swapped = did(frame(patients), measure="cost", treated=C, n_boot=10)
     assert swapped["did"].to_numpy() == pytest.approx(-base["did"].to_numpy(), abs=1e-6)
+
+
+def test_covariates_read_as_text_are_numbers() -> None:
+    # a cohort CSV read by read_cohort keeps extra columns as text: "83" is still a number
+    wc, cohort, _ = _panel_data(4)
+    as_text = cohort.with_columns(pl.col("age").cast(pl.Int64).cast(pl.String))
+    a = row(did(wc, cohort=cohort, adjust=["age"], n_boot=10), "ae")
+    b = row(did(wc, cohort=as_text, adjust=["age"], n_boot=10), "ae")
+    assert b["adjusted_for"] == "age"
+    assert b["adjusted_did"] == pytest.approx(a["adjusted_did"], rel=1e-12)
+
+
+def test_did_and_balance_charts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from costing.balance import balance
+    from costing.charts import balance_chart, did_chart
+
+    wc, cohort, _ = _panel_data(5)
+    table = did(wc, cohort=cohort, adjust=["age"], n_boot=20)
+    fig = did_chart(table, path=tmp_path / "did.png")
+    assert (tmp_path / "did.png").read_bytes().startswith(b"\x89PNG")
+    assert [ax.get_title() for ax in fig.axes] == ["activity (records)", "cost (£)"]
+    bal = balance(wc, cohort=cohort, covariates=["age", "sex"])
+    fig = balance_chart(bal, path=tmp_path / "balance.png")
+    assert len(fig.axes[0].get_yticklabels()) == bal.height
+    with pytest.raises(InputError, match="missing column"):
+        did_chart(bal)
