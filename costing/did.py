@@ -21,6 +21,7 @@ import polars as pl
 
 from costing.errors import ConfigError, InputError
 from costing.schema import COST_CATEGORIES
+from costing.unpriced import with_unpriced_status
 
 __all__ = ["CENSORING_POLICIES", "MEASURES", "TOTAL", "arm_window_means", "did", "did_pretrend"]
 
@@ -860,8 +861,13 @@ def did(
         n_clusters, treated_pre, treated_post, treated_change, control_pre, control_post,
         control_change, did, se, ci_low, ci_high, p_value, relative_effect_pct,
         relative_ci_low_pct, relative_ci_high_pct, did_pct_of_treated_pre, ci_level, n_boot
-        (replicates used), censoring, n_excluded_censoring, and the adjusted columns when
-        ``adjust`` is given. Cost in GBP, activity in records, per patient per window.
+        (replicates used), censoring, n_excluded_censoring, the adjusted columns when
+        ``adjust`` is given, then for the cost rows the unpriced activity per arm and period
+        and the ``estimate_status`` / ``estimate_note`` of
+        ``costing.unpriced.with_unpriced_status`` (a category whose patient-windows mostly
+        hold unpriced records gets no cost estimate: its £ figures are null, status
+        "withheld_unpriced"). Activity rows count unpriced records like any other, so their
+        status is "ok". Cost in GBP, activity in records, per patient per window.
 
     Raises:
         InputError: missing columns or windows, no treated or control patients (overall or
@@ -893,12 +899,21 @@ def did(
     )
     panel = _panel(window_costs, cohort, spec)
     args = _EstimateArgs(pre_w, post_w, n_boot, seed, ci, censoring, "did", adj_cols)
-    parts = [
-        _one_block(sub, m, label, value, args)
-        for label, value, sub in _subgroups(panel, sub_cols)
-        for m in spec.measures
-    ]
-    out = pl.concat(parts)
+    parts = []
+    for label, value, sub in _subgroups(panel, sub_cols):
+        for m in spec.measures:
+            block = _one_block(sub, m, label, value, args)
+            if m == "cost":
+                # unpriced activity per arm and period; a mostly unpriced category's cost
+                # estimate withheld (within the subgroup's own patients)
+                wc = window_costs if value is None else window_costs.lazy().filter(
+                    pl.col("patient_id").cast(pl.String).is_in(sub.patient_id.tolist()))
+                block = with_unpriced_status(block, wc, cohort, pre_w, post_w, group,
+                                             treated, by)
+            else:
+                block = block.with_columns(pl.lit("ok").alias("estimate_status"))
+            parts.append(block)
+    out = pl.concat(parts, how="diagonal_relaxed")
     first = ["comparison", "measure", "subgroup", "subgroup_value"]
     return out.select(*first, pl.exclude(first))
 

@@ -94,7 +94,7 @@ class _Col:
     parse: str  # code | tf_code | text | price | days | flag | percent
 
 
-# Verbatim headers of the 2016/17-2018/19 workbooks (DOMAIN.md section 1). One header
+# Verbatim headers of the 2016/17-2018/19 workbooks (docs/domain.md#tariff-workbook). One header
 # carries a line break and one a double space, as in the published files.
 _APC: Final = (
     _Col("hrg_code", "HRG code", r"^hrg code$|^hrg$", "code"),
