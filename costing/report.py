@@ -75,8 +75,8 @@ def window_means(window_costs: pl.DataFrame) -> pl.DataFrame:
 
 def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
                  window_costs: pl.DataFrame | None, did_table: pl.DataFrame | None,
-                 manifest: dict[str, Any], balance_table: pl.DataFrame | None = None
-                 ) -> dict[str, Path]:
+                 manifest: dict[str, Any], match_balance: pl.DataFrame | None = None,
+                 balance_table: pl.DataFrame | None = None) -> dict[str, Path]:
     """Write report.xlsx (summary, coverage, window means, DiD, balance, manifest) and charts."""
     import xlsxwriter  # noqa: F401  (polars' Excel writer)
 
@@ -93,6 +93,8 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
         sheets["difference_in_differences"] = did_table
     if balance_table is not None:
         sheets["balance"] = balance_table
+    if match_balance is not None:  # a matched cohort (costing.match): before and after
+        sheets["match_balance"] = match_balance
     manifest_rows = pl.DataFrame({
         "key": list(manifest),
         "value": [json.dumps(v, default=str) if not isinstance(v, str) else v for v in manifest.values()],

@@ -23,6 +23,8 @@ PUBLIC = {
     # evaluation and charts
     "did", "did_pretrend", "arm_window_means", "event_study_chart", "window_means_chart",
     "balance", "cost_of_change",
+    # matched controls
+    "match", "MatchResult", "prior_use",
     # the whole pipeline
     "run", "RunConfig", "RunResult",
     # errors
