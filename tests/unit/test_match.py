@@ -313,3 +313,21 @@ def test_love_plot_is_a_png(matched, tmp_path):
     matched.love_plot(p)
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert math.isfinite(matched.diagnostics.effective_sample_size)
+
+
+def test_prognostic_model_never_sees_follow_up(small):
+    """Emergency admissions added for every pool member on or after the first index date
+    (the follow-up of any control) leave the prognostic model exactly as it was."""
+    base = match(small.cases, small.pool, small.priced, k=1, windows=SIM_WINDOWS, seed=0)
+    first = small.cases["index_date"].min()
+    extra = small.priced.filter(pl.col("cost_category") == "non_elective").head(1).select(
+        pl.exclude("patient_id", "activity_date", "discharge_date", "record_id")
+    ).join(small.pool.select("patient_id"), how="cross").with_columns(
+        pl.lit(first).alias("activity_date"), (pl.lit(first) + dt.timedelta(days=2)).alias("discharge_date"),
+        pl.format("x{}", pl.col("patient_id")).alias("record_id"),
+    ).select(small.priced.columns)
+    again = match(small.cases, small.pool, pl.concat([small.priced, extra]), k=1,
+                  windows=SIM_WINDOWS, seed=0)
+    p0, p1 = base.models["prognostic"], again.models["prognostic"]
+    assert p0.intercept == p1.intercept and np.array_equal(p0.coef, p1.coef)
+    assert np.array_equal(p0.outcome, p1.outcome) and p0.outcome.sum() > 0

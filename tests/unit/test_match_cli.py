@@ -114,3 +114,19 @@ dir = "out"
     assert result.manifest["config"]["match"]["seed"] == 4
     import openpyxl
     assert "match_balance" in openpyxl.load_workbook(out / "report.xlsx", read_only=True).sheetnames
+
+
+def test_a_pretrend_outside_its_interval_is_named_in_a_warning():
+    from costing.run import _matched_pretrend, _pretrend_warnings
+
+    trend = pl.DataFrame({
+        "pre_windows": ["[-2]", "[-2]"], "post_windows": ["[-1]", "[-1]"],
+        "category": ["non_elective", "outpatient"], "did": [-150.0, 3.0],
+        "ci_low": [-260.0, -20.0], "ci_high": [-40.0, 25.0],
+    })
+    msgs = _pretrend_warnings(trend)
+    assert len(msgs) == 1
+    assert "[-2] -> [-1] in non_elective" in msgs[0] and "regress to the mean" in msgs[0]
+    warnings: list[str] = []
+    assert _matched_pretrend((-2, -1, 0), warnings) == (-2, -1) and warnings == []
+    assert _matched_pretrend((-1, 0), warnings) is None and "no pre-trend check" in warnings[0]
