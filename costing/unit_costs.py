@@ -111,7 +111,8 @@ def unit_costs_from_reference(reference_costs: pl.DataFrame, edition: str) -> pl
         One row per category of ``UNIT_COST_CATEGORIES``: category, description, activity
         (units counted), cost (GBP, excess bed days included where the category has them),
         unit_cost (cost / activity), basis (the departments and currencies used, in words)
-        and reference_cost_edition.
+        and reference_cost_edition. A category the edition has no activity for (an extract
+        of admitted care only, say) has null figures and a basis saying so.
     """
     rows = []
     for cat in _CATEGORIES:
@@ -119,10 +120,10 @@ def unit_costs_from_reference(reference_costs: pl.DataFrame, edition: str) -> pl
         if cat.excess_bed_days:
             cost += _total(cat.rows(reference_costs, cat.excess_bed_days))[1]
         if activity <= 0:
-            raise InputError(
-                f"reference costs {edition}: no activity for {cat.name} ({cat.basis()}); "
-                "is this a full National Schedule of Reference Costs?"
-            )
+            # an edition without these departments (e.g. admitted care only): no unit cost
+            rows.append((cat.name, cat.description, None, None, None,
+                         f"not in this edition: no activity in {cat.basis()}", edition))
+            continue
         rows.append((cat.name, cat.description, activity, cost, cost / activity,
                      "activity-weighted national average: " + cat.basis(), edition))
     return pl.DataFrame(rows, schema=_SCHEMA, orient="row")
