@@ -83,3 +83,16 @@ def test_cost_of_change_by_hand(uc: pl.DataFrame) -> None:
         cost_of_change({"bed_day": 1}, uc)
     with pytest.raises(InputError, match="change"):
         cost_of_change(pl.DataFrame({"category": ["day_case"]}), uc)
+
+
+def test_an_edition_without_a_department_gives_null_not_an_error() -> None:
+    from costing.unit_costs import unit_costs_from_reference
+
+    # a day-case-only extract: 10 FCEs at £500 and 30 at £700 -> (5,000 + 21,000) / 40 = £650
+    rc = pl.DataFrame({"department_code": ["DC", "DC"], "service_code": [None, None],
+                       "currency_code": ["AA01A", "AA02A"], "activity": [10.0, 30.0],
+                       "unit_cost": [500.0, 700.0]})
+    out = unit_costs_from_reference(rc, "x")
+    assert out.filter(pl.col("category") == "day_case")["unit_cost"].item() == 650.0
+    ae = out.filter(pl.col("category") == "ae").row(0, named=True)
+    assert ae["unit_cost"] is None and ae["basis"].startswith("not in this edition")
