@@ -91,7 +91,7 @@ def test_an_edition_without_a_department_gives_null_not_an_error() -> None:
     # a day-case-only extract: 10 FCEs at £500 and 30 at £700 -> (5,000 + 21,000) / 40 = £650
     rc = pl.DataFrame({"department_code": ["DC", "DC"], "service_code": [None, None],
                        "currency_code": ["AA01A", "AA02A"], "activity": [10.0, 30.0],
-                       "unit_cost": [500.0, 700.0]})
+                       "unit_cost": [500.0, 700.0]}, schema_overrides={"service_code": pl.String})
     out = unit_costs_from_reference(rc, "x")
     assert out.filter(pl.col("category") == "day_case")["unit_cost"].item() == 650.0
     ae = out.filter(pl.col("category") == "ae").row(0, named=True)
