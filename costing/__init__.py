@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from costing.balance import balance
 from costing.charts import event_study_chart, window_means_chart
 from costing.cohort import validate_cohort
 from costing.config import CostingConfig
@@ -39,6 +40,7 @@ from costing.run import RunConfig, RunResult, run
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
 from costing.unpriced import assess_unpriced, unpriced_by_window
+from costing.unit_costs import cost_of_change
 from costing.windows import audit, audit_summary, cost_by_window
 
 try:
@@ -68,6 +70,8 @@ __all__ = [
     "did",
     "did_pretrend",
     "arm_window_means",
+    "balance",
+    "cost_of_change",
     "event_study_chart",
     "window_means_chart",
     "match",
