@@ -75,7 +75,7 @@ def test_dated_mode_without_an_edition_fails_and_says_what_to_do(tmp_path: Path)
     manifest = json.loads((out / "run_manifest.json").read_text())
     assert manifest["unpriced"]["level"] == "fail"
     assert manifest["unpriced"]["n_unpriced"] == manifest["unpriced"]["n_records"] == 4
-    did = pl.read_csv(out / "did.csv")
+    did = pl.read_csv(out / "did.csv").filter(pl.col("measure") == "cost")  # £, not activity
     status = dict(zip(did["category"], did["estimate_status"], strict=True))
     # APC only: elective (p1 e2, p2 e3) and emergency (p1 e1, p3 e4) withheld, the total too;
     # outpatient and A&E have no activity at all
@@ -94,7 +94,8 @@ def test_dated_mode_without_an_edition_fails_and_says_what_to_do(tmp_path: Path)
               str(tmp_path / "did.csv"))
     assert res.exit_code == 1, res.output
     assert "no estimate" in res.output and "total DiD withheld" in res.output
-    assert pl.read_csv(tmp_path / "did.csv")["estimate_status"].to_list() == list(status.values())
+    evaluated = pl.read_csv(tmp_path / "did.csv").filter(pl.col("measure") == "cost")
+    assert evaluated["estimate_status"].to_list() == list(status.values())
 
 
 def test_thresholds_from_options_and_run_file(tmp_path: Path) -> None:
