@@ -64,7 +64,11 @@ class CostingConfig(BaseModel):
         None, description="Episode trim points for reference-cost excess bed days; None: the "
         "edition of the reference-cost year if held, else the newest."
     )
-    mff_edition: str | None = Field(None, description="MFF edition; None: the newest held.")
+    mff_edition: str | None = Field(
+        None, description="MFF edition; None: the tariff edition's own year if held, else the newest."
+    )
+    # reference_cost_edition None with a fixed tariff_edition: the tariff's own year, or no
+    # fallback edition when that year has none (costing.pairing.reference_cost_pairing)
     chain: tuple[Level, ...] | None = Field(
         None, description="Declared source order; None: purchaser (tariff, reference_cost), "
         "provider (reference_cost,)."

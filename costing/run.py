@@ -161,6 +161,7 @@ class RunResult:
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
     records_in: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def _columns_arg(cfg: RunConfig, columns: str) -> str | Path:
@@ -252,6 +253,11 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
 
     cov = coverage_table(priced, cohort, w.windows if cohort is not None else None, w.months, w.assign)
     files["coverage"] = write_frame(cov, out_dir / "coverage.csv")
+    from costing.pairing import hrg_not_found_by_edition, run_warnings
+
+    by_edition = hrg_not_found_by_edition(priced, ts)
+    files["coverage_by_edition"] = write_frame(by_edition, out_dir / "coverage_by_edition.csv")
+    warnings = run_warnings(priced, ts, cfg.pricing)
 
     say("manifest")
     from costing.manifest import run_manifest, write_run_manifest
@@ -264,6 +270,7 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
         counts_by_status=priced.group_by("status", "status_name").len().sort("status"),
         rows_in={"records": records_in, "cohort_patients": cohort.height if cohort is not None else 0},
     )
+    manifest["warnings"] = warnings  # editions: consultation prices, year and grouper pairing
     files["manifest"] = write_run_manifest(manifest, out_dir / "run_manifest.json")
     if cfg.output.report:
         say("report")
@@ -271,4 +278,4 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
                                   did_table=did_frame, manifest=manifest))
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
-                     seconds=time.perf_counter() - t0, records_in=records_in)
+                     seconds=time.perf_counter() - t0, records_in=records_in, warnings=warnings)

@@ -205,6 +205,7 @@ class Manifest(_Frozen):
     version: int = 1
     changes: tuple[Change, ...] = ()
     illustrative: bool = False
+    status: str | None = None  # e.g. "consultation": proposed prices, not the final ones
     description: str = ""
     notes: tuple[str, ...] = ()
     sources: tuple[Source, ...] = ()
@@ -403,6 +404,7 @@ class TableSet:
                     "rows": sum(r.rows for r in m.resources),
                     "version": m.version,
                     "illustrative": m.illustrative,
+                    "status": m.status or ("illustrative" if m.illustrative else "final"),
                     "source": "; ".join(s.file_name for s in m.sources),
                     "path": str(e.path),
                 }
@@ -410,9 +412,24 @@ class TableSet:
         schema = {
             "kind": pl.String, "edition": pl.String, "hrg_version": pl.String,
             "valid_from": pl.Date, "valid_to": pl.Date, "rows": pl.Int64, "version": pl.Int64,
-            "illustrative": pl.Boolean, "source": pl.String, "path": pl.String,
+            "illustrative": pl.Boolean, "status": pl.String, "source": pl.String,
+            "path": pl.String,
         }
         return pl.DataFrame(rows, schema=schema)
+
+    def compare(self, tariff: str, reference_costs: str, detail: bool = False) -> pl.DataFrame:
+        """What a tariff edition prices and what falls back to a reference-cost edition, per
+        point of delivery: counts of codes priced by the tariff, by the reference costs only,
+        or by neither (``costing tables compare``; see ``costing.pairing.compare_editions``).
+
+        Example:
+            >>> c = load_tables().compare("2016-17", "2016-17")
+            >>> c.filter(pl.col("pod") == "NEL").select("group", "n_codes").rows()
+            [('tariff', 1283), ('reference_cost_only', 2347)]
+        """
+        from costing.pairing import compare_editions
+
+        return compare_editions(self, tariff, reference_costs, detail=detail)
 
     def fingerprint(self) -> list[dict[str, Any]]:
         """What a run manifest records of the tables: kind, edition, version and hashes."""
@@ -755,6 +772,7 @@ def write_edition(
     description: str = "",
     notes: Sequence[str] = (),
     overwrite: bool = False,
+    status: str | None = None,
 ) -> Path:
     """Write canonical frames and a manifest as ``<into>/<kind>/<edition>/``.
 
@@ -809,12 +827,16 @@ def write_edition(
         version=version,
         changes=tuple(changes),
         illustrative=illustrative,
+        status=status,
         description=description,
         notes=tuple(notes),
         sources=tuple(sources),
         resources=tuple(resources),
     )
-    text = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    data = manifest.model_dump(mode="json")
+    if status is None:  # editions without a status are written as before it existed
+        del data["status"]
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     _atomic_write_bytes(folder / MANIFEST_NAME, text.encode("utf-8"))
     _update_checksums(Path(into), folder)
     return folder

@@ -105,6 +105,10 @@ def price_cmd(extracts: tuple[str, ...], setting: str | None, columns: str, shee
         echo_err(f"costing: pricing {used} records from {len(extracts)} file(s) ...")
     priced = price(activity, tables, cfg)
     write_frame(priced, output)
+    from costing.pairing import run_warnings
+
+    for warning in run_warnings(priced, tables, cfg):
+        echo_err(f"costing: warning: {warning}")
     n_in = int(priced["n_episodes"].sum())  # records read: spells count their episodes
     echo_err("costing: " + summary_line(priced, time.perf_counter() - t0, records_in=n_in))
     if strict and priced.filter(pl.col("status") >= 50).height:

@@ -37,6 +37,8 @@ def run_cmd(run_file: str, quiet: bool) -> None:
     result = run(run_file, progress=progress)
     for name, path in result.files.items():
         click.echo(f"{name}: {path}")
+    for warning in result.warnings:
+        echo_err(f"costing: warning: {warning}")
     echo_err("costing: " + summary_line(result.priced, result.seconds, records_in=result.records_in))
 
 

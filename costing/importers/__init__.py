@@ -39,6 +39,7 @@ _MODULES = {
     ("reference_cost", ".csv"): "ncc",
     ("trimpoints", ".csv"): "trimpoints",
     ("mff", ".csv"): "mff",
+    ("mff", ".xlsx"): "mff_workbook",
     ("index", ".csv"): "indices",
 }
 

@@ -131,8 +131,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     roots = []
     for name in ("first", "second"):
         root = tmp_path_factory.mktemp(name)
-        gen.generate(data_dir=root / "data", tables_dir=root / "tables",
-                     workbook=root / "illustrative_tariff_2017-18.xlsx")
+        gen.generate(data_dir=root / "data")
         roots.append(root)
     return roots[0], roots[1]
 
@@ -154,15 +153,14 @@ def result(generated: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactor
 def test_generator_is_deterministic(generated: tuple[Path, Path]) -> None:
     first, second = generated
     files = _files(first)
-    # cohort + 3 extracts, the workbook, the tariff edition (3 tables + manifest)
-    assert len(files) == 10, files  # data CSVs, workbook, tables/ (SHA256SUMS, manifest, CSVs)
+    assert len(files) == 4, files  # cohort + 3 extracts (the tariff is a shipped edition)
     assert files == _files(second)
     _, mismatch, errors = filecmp.cmpfiles(first, second, files, shallow=False)
     assert mismatch == [] and errors == []
 
 
 def test_committed_example_matches_generator(generated: tuple[Path, Path]) -> None:
-    """examples/icp/{data,tables,*.xlsx} are exactly what generate.py writes."""
+    """examples/icp/data is exactly what generate.py writes."""
     first = generated[0]
     files = _files(first)
     _, mismatch, errors = filecmp.cmpfiles(first, EXAMPLE, files, shallow=False)
