@@ -1,9 +1,10 @@
 """Benchmark: costing.did on a zero-filled window output.
 
 Default: 1M patients x 2 windows x 4 categories (8M rows), 2,000 bootstrap replicates,
-matched sets of one case and two controls (weights 1 and 1/2). Prints the wall and CPU time
-of did() alone (data generation excluded), the process's peak RSS and the 1-minute load
-average (a busy machine inflates the wall time: OpenBLAS threads compete for the cores).
+matched sets of one case and two controls (weights 1 and 1/2). Writes one JSON object to
+stdout: the wall and CPU time of did() alone (data generation excluded), the process's peak
+RSS and the 1-minute load average (a busy machine inflates the wall time: OpenBLAS threads
+compete for the cores); the estimates go to stderr.
 
     .venv/bin/python benchmarks/bench_did.py
     .venv/bin/python benchmarks/bench_did.py --cluster none      # 1M single-patient clusters
@@ -13,6 +14,7 @@ average (a busy machine inflates the wall time: OpenBLAS threads compete for the
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -77,13 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with pl.Config(tbl_cols=-1, tbl_width_chars=200):
         print(out.select("category", "n_treated", "n_control", "did", "ci_low", "ci_high",
-                         "p_value"))
-    print(
-        f"did: {args.patients:,} patients x 2 windows x 4 categories ({wc.height:,} rows), "
-        f"{args.boot:,} replicates, {out['n_clusters'][0]:,} clusters: {t2 - t1:.2f} s wall, "
-        f"{c2 - c1:.2f} s CPU (data generation {t1 - t0:.2f} s); peak RSS {peak_mib:,.0f} MiB; "
-        f"load average before {load_before:.2f}"
-    )
+                         "p_value"), file=sys.stderr)
+    print(json.dumps({
+        "benchmark": "did",
+        "patients": args.patients,
+        "rows": wc.height,
+        "replicates": args.boot,
+        "clusters": int(out["n_clusters"][0]),
+        "wall_s": round(t2 - t1, 3),
+        "cpu_s": round(c2 - c1, 3),
+        "generate_s": round(t1 - t0, 3),
+        "peak_rss_mb": round(peak_mib, 1),
+        "load_average_before": round(load_before, 2),
+    }))
     return 0
 
 

@@ -6,13 +6,15 @@ Usage::
 
 Builds (not timed) a synthetic priced frame (the ``costing.price`` output contract) and a
 cohort, then times ``costing.windows.cost_by_window`` (2 windows x 4 categories: an
-8M-row zero-filled output for 1M patients) and prints wall time and peak RSS. Numbers in
-the data are synthetic; nothing here is a real price.
+8M-row zero-filled output for 1M patients). Writes one JSON object to stdout (wall times,
+CPU seconds, peak RSS, load, versions) and a readable line to stderr. Numbers in the data are
+synthetic; nothing here is a real price.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     priced, cohort = synthetic(args.records, args.patients)
     print(
         f"built {priced.height:,} priced records, {cohort.height:,} cohort patients "
-        f"in {time.perf_counter() - t0:.1f} s (not timed below)"
+        f"in {time.perf_counter() - t0:.1f} s (not timed below)",
+        file=sys.stderr,
     )
     times: list[float] = []
     cpu: list[float] = []
@@ -99,13 +102,27 @@ def main(argv: list[str] | None = None) -> int:
         times.append(time.perf_counter() - t)
         cpu.append(_cpu_seconds() - c)
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = {
+        "benchmark": "windows",
+        "records": args.records,
+        "patients": args.patients,
+        "assign": args.assign,
+        "rows_out": out.height,
+        "wall_s": [round(x, 3) for x in times],
+        "best_wall_s": round(min(times), 3),
+        "cpu_s": [round(x, 3) for x in cpu],
+        "peak_rss_mb": round(rss_kib / 1024, 1),
+        "load_average": round(os.getloadavg()[0], 2),
+        "polars": pl.__version__,
+        "threads": pl.thread_pool_size(),
+    }
     print(
         f"cost_by_window(assign={args.assign!r}): {out.height:,} output rows; wall "
         f"{min(times):.2f} s best of {args.repeat} ({', '.join(f'{x:.2f}' for x in times)}); "
-        f"CPU (user+sys) {min(cpu):.2f} s; load average {os.getloadavg()[0]:.1f}; "
-        f"peak RSS {rss_kib / 1024**2:.2f} GiB; polars {pl.__version__}, "
-        f"{pl.thread_pool_size()} threads"
+        f"CPU (user+sys) {min(cpu):.2f} s; peak RSS {rss_kib / 1024**2:.2f} GiB",
+        file=sys.stderr,
     )
+    print(json.dumps(result))
     return 0
 
 

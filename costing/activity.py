@@ -692,7 +692,7 @@ def chunked_like(df: pl.DataFrame, columns: Sequence[pl.Series]) -> list[pl.Seri
 
 
 def apc_pod() -> pl.Expr:
-    """DC, EL, NEL or RP for admitted care (DOMAIN.md section 2); null if undeterminable."""
+    """DC, EL, NEL or RP for admitted care (docs/domain.md#pod); null if undeterminable."""
     method = pl.col("admission_method")
     cls = pl.col("patient_classification")
     elective = one_of(method, ELECTIVE_METHODS)

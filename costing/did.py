@@ -20,6 +20,7 @@ import polars as pl
 
 from costing.errors import ConfigError, InputError
 from costing.schema import COST_CATEGORIES
+from costing.unpriced import with_unpriced_status
 
 __all__ = ["CENSORING_POLICIES", "TOTAL", "arm_window_means", "did", "did_pretrend"]
 
@@ -586,7 +587,11 @@ def did(
         n_treated, n_control, n_clusters, treated_pre, treated_post, treated_change,
         control_pre, control_post, control_change, did, se, ci_low, ci_high, p_value,
         did_pct_of_treated_pre, ci_level, n_boot (replicates used), censoring,
-        n_excluded_censoring. Money in GBP per patient per window.
+        n_excluded_censoring, then the unpriced activity per arm and period and the
+        ``estimate_status`` / ``estimate_note`` of ``costing.unpriced.with_unpriced_status``
+        (a category whose patient-windows mostly hold unpriced records gets no estimate:
+        its £ figures are null, status "withheld_unpriced"). Money in GBP per patient per
+        window.
 
     Raises:
         InputError: missing columns or windows, no treated or control patients, rows not
@@ -599,7 +604,9 @@ def did(
         raise ConfigError(f"pre={pre!r} and post={post!r} share a window; they must be disjoint")
     panel = _panel(window_costs, cohort, (pre_w, post_w), group, treated, by, weight, cluster,
                    censoring)
-    return _estimate(panel, pre_w, post_w, n_boot, seed, ci, censoring, "did")
+    table = _estimate(panel, pre_w, post_w, n_boot, seed, ci, censoring, "did")
+    # unpriced activity per arm and period; a mostly unpriced category's estimate withheld
+    return with_unpriced_status(table, window_costs, cohort, pre_w, post_w, group, treated, by)
 
 
 def did_pretrend(

@@ -87,7 +87,7 @@ class ColumnPreset:
 
 
 # --------------------------------------------------------------------------------------
-# The built-in HES presets (field names: ../shared/docs/DOMAIN.md section 2)
+# The built-in HES presets (field names: docs/domain.md#hes-fields)
 # --------------------------------------------------------------------------------------
 
 _PATIENT = ("PSEUDO_HESID", "HESID")

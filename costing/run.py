@@ -267,7 +267,7 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
         tables=ts, inputs=cfg.input_paths(),
         outputs={k: v for k, v in {"priced": priced, "window_costs": windows, "did": did_frame}.items()
                  if v is not None},
-        counts_by_status=priced.group_by("status", "status_name").len().sort("status"),
+        counts_by_status=priced,  # counted (records and cost) by run_manifest
         rows_in={"records": records_in, "cohort_patients": cohort.height if cohort is not None else 0},
     )
     manifest["warnings"] = warnings  # editions: consultation prices, year and grouper pairing

@@ -97,7 +97,7 @@ class _Col:
 
 # Headers are matched by meaning, after normalise_header (case, line breaks, double spaces
 # and footnote marks folded). The verbatim headers are those of the 2016/17-2018/19
-# workbooks (DOMAIN.md section 1); the patterns also read the published variants:
+# workbooks (docs/domain.md#tariff-workbook); the patterns also read the published variants:
 # "trimpoint" (2016/17) and "trim point", "tariff" (to 2018/19), "price" or "adjustment"
 # (2022/23) or no such word ("Non-elective spell (£)"), "Treatment function" with or without
 # "code". 2022/23 publishes only the combined day case / elective price, so the separate

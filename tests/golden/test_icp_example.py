@@ -23,6 +23,7 @@ from __future__ import annotations
 import filecmp
 import importlib.util
 import io
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -212,3 +213,20 @@ def test_did_has_the_icp_shape(result: RunResult) -> None:
     assert est["non_elective"] > 0
     assert est["elective"] < 0
     assert est["outpatient"] < 0
+
+
+def test_manifest_counts_match_the_priced_output(result: RunResult) -> None:
+    """run_manifest.json counts each status's records and £ exactly as priced.parquet has them
+    (a frame already counted by group_by().len() once came out as 1 record, £0 per status)."""
+    written = json.loads(result.files["manifest"].read_text(encoding="utf-8"))
+    priced = pl.read_parquet(result.files["priced"])
+    expected = {
+        int(r["status"]): (int(r["n"]), round(float(r["cost"] or 0.0), 6))
+        for r in priced.group_by("status")
+        .agg(pl.len().alias("n"), pl.col("cost").sum())
+        .iter_rows(named=True)
+    }
+    got = {int(e["status"]): (e["n_records"], e["cost"]) for e in written["counts_by_status"]}
+    assert got == expected
+    assert sum(n for n, _ in got.values()) == priced.height
+    assert sum(n for n, _ in got.values()) > len(got)  # more records than statuses

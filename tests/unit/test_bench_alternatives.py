@@ -25,7 +25,7 @@ from benchmarks.alternatives import pandas_impl as pi  # noqa: E402
 from benchmarks.alternatives.rules import FILES, compare, engine_rules, write_tables  # noqa: E402
 from benchmarks.generate import generate, generate_cohort  # noqa: E402
 
-# Provider, 2017-18 (DOMAIN.md, verified): emergency 12-day DZ11V episode, trim point 8:
+# Provider, 2017-18 (docs/domain.md#verified-figures): emergency 12-day DZ11V episode, trim point 8:
 # NEL £1,580.53 + (12 - 8) x NEL_XS £291.63 = £2,747.06.
 HAND_ID, HAND_COST = "hand-DZ11V", 2747.06
 

@@ -47,7 +47,7 @@ def _cost(frame: pl.DataFrame, dept: str, currency: str, service: str | None = N
 
 
 def test_2017_18_reproduces_published_figures(imported: dict[str, pl.DataFrame]) -> None:
-    # Published 2017/18 figures (DOMAIN.md section 1; EL sheet row 1187, NEL row 338,
+    # Published 2017/18 figures (docs/domain.md#verified-figures; EL sheet row 1187, NEL row 338,
     # NES row 384, NEL_XS row 273, EL_XS row 928, DC row 1027, AE row 6).
     f = imported["2017-18"]
     assert _cost(f, "NEL", "DZ11V") == 1580.53

@@ -1,7 +1,7 @@
 """Trim points, MFF and inflation-index importers, and the shipped small tables.
 
 Real files come from ../shared/data through the ``shared_data`` fixture; expected figures
-are from DOMAIN.md, read from the source file in the test, or hand calculations written
+are from docs/domain.md, read from the source file in the test, or hand calculations written
 in the comments.
 """
 
@@ -42,7 +42,7 @@ def test_trimpoints_2017_18(shared_data: Path) -> None:
     assert t.schema == {"hrg_code": pl.String, "trim_days": pl.Int32}
     assert t.height == 2879  # README: 2,879 HRGs
     days = dict(zip(t["hrg_code"], t["trim_days"], strict=True))
-    # DOMAIN.md (verified 2017/18): DZ11V trim 8, HN12F trim 7; the file's first row AA22C 46.0.
+    # docs/domain.md#verified-figures: DZ11V trim 8, HN12F trim 7; the file's first row AA22C 46.0.
     assert (days["DZ11V"], days["HN12F"], days["AA22C"]) == (8, 7, 46)
 
 

@@ -1,7 +1,7 @@
 """Pricing rules, one test per rule, with the arithmetic written in each test.
 
 Real figures come from the shipped 2017/18 National Schedule of Reference Costs (values
-quoted in DOMAIN.md and the issue); tariff rules use invented fixture prices.
+quoted in docs/domain.md#verified-figures); tariff rules use invented fixture prices.
 """
 
 from __future__ import annotations
