@@ -41,7 +41,6 @@ from costing.activity import (
     category_expr,
     chunked_like,
     days_between,
-    is_emergency,
     normalise_codes,
     one_of,
     row_check_column,
@@ -56,7 +55,7 @@ from costing.activity import (
 from costing.config import CostingConfig
 from costing.errors import ConfigError, EditionNotFoundError, ValidationError
 from costing.pairing import NO_PAIRED_EDITION, mff_edition_for, reference_cost_pairing
-from costing.schema import DEPARTMENTS, PRICED_COLUMNS
+from costing.schema import DEPARTMENTS, PRICED_COLUMNS, SHORT_STAY_EMERGENCY_METHODS
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
 
@@ -324,7 +323,7 @@ def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig, codes: _C
         apc_base = apc_base.when(pod == "RP").then(pl.coalesce(combined, pl.col("_t_dc_price")))
     sse = (
         pl.lit(cfg.short_stay_emergency)
-        & (pod == "NEL") & is_emergency()
+        & (pod == "NEL") & one_of(pl.col("admission_method"), SHORT_STAY_EMERGENCY_METHODS)
         & pl.col("_t_sse_applicable").fill_null(False)
         & (pl.col("los_days") <= cfg.sse_max_los)
         & pl.col(_SSE_AGE)

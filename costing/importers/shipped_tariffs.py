@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from costing.errors import ImportFormatError
 from costing.importers import mff_workbook, tariff_workbook
-from costing.importers.small_tables import readme_sha256
-from costing.tables import sha256_file
+from costing.importers.small_tables import checked_shared_file, readme_sha256
 
 __all__ = ["SHIPPED_TARIFFS", "ShippedTariff", "build_shipped"]
 
@@ -93,18 +91,6 @@ SHIPPED_TARIFFS: Final[tuple[ShippedTariff, ...]] = (
 )
 
 
-def _checked(shared_data: Path, file: str, listed: dict[str, str]) -> Path:
-    path = shared_data / file
-    expected = listed.get(file)
-    actual = sha256_file(path) if path.is_file() else None
-    if actual is None or expected != actual:
-        raise ImportFormatError(
-            f"{path}: sha256 {actual} differs from the README's {expected}; "
-            "the shipped tables must come from the documented file"
-        )
-    return path
-
-
 def build_shipped(shared_data: Path, into: Path) -> list[Path]:
     """Import every shipped tariff edition and the MFF of the same year (overwriting them).
 
@@ -118,7 +104,7 @@ def build_shipped(shared_data: Path, into: Path) -> list[Path]:
     listed = readme_sha256(shared_data)
     written: list[Path] = []
     for s in SHIPPED_TARIFFS:
-        path = _checked(shared_data, s.file, listed)
+        path = checked_shared_file(shared_data, s.file, listed)
         common = dict(edition=s.edition, into=Path(into), overwrite=True, title=s.title,
                       publisher=s.publisher, url=s.url, obtained_from=s.obtained_from,
                       published=s.published, status=s.status)

@@ -172,11 +172,15 @@ def test_aa02a_non_elective_50_days_2016_17(shipped_tables: costing.TableSet) ->
 def test_aa22c_short_stay_emergency_2022_23(shipped_tables: costing.TableSet) -> None:
     # emergency (21), 1 day: age 40 takes the short-stay emergency price £1,991; at 17 the
     # short-stay rule does not apply (under 19): the non-elective price £9,953
+    # short-stay emergency methods are 21-25 and 2A-2D ("8 SSEM"): 2D takes it, 28 does not
     out = costing.price(frame(apc("adult", los=1, method="21", hrg="AA22C", age=40),
-                              apc("child", los=1, method="21", hrg="AA22C", age=17)),
+                              apc("child", los=1, method="21", hrg="AA22C", age=17),
+                              apc("2d", los=0, method="2D", hrg="AA22C", age=19),
+                              apc("28", los=1, method="28", hrg="AA22C", age=40),
+                              apc("two_days", los=2, method="21", hrg="AA22C", age=40)),
                         shipped_tables, CostingConfig(tariff_edition="2022-23"))
-    assert out["cost"].to_list() == [1991.0, 9953.0]
-    assert out["short_stay_applied"].to_list() == [True, False]
+    assert out["cost"].to_list() == [1991.0, 9953.0, 1991.0, 9953.0, 9953.0]
+    assert out["short_stay_applied"].to_list() == [True, False, True, False, False]
 
 
 def test_dated_mode_31_march_and_1_april(shipped_tables: costing.TableSet) -> None:
@@ -279,3 +283,35 @@ def test_compare_cli(shipped_tables: costing.TableSet, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "AE" in res.output and "reference_cost_only" in res.output
     assert pl.read_csv(out).height == shipped_tables.compare("2016-17", "2016-17")["n_codes"].sum()
+
+
+# --------------------------------------------------------------------------------------
+# the 2008/09 (HRG v3.5) layout a user must supply: a fixture with invented prices
+# --------------------------------------------------------------------------------------
+
+PBR_2008_09 = Path(__file__).resolve().parents[1] / "fixtures" / "pbr_2008_09"
+
+
+def test_v35_2008_09_layout_imports_and_prices(tmp_path: Path) -> None:
+    costing.importers.import_edition("tariff", PBR_2008_09, edition="2008-09", into=tmp_path,
+                                     hrg_version="v3.5")
+    tables = costing.load_tables(tmp_path)
+    assert tables.get("tariff", "2008-09").hrg_version == "v3.5"
+    v35 = {"hrg_version": "v3.5", "admit": D(2008, 10, 1)}
+    records = frame(
+        apc("dc", los=0, method="11", cls="2", hrg="H02", **v35),    # day case: elective price 5,000
+        apc("el", los=23, method="11", cls="1", hrg="H02", **v35),   # 5,000 + (23 - 20) x 200 = 5,600
+        apc("nel", los=12, method="21", hrg="E12", **v35),           # 2,000 + (12 - 10) x 150 = 2,300
+        apc("sse", los=1, method="21", hrg="E12", age=70, **v35),    # short-stay emergency 600
+        apc("hrg4", los=2, method="21", hrg="DZ11V", admit=D(2008, 10, 1)),  # HRG4 code: mismatch
+        {"record_id": "op", "patient_id": "p", "setting": "op", "activity_date": D(2008, 10, 1),
+         "treatment_function_code": "300", "first_attendance": "1", "attended": "5"},  # 200
+        {"record_id": "ae", "patient_id": "q", "setting": "ae", "activity_date": D(2008, 10, 1),
+         "hrg_code": "V01", "hrg_version": "v3.5", "department_type": "03"},          # type 3: 50
+    )
+    out = costing.price(records, tables, CostingConfig(tariff_edition="2008-09", chain=("tariff",)))
+    cost = dict(zip(out["record_id"], out["cost"], strict=True))
+    assert cost == {"dc": 5000.0, "el": 5600.0, "nel": 2300.0, "sse": 600.0, "hrg4": None,
+                    "op": 200.0, "ae": 50.0}
+    status = dict(zip(out["record_id"], out["status"], strict=True))
+    assert status["hrg4"] == Status.HRG_VERSION_MISMATCH
