@@ -37,11 +37,17 @@ __all__ = [
     "row_check_column",
     "checks",
     "with_invalid_reason",
+    "reason_fields",
+    "OPTIONAL_FIELD_RULES",
+    "DUPLICATE_REASON",
     "validation_failures",
     "build_spells",
     "SpellPlan",
     "spells_appended",
     "with_los",
+    "has_episode_dates",
+    "apc_los",
+    "apc_price_date",
     "days_between",
     "apc_pod",
     "ae_pod",
@@ -54,6 +60,7 @@ __all__ = [
     "AE_TYPES",
     "HRG4_PATTERN",
     "HRG35_PATTERN",
+    "TFC_PATTERN",
     "one_of",
 ]
 
@@ -65,6 +72,21 @@ OP_FOLLOWUP = ("2", "4")
 AE_TYPES = ("01", "02", "03", "04")
 HRG4_PATTERN = r"^[A-Z]{2}[0-9]{2}[A-Z]$"
 HRG35_PATTERN = r"^[A-Z][0-9]{2}[A-Z]?$"
+TFC_PATTERN = r"^[0-9]{3}$"  # treatment function (TRETSPEF/MAINSPEF): three digits, e.g. 100
+
+#: Optional fields whose unreadable value (read as null, the problem noted in
+#: ``invalid_reason``) leaves the record priced, unless the rule named here prices it.
+OPTIONAL_FIELD_RULES: dict[str, str] = {
+    "age": "short-stay emergency tariff (age limit)",
+    "episode_start": "episode length of stay (per-episode pricing)",
+    "episode_end": "episode length of stay (per-episode pricing)",
+    "episode_order": "order of a spell's episodes (per-spell pricing)",
+}
+
+#: The reading problem of a record whose id an earlier record already has (within a file, or
+#: across files read together, e.g. a file given twice): it is kept, with the status
+#: duplicate_record, and never priced twice.
+DUPLICATE_REASON = "record_id: repeats an earlier record's id (a duplicate, not priced)"
 
 ROW = "source_row"
 REASON = "invalid_reason"
@@ -245,6 +267,33 @@ def with_los() -> pl.Expr:
     return days_between("activity_date", "discharge_date")
 
 
+def has_episode_dates() -> pl.Expr:
+    """The episode's own start and end are known (EPISTART and EPIEND: a finished episode).
+    In HES, DISDATE is filled only on the last episode of a spell, so an episode priced on
+    its own (episode unit) needs these, not the discharge date."""
+    return pl.col("episode_start").is_not_null() & pl.col("episode_end").is_not_null()
+
+
+def apc_los(config: CostingConfig) -> pl.Expr:
+    """The length of stay an admitted record is priced on: per episode (episode unit), the
+    episode's own length when its dates are known, else discharge - admission; per spell,
+    discharge - admission."""
+    if config.resolved_apc_unit() != "episode":
+        return with_los()
+    episode_los = days_between("episode_start", "episode_end")
+    return pl.coalesce(pl.when(episode_los >= 0).then(episode_los), with_los())
+
+
+def apc_price_date(config: CostingConfig) -> pl.Expr:
+    """The date that chooses an admitted record's edition: admission, or discharge (per
+    episode, the episode's end when the spell's discharge date is not on it)."""
+    if config.apc_date != "discharge":
+        return pl.col("activity_date")
+    if config.resolved_apc_unit() == "episode":
+        return pl.coalesce(pl.col("discharge_date"), pl.col("episode_end"))
+    return pl.col("discharge_date")
+
+
 def checks(config: CostingConfig) -> list[Check]:
     """The validation rules, per setting, for required fields and allowed codes."""
     s = pl.col("setting")
@@ -256,11 +305,20 @@ def checks(config: CostingConfig) -> list[Check]:
         for col in required:
             required_by.setdefault(col, []).append(setting)
     for col, settings in required_by.items():
-        out.append(Check(col, one_of(s, settings) & pl.col(col).is_null(), f"missing {col}",
-                         never_if=_has_no_null))
+        missing = one_of(s, settings) & pl.col(col).is_null()
+        if col == "discharge_date" and config.resolved_apc_unit() == "episode":
+            missing = missing & ~has_episode_dates()
+        out.append(Check(col, missing, f"missing {col}", never_if=_has_no_null))
     apc = s == "apc"
     los = with_los()
     dummy = list(HES_DUMMY_DAYS)
+    if config.resolved_apc_unit() == "episode":  # priced on the episode's own dates
+        episode_los = days_between("episode_start", "episode_end")
+        out += [
+            Check("episode_end", apc & (episode_los < 0), "episode ends before it starts"),
+            Check("episode_end", apc & (episode_los > config.max_los_days),
+                  f"episode length of stay over {config.max_los_days} days"),
+        ]
     out += [
         Check("setting", ~one_of(s, SETTINGS).fill_null(False), "unknown or missing setting"),
         Check("activity_date", one_of(pl.col("activity_date"), dummy), "HES dummy date",
@@ -283,6 +341,9 @@ def checks(config: CostingConfig) -> list[Check]:
               "first/follow-up unknown (FIRSTATT 1/3 first, 2/4 follow-up)"),
         Check("treatment_function_code", (s == "op") & one_of(pl.col("attended"), OP_ATTENDED)
               & pl.col("treatment_function_code").is_null(), "missing treatment_function_code"),
+        Check("treatment_function_code", (s == "op") & one_of(pl.col("attended"), OP_ATTENDED)
+              & ~pl.col("treatment_function_code").str.contains(TFC_PATTERN).fill_null(True),
+              "not a treatment function code (three digits, e.g. 100)"),
         Check("department_type", (s == "ae") & pl.col("department_type").is_not_null()
               & ~one_of(pl.col("department_type"), AE_TYPES), "unknown A&E department type"),
         Check("hrg_version", pl.col("hrg_version").is_not_null()
@@ -373,6 +434,12 @@ def with_invalid_reason(lf: pl.LazyFrame, config: CostingConfig,
     return lf.with_columns(pl.when(reason != "").then(reason).alias(REASON)).drop("_failed")
 
 
+def reason_fields(reason: pl.Expr) -> pl.Expr:
+    """The fields a ``"field: problem; field: problem"`` reason names, as a list (null for
+    a part not in that form)."""
+    return reason.str.split("; ").list.eval(pl.element().str.extract(r"^([a-z_]+): ", 1))
+
+
 def validation_failures(lf: pl.LazyFrame, config: CostingConfig) -> pl.DataFrame:
     """Every failing (row, column, value, reason), for strict mode's single report."""
     frames = [
@@ -410,7 +477,7 @@ def _spell_key() -> pl.Expr:
 
 # The columns a spell is found by and built from.
 _EPISODE_COLUMNS = ("spell_id", "provider_code", "patient_id", "activity_date", "episode_order",
-                    "discharge_date", "hrg_code", "spell_hrg_code")
+                    "discharge_date", "hrg_code", "spell_hrg_code", REASON)
 
 
 def _spell_key_parts() -> tuple[list[pl.Expr], pl.Expr]:
@@ -420,7 +487,9 @@ def _spell_key_parts() -> tuple[list[pl.Expr], pl.Expr]:
     parts = [sid, *[pl.when(sid.is_null()).then(pl.col(c)) for c in ("provider_code", "patient_id", "activity_date")]]
     keyed = sid.is_not_null() | pl.all_horizontal(
         pl.col("provider_code", "patient_id", "activity_date").is_not_null())
-    return parts, keyed
+    # a duplicate record stays apart (its own row, status duplicate_record), never merged
+    duplicate = pl.col(REASON).str.contains(DUPLICATE_REASON, literal=True).fill_null(False)
+    return parts, keyed & ~duplicate
 
 
 def _spell_key_hash() -> pl.Expr:

@@ -24,8 +24,10 @@ from typing import Final
 
 import polars as pl
 
-from costing.errors import ConfigError, InputError, ValidationError
+from costing.activity import DUPLICATE_REASON
+from costing.errors import ConfigError, InputError, MissingColumnsError, ValidationError
 from costing.presets import (
+    EXPECTED_COLUMNS,
     GENERIC_FALSE,
     GENERIC_TRUE,
     HES_INFANT_AGE_CODES,
@@ -42,6 +44,7 @@ from costing.schema import (
     HES_DUMMY_DAYS,
     HRG_VERSIONS,
     PRICED_COLUMNS,
+    SETTINGS,
     WINDOW_COLUMNS,
 )
 
@@ -50,6 +53,9 @@ __all__ = [
     "atomic_path",
     "neutralise_formulas",
     "read_activity",
+    "detect_setting",
+    "duplicate_records",
+    "DUPLICATE_REASON",
     "read_cohort",
     "read_table",
     "OUTPUT_FORMATS",
@@ -85,6 +91,10 @@ _MAX_AGE_YEARS: Final = 130
 _DATE_FORMATS: Final = ("%Y-%m-%d", "%d/%m/%Y", "%Y%m%d", "%d%b%Y", "%d-%b-%Y")
 # Code columns upper-cased on reading (identifiers are case-sensitive and left alone).
 _UPPER_CODES: Final = frozenset({"provider_code", "admission_method", "hrg_code", "spell_hrg_code"})
+# A required column whose absence on a row is not a reading problem when these columns are
+# all filled: in HES, DISDATE is only on a spell's last episode, and an episode with its own
+# EPISTART and EPIEND is priced on them per episode (pricing checks it for the unit used).
+_UNLESS_PRESENT: Final = {("apc", "discharge_date"): ("episode_start", "episode_end")}
 # Two-digit codes whose leading zero a spreadsheet may have dropped ("1" -> "01").
 _PAD2_CODES: Final = frozenset({"department_type"})
 
@@ -513,9 +523,13 @@ def _plan(strings: _Strings, preset: ColumnPreset, source_file: str) -> _Plan:
         value, reason = _parser_for(c)(c, raw, preset)
         typed[c] = value.cast(dtype)
         if c in required:
+            missing = raw.is_null()
+            instead = _UNLESS_PRESENT.get((setting, c), ())
+            if instead and all(a in found for a in instead):
+                missing = missing & ~pl.all_horizontal(pl.col(_RAW + a).is_not_null() for a in instead)
             reason = pl.coalesce(
                 reason,
-                pl.when(raw.is_null()).then(pl.lit(f"{c}: missing (required for {setting})")),
+                pl.when(missing).then(pl.lit(f"{c}: missing (required for {setting})")),
             )
         reasons.append((c, found[c], reason))
     used = set(found.values())
@@ -569,6 +583,81 @@ def _failures(plan: _Plan) -> pl.LazyFrame:
         .with_columns(pl.lit(plan.source_file).alias("file"))
         .sort("row", maintain_order=True)
     )
+
+
+def _is_duplicate() -> pl.Expr:
+    """A record whose id an earlier record (of this read: every file, in order) already has."""
+    rid = pl.col("record_id")
+    return rid.is_not_null() & ~rid.is_first_distinct()
+
+
+def _with_duplicate_reason() -> pl.Expr:
+    """``invalid_reason`` with :data:`DUPLICATE_REASON` appended on a repeated record id
+    (pricing gives such a record the duplicate_record status: it is never priced twice)."""
+    reason = pl.col("invalid_reason")
+    joined = pl.concat_str([reason, pl.lit(DUPLICATE_REASON)], separator="; ", ignore_nulls=True)
+    return pl.when(_is_duplicate()).then(joined).otherwise(reason).alias("invalid_reason")
+
+
+def _raise_on_duplicates(frame: pl.LazyFrame, sources: list[str]) -> None:
+    """Strict mode: a repeated record id (within a file, or a file given twice) is an error."""
+    dups = frame.select("record_id", "source_file", "source_row").with_columns(
+        _is_duplicate().alias("_dup")).filter(pl.col("_dup")).collect()
+    if not dups.height:
+        return
+    same = sorted({s for s in sources if sources.count(s) > 1})
+    failures = dups.select(
+        pl.col("source_row").alias("row"), pl.lit("record_id").alias("column"),
+        pl.col("record_id").alias("value"), pl.lit(DUPLICATE_REASON.split(": ", 1)[1]).alias("reason"),
+        pl.col("source_file").alias("file"))
+    source = sources[0] if len(sources) == 1 else f"{len(sources)} files ({', '.join(sources)})"
+    if same:
+        source += f"; the same file given twice: {', '.join(same)}"
+    raise ValidationError(source, failures)
+
+
+def duplicate_records(activity: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Per input file, the records whose id repeats an earlier record's (as
+    :func:`read_activity` marks them): ``source_file``, ``n_duplicates`` and the first
+    such row (``first_row``). Empty when there are none."""
+    return (activity.lazy().filter(pl.col("invalid_reason").str.contains(DUPLICATE_REASON, literal=True))
+            .group_by("source_file", maintain_order=True)
+            .agg(pl.len().alias("n_duplicates"), pl.col("source_row").min().alias("first_row"))
+            .collect())
+
+
+def detect_setting(path: PathArg, columns: ColumnsArg = "hes", sheet: SheetArg = None,
+                   encoding: str = "utf8") -> tuple[str, dict[str, str]]:
+    """The setting of an extract, told from its columns: the one setting whose required
+    columns (through ``columns``) the file has. Returns it and the columns that told it
+    (canonical name -> the file's header).
+
+    Raises:
+        InputError: no setting's required columns are all there (with what each lacks), or
+            more than one setting's are (say which with ``setting=``/``--apc``...).
+    """
+    headers = _read_strings(path, sheet, encoding).headers
+    fits: dict[str, dict[str, str]] = {}
+    lacks: dict[str, MissingColumnsError] = {}
+    for setting in SETTINGS:
+        preset = resolve_preset(columns, setting)
+        try:
+            found = resolve_columns(preset, headers, str(path))
+        except MissingColumnsError as exc:
+            lacks[setting] = exc
+            continue
+        fits[setting] = {c: found[c] for c in EXPECTED_COLUMNS[setting] if c in found}
+    if len(fits) == 1:
+        return next(iter(fits.items()))
+    if fits:
+        raise InputError(
+            f"{path}: its columns fit more than one setting ({', '.join(fits)}); say which, "
+            f"e.g. --{next(iter(fits))} {Path(path).name} (or setting=... in Python)")
+    why = "; ".join(f"{s}: {', '.join(e.missing)}" for s, e in lacks.items())
+    raise InputError(
+        f"{path}: cannot tell its setting from its columns (no setting's required columns are "
+        f"all there; missing per setting: {why}); say which with --apc/--op/--ae or --setting, "
+        "or map the columns with --columns")
 
 
 def read_activity(
@@ -635,6 +724,9 @@ def read_activity(
             raise ValidationError(source, failures)
     frames = [_canonical_frame(p) for p in plans]
     out = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+    if strict:
+        _raise_on_duplicates(out, [p.source_file for p in plans])
+    out = out.with_columns(_with_duplicate_reason())
     logger.debug(
         "read_activity: %d file(s), setting %s, preset %s", len(paths), setting, preset.name
     )

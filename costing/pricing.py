@@ -27,6 +27,7 @@ import polars as pl
 from polars._typing import PolarsDataType
 
 from costing.activity import (
+    DUPLICATE_REASON,
     OP_FIRST,
     OP_FOLLOWUP,
     OP_NOT_ATTENDED,
@@ -34,15 +35,18 @@ from costing.activity import (
     Check,
     SpellPlan,
     ae_pod,
+    apc_los,
     apc_pod,
+    apc_price_date,
     build_spells,
     canonical_frame,
     canonicalise,
     category_expr,
     chunked_like,
-    days_between,
     normalise_codes,
+    OPTIONAL_FIELD_RULES,
     one_of,
+    reason_fields,
     row_check_column,
     row_checks,
     spells_appended,
@@ -50,7 +54,6 @@ from costing.activity import (
     strings_to_normalise,
     validation_failures,
     with_invalid_reason,
-    with_los,
 )
 from costing.config import CostingConfig
 from costing.errors import ConfigError, EditionNotFoundError, ValidationError
@@ -321,14 +324,14 @@ def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig, codes: _C
     )
     if cfg.rp_source == "tariff_day_case":
         apc_base = apc_base.when(pod == "RP").then(pl.coalesce(combined, pl.col("_t_dc_price")))
-    sse = (
+    sse_but_age = (  # the short-stay emergency test on everything but the age
         pl.lit(cfg.short_stay_emergency)
         & (pod == "NEL") & one_of(pl.col("admission_method"), SHORT_STAY_EMERGENCY_METHODS)
         & pl.col("_t_sse_applicable").fill_null(False)
         & (pl.col("los_days") <= cfg.sse_max_los)
-        & pl.col(_SSE_AGE)
         & pl.col("_t_sse_price").is_not_null()
     ).fill_null(False)
+    sse = (sse_but_age & pl.col(_SSE_AGE)).fill_null(False)
     trim = pl.when(pod == "EL").then(pl.col("_t_el_trim_days")).when(pod == "NEL").then(
         pl.col("_t_nel_trim_days"))
     xs_days = pl.when(
@@ -349,7 +352,8 @@ def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig, codes: _C
     ae_price = pl.when(dt_.is_in(["01", "02"])).then(pl.col("_t_type_1_2_price")).when(
         dt_ == "03").then(pl.col("_t_type_3_price"))
 
-    lf = lf.with_columns(sse.alias("_t_sse"), proc.alias("_tariff_proc"))
+    lf = lf.with_columns(sse.alias("_t_sse"), proc.alias("_tariff_proc"),
+                         sse_but_age.alias(_NEEDS_AGE))
     base = (
         pl.when(s == "apc").then(pl.when(pl.col("_t_sse")).then(pl.col("_t_sse_price")).otherwise(apc_base))
         .when(s == "op").then(pl.when(pl.col("_tariff_proc")).then(pl.col("_t_op_procedure_price")).otherwise(op_att))
@@ -683,6 +687,7 @@ _KEY_CODES: tuple[str, ...] = (
 )
 # Row-level quantities the key carries (cheap integer arithmetic on every row).
 _SSE_AGE = "_sse_age_ok"
+_NEEDS_AGE = "_t_sse_needs_age"  # the short-stay emergency test reads the record's age
 _HASH = ("_k1", "_k2")
 # Columns normalised per row although they are key codes: spells and row checks read them.
 _ROW_NORMALISED = ("setting", "provider_code")
@@ -792,14 +797,8 @@ def _row_stage(cfg: CostingConfig, eds: dict[str, _Editions], key_columns: Seque
     null where a value is required, no date as early as a dummy date) is false on every
     row: a constant, not evaluated per row."""
     s = pl.col("setting")
-    apc_date = pl.col("discharge_date") if cfg.apc_date == "discharge" else pl.col("activity_date")
-    if cfg.resolved_apc_unit() == "episode":
-        # reference costs are per episode: an episode's own length when its dates are known
-        episode_los = days_between("episode_start", "episode_end")
-        los = pl.coalesce(pl.when(episode_los >= 0).then(episode_los), with_los())
-    else:
-        los = with_los()
-    price_date = pl.when(s == "apc").then(apc_date).otherwise(pl.col("activity_date"))
+    los = apc_los(cfg)  # reference costs are per episode: an episode's own length
+    price_date = pl.when(s == "apc").then(apc_price_date(cfg)).otherwise(pl.col("activity_date"))
     # age matters only to the short-stay emergency tariff (admitted patients, a stay short
     # enough): elsewhere the flag is null, so age does not split keys that price the same
     short = (s == "apc") & (los <= cfg.sse_max_los)
@@ -990,6 +989,7 @@ def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple
     """Price one row per distinct pricing key: the normalised key codes, invalid_reason
     and every priced column but n_episodes (los_days is carried through)."""
     lf = normalise_codes(lf, key_cols)
+    lf = lf.with_columns(pl.col("invalid_reason").alias("_input_reason"))
     lf = with_invalid_reason(lf, cfg, key_columns=key_cols)
     s = pl.col("setting")
     lf = lf.with_columns(
@@ -1011,7 +1011,9 @@ def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple
     needs_hrg = s.is_in(["apc", "ae"])
     excluded = (s == "op") & pl.col("attended").is_in(OP_NOT_ATTENDED)
     pre_status = (
-        pl.when(pl.col("invalid_reason").is_not_null()).then(pl.lit(int(Status.INVALID_RECORD)))
+        pl.when(pl.col("_input_reason").str.contains(DUPLICATE_REASON, literal=True).fill_null(False))
+        .then(pl.lit(int(Status.DUPLICATE_RECORD)))
+        .when(_invalid(cfg, chain)).then(pl.lit(int(Status.INVALID_RECORD)))
         .when(excluded).then(pl.lit(int(Status.EXCLUDED_NOT_ATTENDED)))
         .when(needs_hrg & hrg.is_null()).then(pl.lit(int(Status.HRG_MISSING)))
         .when(hrg.str.starts_with("U").fill_null(False)).then(pl.lit(int(Status.HRG_UNGROUPABLE)))
@@ -1082,6 +1084,37 @@ def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple
     keep = [*_HASH, *key_cols, "los_days", *[c for c in PRICED_COLUMNS if c not in ("n_episodes", "los_days")]]
     return lf.select(
         [pl.col(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else pl.col(c) for c in keep])
+
+
+def _tariff_prices(chain: tuple[str, ...]) -> pl.Expr:
+    """The tariff is the level that prices the record: in the chain, and no level before it
+    priced the record."""
+    if "tariff" not in chain:
+        return pl.lit(False)
+    earlier = [_components(lv)["cost"].is_null() for lv in chain[:chain.index("tariff")]]
+    return pl.all_horizontal(earlier) if earlier else pl.lit(True)
+
+
+def _invalid(cfg: CostingConfig, chain: tuple[str, ...]) -> pl.Expr:
+    """Whether a (key's) record is invalid: a check failed, or a problem the input noted
+    (``_input_reason``) is in a field a rule that prices this record reads. A problem in
+    an optional field (:data:`OPTIONAL_FIELD_RULES`) blocks only the rule that reads it: an
+    impossible age blocks the short-stay emergency test, not a provider price."""
+    s = pl.col("setting")
+    checks_failed = ~pl.col("invalid_reason").eq_missing(pl.col("_input_reason"))
+    fields = reason_fields(pl.col("_input_reason"))
+    other = fields.list.eval(pl.element().is_null() | ~pl.element().is_in(list(OPTIONAL_FIELD_RULES)))
+    episode = cfg.resolved_apc_unit() == "episode"
+    read_by = {  # per optional field: the record is priced by a rule that reads it
+        "age": pl.col(_NEEDS_AGE) & _tariff_prices(chain) if "tariff" in chain else pl.lit(False),
+        "episode_start": (s == "apc") & pl.lit(episode),
+        "episode_end": (s == "apc") & pl.lit(episode),
+        "episode_order": (s == "apc") & pl.lit(not episode),
+    }
+    assert set(read_by) == set(OPTIONAL_FIELD_RULES)
+    blocks = pl.any_horizontal(other.list.any(),
+                               *(fields.list.contains(f) & used for f, used in read_by.items()))
+    return checks_failed | (pl.col("_input_reason").is_not_null() & blocks.fill_null(True))
 
 
 def price(

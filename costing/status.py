@@ -33,6 +33,7 @@ class Status(IntEnum):
     INVALID_RECORD = 56
     NO_INDEX_FOR_YEAR = 57
     NO_MFF_FOR_PROVIDER = 58
+    DUPLICATE_RECORD = 59
 
     @property
     def priced(self) -> bool:
@@ -72,6 +73,7 @@ _DESCRIPTIONS: dict[Status, str] = {
     Status.INVALID_RECORD: "A required field is missing or invalid (lenient mode).",
     Status.NO_INDEX_FOR_YEAR: "Inflation was requested but the index has no value for the record's price year.",
     Status.NO_MFF_FOR_PROVIDER: "MFF is on but the provider has no factor in the MFF table (tariff-priced record).",
+    Status.DUPLICATE_RECORD: "The record id repeats an earlier record's (within a file, or a file given twice): not priced again.",
 }
 
 

@@ -11,39 +11,65 @@ import polars as pl
 from costing.cli import main
 from costing.cli._common import echo_err
 from costing.config import CostingConfig
-from costing.errors import MissingColumnsError
 
 SETTINGS = ("apc", "op", "ae")
 # Extracts larger than this get a progress line before pricing (it takes more than a moment).
 _PROGRESS_BYTES = 50 * 1024 * 1024
 
 
-def _read(extracts: tuple[str, ...], setting: str | None, columns: str, sheet: str | None,
-          encoding: str, strict: bool, hrg_version: str | None) -> tuple[pl.LazyFrame, str]:
+def _settings_of(extracts: tuple[str, ...], setting: str | None, by_flag: dict[str, tuple[str, ...]],
+                 cols: str | Path, sheet: str | int | None, encoding: str) -> dict[str, list[str]]:
+    """Setting -> its files: from --apc/--op/--ae, --setting for the positional files, or
+    each positional file's own columns (what was detected is reported on stderr)."""
+    from costing.io import detect_setting
+
+    files: dict[str, list[str]] = {s: list(by_flag.get(s, ())) for s in SETTINGS}
+    for path in extracts:
+        if setting:
+            files[setting].append(path)
+            continue
+        found, told_by = detect_setting(path, columns=cols, sheet=sheet, encoding=encoding)
+        echo_err(f"costing: {path}: setting {found}, told by its columns "
+                 f"{', '.join(told_by.values())} (say otherwise with --apc/--op/--ae FILE or --setting)")
+        files[found].append(path)
+    return {s: f for s, f in files.items() if f}
+
+
+def _read(files: dict[str, list[str]], cols: str | Path, sheet: str | int | None, encoding: str,
+          strict: bool, hrg_version: str | None) -> pl.DataFrame:
+    """Every file, read with its setting, as one canonical frame (files of one setting are
+    read together, so a record id repeated across them is found)."""
     from costing.io import read_activity
 
-    cols: str | Path = columns if columns in ("hes", "hes35", "canonical") else Path(columns)
-    sheet_arg: str | int | None = int(sheet) if sheet is not None and sheet.isdigit() else sheet
-    if setting:
-        return read_activity(list(extracts), setting=setting, columns=cols, sheet=sheet_arg,
-                             encoding=encoding, strict=strict, hrg_version=hrg_version), setting
-    first_error: MissingColumnsError | None = None
-    for s in SETTINGS:  # infer the setting from which preset's required columns are present
-        try:
-            return read_activity(list(extracts), setting=s, columns=cols, sheet=sheet_arg,
-                                 encoding=encoding, strict=strict, hrg_version=hrg_version), s
-        except MissingColumnsError as exc:
-            first_error = first_error or exc
-    assert first_error is not None
-    raise click.UsageError(
-        f"could not tell the setting of {extracts[0]} from its columns; pass --setting apc|op|ae "
-        f"({first_error})"
-    )
+    frames = [read_activity(paths, setting=s, columns=cols, sheet=sheet, encoding=encoding,
+                            strict=strict, hrg_version=hrg_version) for s, paths in files.items()]
+    return pl.concat(frames, how="diagonal_relaxed").collect()
+
+
+def _warn_duplicates(activity: pl.DataFrame, files: dict[str, list[str]]) -> None:
+    """A file-level warning for each file with repeated record ids, and for a file given twice."""
+    from costing.io import duplicate_records
+
+    given = [str(Path(f).resolve()) for paths in files.values() for f in paths]
+    for path in sorted({g for g in given if given.count(g) > 1}):
+        echo_err(f"costing: warning: {path} is given more than once: the second reading's records "
+                 "have status duplicate_record")
+    for row in duplicate_records(activity).iter_rows(named=True):
+        echo_err(f"costing: warning: {row['source_file']}: {row['n_duplicates']:,} record(s) repeat an "
+                 f"earlier record's id (first at row {row['first_row']}); they have status "
+                 "duplicate_record and are not priced (--strict makes this an error)")
 
 
 @main.command("price")
-@click.argument("extracts", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--setting", type=click.Choice(SETTINGS), help="Setting of the extract(s); inferred from the columns if omitted.")
+@click.argument("extracts", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--setting", type=click.Choice(SETTINGS),
+              help="Setting of the positional extract(s); told from each file's columns if omitted.")
+@click.option("--apc", "apc_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An admitted patient care extract (repeatable).")
+@click.option("--op", "op_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An outpatient extract (repeatable).")
+@click.option("--ae", "ae_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An A&E extract (repeatable).")
 @click.option("--columns", default="hes", show_default=True,
               help="Column preset (hes = SUSHRG/HRG4, hes35 = HRGLATE35/v3.5, canonical) or a TOML mapping file.")
 @click.option("--sheet", help="Excel sheet name or 0-based index.")
@@ -63,7 +89,8 @@ def _read(extracts: tuple[str, ...], setting: str | None, columns: str, sheet: s
 @click.option("--strict", is_flag=True, help="Fail on invalid rows, and exit 1 if any record is unpriced.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Output file: .csv, .parquet or .xlsx.")
-def price_cmd(extracts: tuple[str, ...], setting: str | None, columns: str, sheet: str | None,
+def price_cmd(extracts: tuple[str, ...], setting: str | None, apc_files: tuple[str, ...],
+              op_files: tuple[str, ...], ae_files: tuple[str, ...], columns: str, sheet: str | None,
               encoding: str, hrg_version: str | None, config_file: str | None,
               perspective: str | None, tariff_edition: str | None, rc_edition: str | None,
               chain: str | None, mff: bool | None, price_base: str | None,
@@ -75,6 +102,8 @@ def price_cmd(extracts: tuple[str, ...], setting: str | None, columns: str, shee
     \b
     Examples:
       costing price apc.csv --setting apc -o priced.parquet
+      costing price --apc apc.csv --op op.csv --ae ae.csv -o study.parquet
+      costing price apc.csv op.csv ae.csv -o study.parquet   (settings told from the columns)
       costing price op.xlsx --sheet OP --perspective provider --reference-costs 2017-18 -o op.csv
       costing price apc.csv --tables shipped --tables my_tables --tariff 2008-09 \\
           --columns hes35 --reference-costs 2017-18 -o priced.xlsx
@@ -100,9 +129,17 @@ def price_cmd(extracts: tuple[str, ...], setting: str | None, columns: str, shee
         base["strict"] = True
     cfg = CostingConfig.from_mapping(base, source="command line")
     tables = load_tables(list(tables_paths) if tables_paths else None)
-    activity, used = _read(extracts, setting, columns, sheet, encoding, cfg.strict, hrg_version)
-    if sum(Path(e).stat().st_size for e in extracts) > _PROGRESS_BYTES:
-        echo_err(f"costing: pricing {used} records from {len(extracts)} file(s) ...")
+    cols: str | Path = columns if columns in ("hes", "hes35", "canonical") else Path(columns)
+    sheet_arg: str | int | None = int(sheet) if sheet is not None and sheet.isdigit() else sheet
+    if not (extracts or apc_files or op_files or ae_files):
+        raise click.UsageError("give at least one extract (a file, or --apc/--op/--ae FILE)")
+    files = _settings_of(extracts, setting, {"apc": apc_files, "op": op_files, "ae": ae_files},
+                         cols, sheet_arg, encoding)
+    activity = _read(files, cols, sheet_arg, encoding, cfg.strict, hrg_version)
+    _warn_duplicates(activity, files)
+    n_files = sum(len(f) for f in files.values())
+    if sum(Path(e).stat().st_size for f in files.values() for e in f) > _PROGRESS_BYTES:
+        echo_err(f"costing: pricing {activity.height:,} {'/'.join(files)} records from {n_files} file(s) ...")
     priced = price(activity, tables, cfg)
     write_frame(priced, output)
     from costing.pairing import run_warnings

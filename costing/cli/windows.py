@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 import polars as pl
@@ -18,8 +19,40 @@ def _int_list(value: str) -> tuple[int, ...]:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. -1,0") from None
 
 
+def _read_priced(paths: tuple[str, ...]) -> pl.DataFrame:
+    """Several priced files as one frame; a file given twice, or a record in two of them
+    (same setting and record id), is an error: it would be counted twice."""
+    from costing.errors import InputError
+    from costing.io import read_table
+
+    resolved = [str(Path(p).resolve()) for p in paths]
+    twice = sorted({p for p in resolved if resolved.count(p) > 1})
+    if twice:
+        raise InputError(f"{', '.join(twice)}: given more than once; each priced file must be given once "
+                         "(its records would be counted twice)")
+    frames = [read_table(p).with_columns(pl.lit(p).alias("_priced_file")) for p in paths]
+    if len(frames) == 1:
+        return frames[0].drop("_priced_file")
+    for f, path in zip(frames, paths, strict=True):
+        lacking = [c for c in ("setting", "record_id") if c not in f.columns]
+        if lacking:
+            raise InputError(f"{path}: not a priced file (no {', '.join(lacking)} column); "
+                             "give files written by `costing price`")
+    both = pl.concat([f.select("setting", "record_id", "_priced_file") for f in frames],
+                     how="vertical_relaxed").filter(pl.col("record_id").is_not_null())
+    shared = both.group_by("setting", "record_id").agg(pl.col("_priced_file").unique().sort()).filter(
+        pl.col("_priced_file").list.len() > 1)
+    if shared.height:
+        first = shared.row(0, named=True)
+        raise InputError(
+            f"{shared.height:,} record(s) appear in more than one priced file, e.g. {first['setting']} "
+            f"record {first['record_id']!r} in {' and '.join(first['_priced_file'])}; give each record's "
+            "priced file once (they would be counted twice)")
+    return pl.concat(frames, how="diagonal_relaxed").drop("_priced_file")
+
+
 @main.command("windows")
-@click.argument("priced", type=click.Path(exists=True, dir_okay=False))
+@click.argument("priced", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--cohort", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Cohort file: patient_id, index_date, optional group, site, matched_set, weight, end_of_follow_up.")
 @click.option("--windows", "windows_", default="-1,0", show_default=True, help="Window indices k, comma separated.")
@@ -30,13 +63,14 @@ def _int_list(value: str) -> tuple[int, ...]:
 @click.option("--wide", is_flag=True, help="One row per patient x window, a column per category.")
 @click.option("--audit", "audit_path", type=click.Path(dir_okay=False), help="Also write the per-record audit here.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help=".csv, .parquet or .xlsx")
-def windows_cmd(priced: str, cohort: str, windows_: str, months: int, assign: str, by: str,
+def windows_cmd(priced: tuple[str, ...], cohort: str, windows_: str, months: int, assign: str, by: str,
                 wide: bool, audit_path: str | None, output: str) -> None:
     """Sum priced records per cohort patient per window around the index date.
 
     \b
     Examples:
       costing windows priced.parquet --cohort cohort.csv -o windows.csv
+      costing windows apc_priced.parquet op_priced.parquet ae_priced.parquet --cohort cohort.csv -o windows.csv
       costing windows priced.parquet --cohort cohort.csv --windows -2,-1,0,1 --assign apportion --wide -o w.xlsx
     """
     from costing.io import read_cohort, read_table, write_frame
@@ -44,7 +78,7 @@ def windows_cmd(priced: str, cohort: str, windows_: str, months: int, assign: st
 
     t0 = time.perf_counter()
     ks = _int_list(windows_)
-    p = read_table(priced)
+    p = _read_priced(priced)
     c = read_cohort(cohort)
     out = cost_by_window(p, c, windows=ks, months=months, assign=assign, by=by, wide=wide)  # type: ignore[arg-type]
     write_frame(out, output)

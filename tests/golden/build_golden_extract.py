@@ -23,6 +23,7 @@ import polars as pl
 
 import costing
 from costing import CostingConfig
+from costing.activity import DUPLICATE_REASON
 from costing.schema import ACTIVITY_SCHEMA
 from tests.fixtures.tables import apc_rows, write_tariff
 
@@ -66,6 +67,10 @@ D = dt.date
 _JUNE_2017 = D(2017, 6, 1)
 MFF_PROVIDER = "R0A"  # in the shipped 2026-27 MFF (factor 1.037386)
 NO_MFF_PROVIDER = "ZZZ"  # not in it
+
+
+# the reading problem read_activity writes for STARTAGE 999 (the age itself is then null)
+_BAD_AGE = "age: not an age in years (0-130, or HES 7001-7007 for under one) '999'"
 
 
 def _apc(case: str, *, hrg: str | None = "DZ11V", method: str = "21", cls: str = "1",
@@ -148,6 +153,16 @@ def _records() -> list[dict[str, Any]]:
         _ae("ae_hrg_not_in_tariff_admitted_rc", hrg="VB02Z", admitted=True),
         _ae("ae_hrg_missing", hrg=None),
         _ae("ae_invalid_department_type", dept="05"),
+        # real HES episodes (issue 17): an episode with its own dates but no DISDATE (priced per
+        # episode on them, a spell without discharge date per spell); an unreadable age as
+        # read_activity leaves it (blocks the short-stay test only); a TFC that is not a code;
+        # a record id repeating g01's as read_activity marks it
+        _apc("episode_own_dates_no_discharge_date", los=0, discharge_date=None,
+             episode_start=_JUNE_2017, episode_end=_JUNE_2017 + dt.timedelta(days=7)),
+        _apc("impossible_age_short_stay", los=1, age=None, invalid_reason=_BAD_AGE),
+        _apc("impossible_age_long_stay", los=3, age=None, invalid_reason=_BAD_AGE),
+        _op("op_tf_not_a_code", tf="&"),
+        _apc("duplicate_record_id_of_g01", los=3, invalid_reason=DUPLICATE_REASON),
     ]
 
 
@@ -155,14 +170,15 @@ def build_extract() -> pl.DataFrame:
     """The golden extract: canonical activity columns plus ``case``; ids g01, g02, ..."""
     recs = _records()
     data: dict[str, list[Any]] = {"case": [r["case"] for r in recs]}
-    data.update({c: [r.get(c) for r in recs] for c in ACTIVITY_SCHEMA})
-    data["record_id"] = [f"g{i:02d}" for i in range(1, len(recs) + 1)]
+    data.update({c: [r.get(c) for r in recs] for c in (*ACTIVITY_SCHEMA, "invalid_reason")})
+    data["record_id"] = [f"g{i:02d}" if r["case"] != "duplicate_record_id_of_g01" else "g01"
+                         for i, r in enumerate(recs, start=1)]
     data["patient_id"] = [f"p{i:02d}" for i in range(1, len(recs) + 1)]
     # the two episodes of spell S1 belong to one patient
     s1 = [i for i, r in enumerate(recs) if r.get("spell_id") == "S1"]
     for i in s1:
         data["patient_id"][i] = data["patient_id"][s1[0]]
-    return pl.DataFrame(data, schema={"case": pl.String, **ACTIVITY_SCHEMA})
+    return pl.DataFrame(data, schema={"case": pl.String, **ACTIVITY_SCHEMA, "invalid_reason": pl.String})
 
 
 def write_fixture_tariffs(root: Path) -> None:
