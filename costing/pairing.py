@@ -220,7 +220,7 @@ def compare_editions(tables: TableSet, tariff: str, reference_costs: str,
         >>> from costing import load_tables
         >>> c = compare_editions(load_tables(), "2016-17", "2016-17")
         >>> c.filter(pl.col("pod") == "AE").select("group", "n_codes").row(0)
-        ('tariff', 12)
+        ('tariff', 11)
     """
     t = tables.get("tariff", tariff)
     rc = tables.table("reference_cost", reference_costs, "reference_costs")

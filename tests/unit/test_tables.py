@@ -250,7 +250,7 @@ def test_changed_or_missing_checksums_file_is_refused(tmp_path: Path) -> None:
     from costing.tables import _checksum_problems, _edition_folders
 
     sums.unlink()
-    assert load_tables(root).editions("mff") == ["2026-27"]
+    assert load_tables(root).editions("mff") == SHIPPED["mff"]
     problems = _checksum_problems(root, _edition_folders(root), required=True)
     assert problems and isinstance(problems[0][1], costing.TableMissingError)
 
