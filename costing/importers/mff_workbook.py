@@ -18,7 +18,6 @@ Anything else is an error naming the sheet and the columns found.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 from typing import Any, Final
@@ -36,8 +35,9 @@ from costing.importers.tariff_workbook import (
     edition_hint,
     normalise_header,
 )
+from costing.importers.provenance import Provenance
 from costing.schema import TABLE_SCHEMAS
-from costing.tables import Source, write_edition
+from costing.tables import write_edition
 
 __all__ = ["import_edition", "read"]
 
@@ -151,12 +151,7 @@ def import_edition(
     hrg_version: str | None = None,
     overwrite: bool = False,
     grouper: str | None = None,
-    title: str | None = None,
-    publisher: str | None = None,
-    url: str | None = None,
-    obtained_from: str | None = None,
-    published: dt.date | None = None,
-    licence: str | None = None,
+    provenance: Provenance = Provenance(),
     status: str | None = None,
     **opts: Any,
 ) -> Path:
@@ -168,8 +163,8 @@ def import_edition(
         into: tables root.
         hrg_version, grouper: accepted for a uniform signature; must be None.
         overwrite: replace an existing edition.
-        title, publisher, url, obtained_from, published, licence, status: provenance for
-            the manifest.
+        provenance: where the workbook came from, for the manifest.
+        status: e.g. ``"consultation"`` (proposed prices).
 
     Returns:
         The edition folder.
@@ -190,12 +185,8 @@ def import_edition(
         kind=KIND,
         edition=edition,
         frames={KIND: frame.select([pl.col(c).cast(t) for c, t in canon.items()])},
-        sources=[Source.of_file(
-            path, title=title or f"National tariff workbook {edition}", url=url,
-            publisher=publisher, obtained_from=obtained_from or "supplied by the user",
-            licence=licence,
-        )],
-        published=published,
+        sources=[provenance.source(path, title=f"National tariff workbook {edition}")],
+        published=provenance.published,
         status=status,
         description=f"Market forces factor (payment index) by provider, {edition}, from {path.name}",
         notes=notes,

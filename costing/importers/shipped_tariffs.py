@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from costing.importers import mff_workbook, tariff_workbook
+from costing.importers.provenance import Provenance
 from costing.importers.small_tables import checked_shared_file, readme_sha256
 
 __all__ = ["SHIPPED_TARIFFS", "ShippedTariff", "build_shipped"]
@@ -105,9 +106,10 @@ def build_shipped(shared_data: Path, into: Path) -> list[Path]:
     written: list[Path] = []
     for s in SHIPPED_TARIFFS:
         path = checked_shared_file(shared_data, s.file, listed)
-        common = dict(edition=s.edition, into=Path(into), overwrite=True, title=s.title,
-                      publisher=s.publisher, url=s.url, obtained_from=s.obtained_from,
-                      published=s.published, status=s.status)
+        provenance = Provenance(title=s.title, publisher=s.publisher, url=s.url,
+                                obtained_from=s.obtained_from, published=s.published)
+        common = dict(edition=s.edition, into=Path(into), overwrite=True, provenance=provenance,
+                      status=s.status)
         written.append(tariff_workbook.import_edition(
             path, hrg_version="HRG4", grouper=s.grouper, illustrative=False,
             notes=[n for n in (s.note,) if n], **common))
