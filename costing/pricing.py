@@ -691,13 +691,15 @@ def _components(level: str) -> dict[str, pl.Expr]:
 
 
 def _unpriced_reason(chain: tuple[str, ...]) -> pl.Expr:
-    """Why no level priced: the most specific reason of any level, except that a fallback
-    level with no edition (a tariff year without reference costs of its own, see
-    costing.pairing) says so: the fix is to name a reference-cost edition, not the HRG."""
+    """Why no level priced: the most specific reason of any level, except that a reference-
+    cost fallback after the tariff with no edition (a tariff year without reference costs of
+    its own, see costing.pairing) says so: the fix is to name a reference-cost edition."""
     reasons = [pl.col(f"{_LEVEL_PREFIX[lv]}_reason") for lv in chain]
     no_edition = pl.lit(_TARIFF_PRIORITY[Status.NO_EDITION_FOR_DATE], dtype=pl.Int8)
-    fallback_without_edition = pl.any_horizontal(
-        [(r == no_edition) for r in reasons[1:]]) if len(reasons) > 1 else pl.lit(False)
+    fallbacks = [pl.col(f"{_LEVEL_PREFIX[lv]}_reason") == no_edition
+                 for pos, lv in enumerate(chain) if pos > 0 and lv == "reference_cost"
+                 and "tariff" in chain[:pos]]
+    fallback_without_edition = pl.any_horizontal(fallbacks) if fallbacks else pl.lit(False)
     return pl.when(fallback_without_edition).then(no_edition).otherwise(pl.max_horizontal(reasons))
 
 
