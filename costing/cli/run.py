@@ -42,6 +42,8 @@ def run_cmd(run_file: str, quiet: bool, engine: str | None, master: str | None) 
     result = run(run_file, progress=progress, engine=engine, master=master)  # type: ignore[arg-type]
     for name, path in result.files.items():
         click.echo(f"{name}: {path}")
+    for warning in result.warnings:  # also in run_manifest.json ("warnings")
+        echo_err(f"costing: warning: {warning}")
     echo_err("costing: " + summary_line(result.priced, result.seconds, records_in=result.records_in,
                                         trimpoints=result.trimpoints))
 
