@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from costing.balance import balance
 from costing.charts import event_study_chart, window_means_chart
 from costing.cohort import validate_cohort
 from costing.config import CostingConfig
@@ -38,6 +39,7 @@ from costing.pricing import price, price_lazy
 from costing.run import RunConfig, RunResult, run
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
+from costing.unit_costs import cost_of_change
 from costing.windows import audit, audit_summary, cost_by_window
 
 try:
@@ -65,6 +67,8 @@ __all__ = [
     "did",
     "did_pretrend",
     "arm_window_means",
+    "balance",
+    "cost_of_change",
     "event_study_chart",
     "window_means_chart",
     "match",

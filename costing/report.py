@@ -23,13 +23,17 @@ def is_counts(priced: pl.DataFrame) -> bool:
     return "n_records" in priced.columns and "record_id" not in priced.columns
 
 
-def summary_line(priced: pl.DataFrame, seconds: float | None = None, records_in: int | None = None) -> str:
-    """One line: records read, priced by tariff / reference cost, excluded, unpriced by reason.
+def summary_line(priced: pl.DataFrame, seconds: float | None = None, records_in: int | None = None,
+                 trimpoints: pl.DataFrame | None = None) -> str:
+    """One line: records read, priced by tariff / reference cost, excluded, unpriced by reason,
+    and any substitute trim points (``trimpoints``: see ``costing.coverage.trimpoint_coverage``).
     ``priced`` may be the records or their counts (see ``is_counts``)."""
     n = int(priced["n_records"].sum()) if is_counts(priced) else priced.height
     by = dict(priced.group_by("status").agg(_n(priced)).iter_rows())
     tariff = by.get(Status.PRICED_TARIFF, 0) + by.get(Status.PRICED_TARIFF_AFTER_REFERENCE_COST, 0)
-    rc = by.get(Status.PRICED_REFERENCE_COST, 0) + by.get(Status.PRICED_REFERENCE_COST_FALLBACK, 0)
+    rc = sum(by.get(st, 0) for st in (
+        Status.PRICED_REFERENCE_COST, Status.PRICED_REFERENCE_COST_FALLBACK,
+        Status.PRICED_REFERENCE_COST_DEPARTMENT_WIDE, Status.PRICED_REFERENCE_COST_FALLBACK_DEPARTMENT_WIDE))
     avg = by.get(Status.PRICED_LAST_RESORT_AVERAGE, 0)
     excluded = by.get(Status.EXCLUDED_NOT_ATTENDED, 0)
     unpriced = {Status(s).label: c for s, c in sorted(by.items()) if s >= NOT_PRICED_FROM}
@@ -45,6 +49,10 @@ def summary_line(priced: pl.DataFrame, seconds: float | None = None, records_in:
     parts.append(f"unpriced {total_unpriced:,}" + (f" ({detail})" if detail else ""))
     cost = priced["cost"].sum()
     parts.append(f"total £{cost:,.2f}")
+    if trimpoints is not None:
+        from costing.coverage import trimpoint_summary
+
+        parts += [p for p in [trimpoint_summary(trimpoints)] if p]
     if seconds is not None:
         parts.append(f"{seconds:.1f} s")
     return "; ".join(parts)
@@ -86,9 +94,9 @@ def window_means(window_costs: pl.DataFrame) -> pl.DataFrame:
 
 def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
                  window_costs: pl.DataFrame | None, did_table: pl.DataFrame | None,
-                 manifest: dict[str, Any], match_balance: pl.DataFrame | None = None
-                 ) -> dict[str, Path]:
-    """Write report.xlsx (summary, coverage, window means, DiD, manifest) and the PNG charts."""
+                 manifest: dict[str, Any], match_balance: pl.DataFrame | None = None,
+                 balance_table: pl.DataFrame | None = None) -> dict[str, Path]:
+    """Write report.xlsx (summary, coverage, window means, DiD, balance, manifest) and charts."""
     import xlsxwriter  # noqa: F401  (polars' Excel writer)
 
     from costing.io import atomic_path, neutralise_formulas
@@ -102,6 +110,8 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
         sheets["window_means"] = window_means(window_costs)
     if did_table is not None:
         sheets["difference_in_differences"] = did_table
+    if balance_table is not None:
+        sheets["balance"] = balance_table
     if match_balance is not None:  # a matched cohort (costing.match): before and after
         sheets["match_balance"] = match_balance
     manifest_rows = pl.DataFrame({
@@ -129,4 +139,18 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
 
             files["chart_event_study"] = out_dir / "event_study.png"
             event_study_chart(window_costs, path=files["chart_event_study"])
+            if "measure" in did_table.columns and "activity" in did_table["measure"]:
+                files["chart_event_study_activity"] = out_dir / "event_study_activity.png"
+                event_study_chart(window_costs, path=files["chart_event_study_activity"],
+                                  measure="activity")
+    if did_table is not None and "relative_effect_pct" in did_table.columns:
+        from costing.charts import did_chart
+
+        files["chart_did"] = out_dir / "did.png"
+        did_chart(did_table, path=files["chart_did"])
+    if balance_table is not None:
+        from costing.charts import balance_chart
+
+        files["chart_balance"] = out_dir / "balance.png"
+        balance_chart(balance_table, path=files["chart_balance"])
     return files
