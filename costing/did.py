@@ -18,7 +18,7 @@ from typing import Final
 import numpy as np
 import polars as pl
 
-from costing.errors import ConfigError, InputError
+from costing.errors import ConfigError, InputError, unknown_column
 from costing.schema import COST_CATEGORIES
 from costing.unpriced import with_unpriced_status
 
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 CENSORING_POLICIES: Final = ("observed", "complete", "scale")
 TOTAL: Final = "total"
 _SOURCE: Final = "window costs"
+#: The cluster column by default: when absent, patients are resampled (any other named
+#: cluster column must exist).
+DEFAULT_CLUSTER: Final = "matched_set"
 
 # Bootstrap layout: replicates are drawn 32 at a time, clusters in blocks of 32768 so the
 # random draws of one block stay in cache while they are turned into counts, and the counts of
@@ -239,16 +242,19 @@ def _panel(
             "pass the output of costing.cost_by_window"
         )
     if group not in names:
-        raise InputError(
-            f"{_SOURCE}: no {group!r} column, so the arms are unknown; build the windows from a "
-            f"cohort with a {group!r} column, or pass cohort= with patient_id and {group!r}"
-        )
+        raise unknown_column(
+            _SOURCE, "group", group, names,
+            f"The arms are unknown: build the windows from a cohort with a {group!r} column, "
+            f"pass cohort= with patient_id and {group!r}, or name the arm column (--group)")
     if weight is not None and weight not in names:
-        raise InputError(
-            f"{_SOURCE}: weight column {weight!r} not found; add it to the cohort or drop weight="
-        )
+        raise unknown_column(_SOURCE, "weight", weight, names,
+                             "Add it to the cohort, or name the weight column (--weight)")
     use_cluster = cluster is not None and cluster in names
     if cluster is not None and not use_cluster:
+        if cluster != DEFAULT_CLUSTER:  # a named cluster column must exist: no silent fallback
+            raise unknown_column(_SOURCE, "cluster", cluster, names,
+                                 "Name the cluster column, or cluster=None (--cluster none) to "
+                                 "resample patients")
         log.info("no %r column: resampling patients, not clusters", cluster)
 
     nulls = lf.select(pl.col(c).is_null().sum() for c in required).collect().row(0)
@@ -545,7 +551,7 @@ def did(
     treated: str = "intervention",
     by: str = "category",
     weight: str | None = None,
-    cluster: str | None = "matched_set",
+    cluster: str | None = DEFAULT_CLUSTER,
     n_boot: int = 2000,
     seed: int = 0,
     ci: float = 0.95,
@@ -651,7 +657,7 @@ def arm_window_means(
     treated: str = "intervention",
     by: str = "category",
     weight: str | None = None,
-    cluster: str | None = "matched_set",
+    cluster: str | None = DEFAULT_CLUSTER,
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,

@@ -771,7 +771,8 @@ def read_cohort(
         wanted[key] = (value,) if isinstance(value, str) else tuple(value)
     strings = _read_strings(path, sheet, encoding)
     found = match_columns(wanted, strings.headers)
-    missing = [c for c in COHORT_REQUIRED if c not in found]
+    # a column the caller maps must be there (a typo would silently drop e.g. the matched sets)
+    missing = [c for c in (*COHORT_REQUIRED, *(columns or {})) if c not in found]
     if missing:
         raise missing_columns_error(
             strings.source, wanted, missing, strings.headers, list(found.values())

@@ -131,7 +131,7 @@ class RunConfig(_Strict):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            raise config_error(source, "run file", exc) from None
+            raise config_error(source, "run file", exc, cls) from None
 
     def resolve(self, path: str) -> Path:
         p = Path(path)
