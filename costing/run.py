@@ -35,7 +35,9 @@ Example run file::
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,3 +274,15 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=records_in)
+
+
+class _CallableModule(types.ModuleType):
+    """``costing.run`` is this module, and calling it calls :func:`run`: ``costing.run(path)``
+    and ``costing.run.run(path)`` are the same call (both are documented and used)."""
+
+    def __call__(self, config: RunConfig | str | Path, tables: TableSet | None = None,
+                 progress: Progress | None = None) -> RunResult:
+        return run(config, tables, progress)
+
+
+sys.modules[__name__].__class__ = _CallableModule

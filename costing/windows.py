@@ -703,7 +703,7 @@ def cost_by_window(
         months: window length in calendar months.
         assign: how an APC spell is placed: ``"admission"`` (its admission date),
             ``"discharge"`` (its discharge date) or ``"apportion"`` (split pro rata over
-            its nights: see ``docs/sections/windows.md``). OP and A&E use their date.
+            its nights: see ``docs/windows.md``). OP and A&E use their date.
         by: ``"category"`` (elective, non_elective, outpatient, ae) or ``"pod"``
             (``POD_CATEGORIES``).
         wide: one row per patient x window with ``cost_<category>``, ``n_records_<..>``,

@@ -157,7 +157,7 @@ class ShippedSource:
     licence: str | None = None  # None: Open Government Licence v3.0
 
 
-# Provenance of the shipped small tables (see docs/sections/tariffs-and-small-tables.md).
+# Provenance of the shipped small tables (see docs/tables.md).
 SHIPPED: Final[tuple[ShippedSource, ...]] = (
     ShippedSource(
         module="trimpoints",

@@ -2,7 +2,7 @@
 
 Every row has a ``record_id`` (as every real output row has): xlsx does not store an
 all-empty trailing row. Text values avoid three things no spreadsheet format can carry
-unchanged, documented in docs/sections/reading-extracts.md: the empty string (Excel stores
+unchanged, documented in docs/reading-extracts.md: the empty string (Excel stores
 no cell, read back as null), control characters other than tab/newline (not allowed in
 xlsx XML), and a leading apostrophe before ``= + - @`` (that is how ``write_frame`` marks
 neutralised formulas, so it is removed when read back).

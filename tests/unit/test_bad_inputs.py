@@ -1,6 +1,6 @@
 """Bad inputs not covered elsewhere: what the user gets, through the API and the CLI.
 
-The full catalogue (with the tests in other files) is docs/sections/bad-inputs.md. Each CLI
+The full catalogue (with the tests in other files) is docs/bad-inputs.md. Each CLI
 case asserts the exit code (1 error, 2 usage), a message naming the file/row/column, and
 that no traceback reaches the user.
 """

@@ -1,6 +1,6 @@
 """Reading extracts (CSV, Excel, Parquet) into the canonical activity frame, and writing outputs.
 
-Each bad input of the I/O part of the catalogue (docs/sections/reading-extracts.md) has a
+Each bad input of the I/O part of the catalogue (docs/reading-extracts.md) has a
 test here; the expected numbers are counted from the real artificial HES files or written by
 hand in the small CSVs below.
 """
