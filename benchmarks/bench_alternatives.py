@@ -20,7 +20,10 @@ implementation runs in a fresh subprocess that loads the data into its own in-me
 (not timed), runs the pipeline (timed) and reports peak RSS (``resource.getrusage``, the
 whole process: data, outputs and library). Totals (records, cost, count and cost per status,
 per category, count per POD, and the window output's rows, cost and counts) must agree with
-the engine's; any difference is printed.
+the engine's; any difference is reported (and the exit status is 1).
+
+Each run's result is one JSON line on stdout (lines starting ``#`` are progress notes);
+``--json FILE`` also writes them all to a file. The readable table goes to stderr.
 """
 
 from __future__ import annotations
@@ -304,6 +307,7 @@ def main() -> None:
         for impl in [i for i in IMPLS if i in a.impl and i != "pandas_rowwise"]:
             res = _spawn(["run", impl, str(d), str(a.repeat)], a.timeout)
             raw.append(res)
+            print(json.dumps(res), flush=True)
             if "error" in res:
                 problems.append(f"{impl} at {n:,}: {res['error']}")
                 print(f"# {impl} at {n:,}: FAILED {res['error'][-300:]}", flush=True)
@@ -338,16 +342,16 @@ def main() -> None:
             print(f"# engine totals at {n:,}: cost {t['total_cost']:,.2f}, priced {t['n_priced']:,}, "
                   f"unpriced {t['n_unpriced']:,}, by status {t['by_status']}, window rows "
                   f"{t['windows']['rows']:,}, window cost {t['windows']['cost']:,.2f}", flush=True)
+    # stdout holds JSON lines (and # comments); the readable table goes to stderr
     if rows:
-        print()
-        print(_table(rows))
-    print()
+        print(f"\n{_table(rows)}\n", file=sys.stderr)
     if problems:
-        print("TOTALS DIFFER OR RUNS FAILED:")
+        print("TOTALS DIFFER OR RUNS FAILED:", file=sys.stderr)
         for p in problems:
-            print(f"  - {p}")
+            print(f"  - {p}", file=sys.stderr)
     elif rows:
-        print("all implementations agree with the engine on every total (rel. tolerance 1e-9)")
+        print("all implementations agree with the engine on every total (rel. tolerance 1e-9)",
+              file=sys.stderr)
     if a.json:
         a.json.write_text(json.dumps(raw, indent=1))
     if problems:

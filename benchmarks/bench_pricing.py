@@ -217,7 +217,8 @@ def main() -> None:
     def child(job: str) -> None:
         r = subprocess.run([sys.executable, __file__, "--child", job], capture_output=True, text=True,
                            check=False)
-        print(r.stdout.strip() or r.stderr.strip()[-2000:], flush=True)
+        out = r.stdout.strip() or json.dumps({"job": job, "error": r.stderr.strip()[-2000:]})
+        print(out, flush=True)
 
     with tempfile.TemporaryDirectory(dir=HERE) as tmp:
         for n in a.records:

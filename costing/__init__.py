@@ -33,6 +33,7 @@ from costing.errors import (
 )
 from costing.io import read_activity, read_cohort, read_table, write_frame
 from costing.manifest import run_manifest, write_run_manifest
+from costing.match import MatchResult, match, prior_use
 from costing.pricing import price, price_lazy
 from costing.run import RunConfig, RunResult
 
@@ -70,6 +71,9 @@ __all__ = [
     "arm_window_means",
     "event_study_chart",
     "window_means_chart",
+    "match",
+    "MatchResult",
+    "prior_use",
     "run",
     "RunConfig",
     "RunResult",

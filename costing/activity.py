@@ -553,8 +553,8 @@ def _spell_roles(episodes: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
     repeated = (episodes.filter(pl.col("_key_hash").is_not_null()).group_by("_key_hash").len()
                 .filter(pl.col("len") > 1).select("_key_hash"))
     # found first, in a pass of their own, and held (a few): the episodes are read twice
-    # below, and in one streaming plan with the group-by they were held until it ended (a
-    # 100M purchaser stream peaked at 3,210 MiB)
+    # below, and in one streaming plan with the group-by they were held until it ended
+    # (docs/performance.md#streaming-price_lazy)
     repeated = repeated.collect(engine="streaming").lazy()
     own = [pl.col("discharge_date").alias("_own_discharge"), pl.col("hrg_code").alias("_own_hrg")]
     out = [RID, "spell_key", "n_episodes", "_discharge", "_hrg", "_own_discharge", "_own_hrg", "_is_head"]
@@ -615,12 +615,12 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
     # The roles are found now, in one streaming pass over the admitted records, and held:
     # they are few (only episodes whose spell is not themselves). Left in the plan, they were
     # found again each time it ran (pricing runs it twice) and their pass sat beside the
-    # records' in one plan (a streamed 20M purchaser run: 83 s, peak 2,974 MiB; now 63-73 s,
-    # peak 1,771 and 2,940 MiB in two runs; 40M 1,710 MiB).
+    # records' in one plan, so memory grew with the input
+    # (docs/performance.md#streaming-price_lazy).
     roles = _spell_roles(episodes, config).collect(engine="streaming")
     head = pl.col("_is_head")
-    # joined to the records, streamed past them (a frame set beside the records was not
-    # streamed: the streaming engine held the whole input, 4.9 GB for 20M records)
+    # joined to the records, streamed past them (a frame set beside the records is not
+    # streamed: the streaming engine holds the whole input)
     return (
         lf.join(roles.lazy(), on=RID, how="left", maintain_order="left")
         .filter(head.is_null() | head)
@@ -744,7 +744,7 @@ def chunked_like(df: pl.DataFrame, columns: Sequence[pl.Series]) -> list[pl.Seri
     """New one-piece ``columns`` cut (zero-copy) at the chunk boundaries of ``df``'s most
     chunked column (a Parquet read comes in row groups). Columns of a frame chunked alike
     stay apart; were one column's chunks to differ, polars would copy the whole frame into
-    one chunk at its next step (2 GB and a second for 10M records)."""
+    one chunk at its next step (docs/performance.md, point 6)."""
     counts = dict(zip(df.columns, df.n_chunks("all"), strict=True))
     most = max(counts, key=counts.__getitem__, default=None)
     if most is None or counts[most] == 1:

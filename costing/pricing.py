@@ -640,7 +640,8 @@ def _mff_frame(tables: TableSet, cfg: CostingConfig) -> pl.LazyFrame:
 
 
 def _index_frame(tables: TableSet, cfg: CostingConfig) -> pl.LazyFrame:
-    assert cfg.index is not None and cfg.price_base is not None
+    if cfg.index is None or cfg.price_base is None:
+        raise ConfigError("price_base and index go together: give both or neither")
     series = tables.index_series(cfg.index)
     base = series.filter(pl.col("financial_year") == cfg.price_base)
     if base.height == 0:
@@ -656,7 +657,7 @@ def _index_frame(tables: TableSet, cfg: CostingConfig) -> pl.LazyFrame:
 
 # Columns whose values pricing reads, besides the per-row quantities below: each distinct
 # combination of them (a "pricing key") is priced once and the result joined back to its
-# rows. Codes are few and repeat (10M generated records have about 330,000 keys), so the
+# rows. Codes are few and repeat (docs/performance.md gives the key counts), so the
 # lookups, rules and status texts run on the distinct keys, not on every record.
 _KEY_CODES: tuple[str, ...] = (
     "setting", "hrg_code", "hrg_version", "admission_method", "patient_classification",
@@ -946,8 +947,8 @@ def _streamed_keys(k: _Keyed) -> pl.DataFrame:
     """The distinct pricing keys of a (possibly larger than memory) input, in batches.
 
     Each batch of the streaming engine is reduced to its distinct keys and the reductions
-    are merged, so memory follows the batch size and the number of keys, not the input
-    (a streaming ``unique`` or ``group_by`` over 100M records grew by about 1 GB per 10M).
+    are merged, so memory follows the batch size and the number of keys, not the input (a
+    streaming ``unique`` or ``group_by`` grows with the input: docs/performance.md).
     Key strings are held as categoricals meanwhile: a kept string would otherwise be a view
     into its batch and keep the whole batch in memory.
     """
@@ -1213,11 +1214,10 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
         first = hashes.get_column(_HASH[0]).arg_unique()
     # each key's first row, by a mask (a filter of chunked columns is several times faster
     # than a gather from them); keys are in the order of their first rows, and in one piece:
-    # the rules run many steps over them, each paying per chunk (keys left in the rows'
-    # chunks cost 0.35 s at 10M)
+    # the rules run many steps over them, each paying per chunk (docs/performance.md, point 2)
     is_first = pl.repeat(False, rows.height, eager=True).scatter(first, True)
     # a fixed edition's index is a literal in the rows: set on the keys, not filtered (a
-    # filter writes a literal out for every row first: 80 MB a column at 10M)
+    # filter writes a literal out for every row first)
     fixed = k.fixed_indices()
     keys = rows.select(*k.key_cols, *(c for c in k.carried if c not in fixed)).filter(is_first).rechunk()
     keys = keys.with_columns(fixed.values()).select(*k.key_cols, *k.carried)
@@ -1264,8 +1264,8 @@ def _price_rows(k: _Keyed, rows: pl.DataFrame, exact: bool) -> pl.DataFrame | No
     # one gather of every varying column (a frame's row gather: polars spreads the columns
     # over its threads; about twice as fast as a select of per-column gathers)
     by_row = chunked_like(rows, pl.DataFrame(gathered)[row_of].get_columns()) if gathered else []
-    # The output is assembled Series by Series, in order (a select over forty columns in a
-    # thousand chunks took 0.1-0.2 s); a constant is set in its place over a stand-in.
+    # The output is assembled Series by Series, in order (a select over forty columns in
+    # many chunks is slow); a constant is set in its place over a stand-in.
     series = {s.name: s for s in by_row}
     series.update((c, rows.get_column(c).cast(PRICED_COLUMNS[c]) if c in PRICED_COLUMNS else rows.get_column(c))
                   for c in from_rows)

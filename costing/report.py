@@ -95,7 +95,8 @@ def number_formats(frame: pl.DataFrame) -> dict[str, str]:
 
 def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
                  window_costs: pl.DataFrame | None, did_table: pl.DataFrame | None,
-                 manifest: dict[str, Any]) -> dict[str, Path]:
+                 manifest: dict[str, Any], match_balance: pl.DataFrame | None = None
+                 ) -> dict[str, Path]:
     """Write report.xlsx (summary, coverage, window means, DiD, manifest) and the PNG charts."""
     import xlsxwriter  # noqa: F401  (polars' Excel writer)
 
@@ -110,6 +111,8 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
         sheets["window_means"] = window_means(window_costs)
     if did_table is not None:
         sheets["difference_in_differences"] = did_table
+    if match_balance is not None:  # a matched cohort (costing.match): before and after
+        sheets["match_balance"] = match_balance
     manifest_rows = pl.DataFrame({
         "key": list(manifest),
         "value": [json.dumps(v, default=str) if not isinstance(v, str) else v for v in manifest.values()],

@@ -35,6 +35,7 @@ Example run file::
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import types
@@ -44,13 +45,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from costing.config import CostingConfig, config_error, read_toml
 from costing.errors import ConfigError
 from costing.tables import TableSet, load_tables
 
 __all__ = ["RunConfig", "RunResult", "run", "InputSpec"]
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
@@ -98,6 +101,24 @@ class EvaluateSpec(_Strict):
     pretrend: tuple[int, ...] | None = None
 
 
+class MatchSpec(_Strict):
+    """``[match]``: build the cohort by matching cases to a candidate pool (``costing.match``)."""
+
+    cases: str
+    pool: str
+    covariates: tuple[str, ...] = ()
+    k: int = Field(1, ge=1, le=5)
+    exact: tuple[str, ...] = ()
+    caliper: float | None = Field(0.2, gt=0)
+    score: Literal["both", "propensity", "prognostic"] = "both"
+    seed: int = 0
+    min_k: int = Field(1, ge=1, le=5)
+    windows: tuple[int, ...] = (-4, -3, -2, -1)
+    months: int = Field(6, gt=0)
+    exclude_same: str | None = None
+    index_spell_days: int | None = Field(None, ge=0)
+
+
 class OutputSpec(_Strict):
     dir: str = "output"
     priced_format: Literal["parquet", "csv"] = "parquet"
@@ -118,8 +139,16 @@ class RunConfig(_Strict):
     pricing: CostingConfig = CostingConfig()
     windows: WindowSpec = WindowSpec()
     evaluate: EvaluateSpec | None = None
+    match: MatchSpec | None = None
     output: OutputSpec = OutputSpec()
     base_dir: str = "."
+
+    @model_validator(mode="after")
+    def _one_cohort(self) -> RunConfig:
+        if self.match is not None and self.cohort is not None:
+            raise ValueError("give [cohort] (a cohort you built) or [match] (cases and a pool "
+                             "to build it from), not both")
+        return self
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
@@ -146,6 +175,8 @@ class RunConfig(_Strict):
                 out.append(self.resolve(p))
         if self.cohort:
             out.append(self.resolve(self.cohort.path))
+        if self.match:
+            out += [self.resolve(self.match.cases), self.resolve(self.match.pool)]
         return out
 
 
@@ -163,6 +194,8 @@ class RunResult:
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
     records_in: int = 0
+    match: Any = None  # the MatchResult when the run file has [match]
+    warnings: list[str] = field(default_factory=list)
 
 
 def _columns_arg(cfg: RunConfig, columns: str) -> str | Path:
@@ -220,18 +253,25 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     records_in = int(priced["n_episodes"].sum())
     files["priced"] = write_frame(priced, out_dir / f"priced.{cfg.output.priced_format}")
 
-    cohort = windows = audit_frame = did_frame = None
+    cohort = windows = audit_frame = did_frame = matched = None
+    warnings: list[str] = []
     w = cfg.windows
+    in_windows = priced
+    if cfg.match is not None:
+        say("matching")
+        matched, in_windows = _match(cfg, priced, files, out_dir)
+        cohort = matched.cohort
     if cfg.cohort is not None:
-        from costing.windows import audit_summary, cost_by_window_and_audit, widen
-
         say("reading cohort")
         cohort = read_cohort(cfg.resolve(cfg.cohort.path), columns=cfg.cohort.columns,
                              sheet=cfg.cohort.sheet, date_format=cfg.cohort.date_format)
+    if cohort is not None:
+        from costing.windows import audit_summary, cost_by_window_and_audit, widen
+
         say("windows")
         # window costs and the audit from one assignment of every record
-        windows, audit_frame = cost_by_window_and_audit(priced, cohort, windows=w.windows, months=w.months,
-                                                        assign=w.assign, by=w.by)
+        windows, audit_frame = cost_by_window_and_audit(in_windows, cohort, windows=w.windows,
+                                                        months=w.months, assign=w.assign, by=w.by)
         files["window_costs"] = write_frame(windows, out_dir / "window_costs.csv")
         if cfg.output.wide:
             files["window_costs_wide"] = write_frame(widen(windows, by=w.by),
@@ -247,9 +287,15 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
                           cluster=e.cluster, n_boot=e.n_boot, seed=e.seed, ci=e.ci,
                           censoring=e.censoring)
             did_frame = did(windows, pre=e.pre, post=e.post, **kwargs)
-            if e.pretrend:
-                did_frame = pl.concat([did_frame, did_pretrend(windows, windows=e.pretrend, **kwargs)],
-                                      how="diagonal_relaxed")
+            pretrend = e.pretrend
+            if matched is not None and not pretrend:
+                # always for matched cohorts: cases picked at a peak show a pre-trend
+                pretrend = _matched_pretrend(w.windows, warnings)
+            if pretrend:
+                trend = did_pretrend(windows, windows=pretrend, **kwargs)
+                did_frame = pl.concat([did_frame, trend], how="diagonal_relaxed")
+                if matched is not None:
+                    warnings += _pretrend_warnings(trend)
             files["did"] = write_frame(did_frame, out_dir / "did.csv")
 
     cov = coverage_table(priced, cohort, w.windows if cohort is not None else None, w.months, w.assign)
@@ -266,14 +312,74 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
         counts_by_status=priced,  # counted (records and cost) by run_manifest
         rows_in={"records": records_in, "cohort_patients": cohort.height if cohort is not None else 0},
     )
+    if warnings:
+        manifest["warnings"] = warnings
+        for msg in warnings:
+            logger.warning(msg)
     files["manifest"] = write_run_manifest(manifest, out_dir / "run_manifest.json")
     if cfg.output.report:
         say("report")
         files.update(write_report(out_dir, priced=priced, coverage=cov, window_costs=windows,
-                                  did_table=did_frame, manifest=manifest))
+                                  did_table=did_frame, manifest=manifest,
+                                  match_balance=matched.balance if matched is not None else None))
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
-                     seconds=time.perf_counter() - t0, records_in=records_in)
+                     seconds=time.perf_counter() - t0, records_in=records_in, match=matched,
+                     warnings=warnings)
+
+
+def _match(cfg: RunConfig, priced: pl.DataFrame, files: dict[str, Path],
+           out_dir: Path) -> tuple[Any, pl.DataFrame]:
+    """``[match]``: the matched cohort and its outputs; the priced records the windows use
+    (without the index spells when ``index_spell_days`` is set: from both arms)."""
+    from costing.io import read_cohort, read_table, write_frame
+    from costing.match import index_spells, match
+
+    m = cfg.match
+    assert m is not None
+    result = match(
+        read_cohort(cfg.resolve(m.cases)), read_table(cfg.resolve(m.pool)), priced,
+        covariates=m.covariates, k=m.k, exact=m.exact, caliper=m.caliper, score=m.score,
+        seed=m.seed, min_k=m.min_k, windows=m.windows, months=m.months,
+        exclude_same=m.exclude_same, index_spell_days=m.index_spell_days,
+    )
+    d = result.diagnostics
+    files["matched_cohort"] = write_frame(result.cohort, out_dir / "matched_cohort.csv")
+    files["match_balance"] = write_frame(result.balance, out_dir / "match_balance.csv")
+    files["match_strata"] = write_frame(d.strata, out_dir / "match_strata.csv")
+    files["match_unmatched"] = write_frame(d.unmatched, out_dir / "match_unmatched.csv")
+    files["match_summary"] = write_frame(
+        pl.concat([d.summary(), pl.DataFrame({"measure": ["seed"], "value": [float(m.seed)]})]),
+        out_dir / "match_summary.csv")
+    files["love_plot"] = out_dir / "love_plot.png"
+    result.love_plot(files["love_plot"])
+    if m.index_spell_days is None:
+        return result, priced
+    spell = index_spells(priced, result.cohort, m.index_spell_days)
+    files["index_spells"] = write_frame(priced.filter(spell), out_dir / "index_spells.csv")
+    return result, priced.filter(~spell)
+
+
+def _matched_pretrend(windows: tuple[int, ...], warnings: list[str]) -> tuple[int, ...] | None:
+    pre = tuple(k for k in sorted(windows) if k < 0)
+    if len(pre) >= 2:
+        return pre
+    warnings.append(f"no pre-trend check: the windows {list(windows)} hold fewer than two "
+                    "pre-index windows; add one (e.g. windows = [-2, -1, 0]) to see whether "
+                    "cases were picked at a peak of use")
+    return None
+
+
+def _pretrend_warnings(trend: pl.DataFrame) -> list[str]:
+    """A warning per pre-trend whose interval excludes zero (regression to the mean?)."""
+    bad = trend.filter((pl.col("ci_low") > 0) | (pl.col("ci_high") < 0))
+    return [
+        f"pre-trend {r['pre_windows']} -> {r['post_windows']} in {r['category']}: "
+        f"{r['did']:,.2f} per patient, interval [{r['ci_low']:,.2f}, {r['ci_high']:,.2f}] "
+        "excludes 0: the arms were not on the same path before the index date (cases picked at "
+        "a peak of use regress to the mean); treat the main estimate with caution"
+        for r in bad.iter_rows(named=True)
+    ]
 
 
 class _CallableModule(types.ModuleType):

@@ -210,8 +210,8 @@ POD_CODES: Final = (
 
 # The text columns pricing adds hold a few values each, so they are not String (16 bytes a
 # row): those with a declared vocabulary are Enums over it (1 byte a row), the table
-# editions Categorical (4 bytes). 10M priced records take about 0.7 GB less (README,
-# Decisions). They compare and filter like strings and are written to CSV and Excel as text;
+# editions Categorical (4 bytes): docs/decisions/0009-enum-output-columns.md. They compare
+# and filter like strings and are written to CSV and Excel as text;
 # an Enum sorts in its declared order and rejects a value outside it in ``is_in``.
 PRICED_COLUMNS: Final[dict[str, pl.DataType]] = {
     "n_episodes": pl.Int32(),

@@ -31,7 +31,7 @@ def main() -> None:
 
 
 # Command modules register themselves on import; a module not yet written is skipped.
-for _name in ("tables", "price", "windows", "evaluate", "run"):
+for _name in ("tables", "price", "windows", "evaluate", "run", "match"):
     try:
         importlib.import_module(f"costing.cli.{_name}")
     except ModuleNotFoundError as _exc:  # pragma: no cover - only while a module is absent

@@ -20,7 +20,6 @@ Levels are positive; financial years are ``YYYY-YY``.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,7 +34,8 @@ from costing.importers.small_tables import (
     read_text_csv,
 )
 from costing.schema import TABLE_SCHEMAS
-from costing.tables import Source, write_edition
+from costing.importers.provenance import Provenance
+from costing.tables import write_edition
 
 __all__ = [
     "DEFLATOR_NAMES",
@@ -159,7 +159,9 @@ def _read_nhscii(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
                    "Each row must be a year and its % changes; fix the file and import again.")
     changes = df.select(year.alias("year"), *[as_number(c).alias(c) for c in NHSCII_NAMES])
     first = changes["year"].min()
-    assert isinstance(first, int)
+    if not isinstance(first, int):
+        raise ImportFormatError(f"{path}: no years in the NHS cost inflation index file; "
+                                "each row must be a year and its % changes")
     base = pl.DataFrame({"year": [first - 1], **{c: [None] for c in NHSCII_NAMES}},
                         schema=changes.schema)
     levels = pl.concat([base, changes]).select(
@@ -249,12 +251,7 @@ def import_edition(
     hrg_version: str | None = None,
     overwrite: bool = False,
     grouper: str | None = None,
-    title: str | None = None,
-    publisher: str | None = None,
-    url: str | None = None,
-    obtained_from: str | None = None,
-    published: dt.date | None = None,
-    licence: str | None = None,
+    provenance: Provenance = Provenance(),
     **opts: Any,
 ) -> Path:
     """Import an index CSV as ``<into>/index/<edition>/``.
@@ -270,8 +267,7 @@ def import_edition(
         into: tables root.
         hrg_version, grouper: accepted for a uniform signature; must be None.
         overwrite: replace an existing edition.
-        title, publisher, url, obtained_from, published, licence: provenance for the
-            manifest (licence defaults to the Open Government Licence v3.0).
+        provenance: where the file came from, for the manifest.
 
     Returns:
         The edition folder.
@@ -288,11 +284,8 @@ def import_edition(
         kind=KIND,
         edition=edition,
         frames=frames,
-        sources=[Source.of_file(
-            path, title=title or f"Inflation index {edition}", url=url, publisher=publisher,
-            obtained_from=obtained_from or "supplied by the user", licence=licence,
-        )],
-        published=published,
+        sources=[provenance.source(path, title=f"Inflation index {edition}")],
+        published=provenance.published,
         description=f"Inflation index levels by financial year ({form} file {path.name})",
         notes=_notes(form, frames[KIND]),
         overwrite=overwrite,

@@ -7,7 +7,6 @@ appear once.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,7 +23,8 @@ from costing.importers.small_tables import (
     read_text_csv,
 )
 from costing.schema import TABLE_SCHEMAS
-from costing.tables import Source, write_edition
+from costing.importers.provenance import Provenance
+from costing.tables import write_edition
 
 __all__ = ["import_edition", "read"]
 
@@ -76,12 +76,7 @@ def import_edition(
     hrg_version: str | None = None,
     overwrite: bool = False,
     grouper: str | None = None,
-    title: str | None = None,
-    publisher: str | None = None,
-    url: str | None = None,
-    obtained_from: str | None = None,
-    published: dt.date | None = None,
-    licence: str | None = None,
+    provenance: Provenance = Provenance(),
     **opts: Any,
 ) -> Path:
     """Import an MFF CSV as ``<into>/mff/<edition>/`` (MFF values carry no HRG version).
@@ -92,8 +87,7 @@ def import_edition(
         into: tables root.
         hrg_version, grouper: accepted for a uniform signature; must be None.
         overwrite: replace an existing edition.
-        title, publisher, url, obtained_from, published, licence: provenance for the
-            manifest (licence defaults to the Open Government Licence v3.0).
+        provenance: where the file came from, for the manifest.
 
     Returns:
         The edition folder.
@@ -109,11 +103,8 @@ def import_edition(
         kind=KIND,
         edition=edition,
         frames=frames,
-        sources=[Source.of_file(
-            path, title=title or f"Market forces factor {edition}", url=url, publisher=publisher,
-            obtained_from=obtained_from or "supplied by the user", licence=licence,
-        )],
-        published=published,
+        sources=[provenance.source(path, title=f"Market forces factor {edition}")],
+        published=provenance.published,
         description=f"Market forces factor by provider, {edition}, from {path.name}",
         notes=["Multiply a national price by the provider's factor (pricing: mff on)."],
         overwrite=overwrite,

@@ -18,7 +18,8 @@ from costing.errors import ImportFormatError
 from costing.importers._excel import check_numbers, code_text, money, normalise_label
 from costing.importers.reference_costs import undefined_average
 from costing.schema import TABLE_SCHEMAS
-from costing.tables import Source, write_edition
+from costing.importers.provenance import Provenance
+from costing.tables import write_edition
 
 __all__ = ["RESOURCE", "DEPARTMENT_NAMES", "SHIPPED_SOURCE", "read", "import_edition"]
 
@@ -179,7 +180,7 @@ def import_edition(
     into: Path,
     hrg_version: str = "HRG4",
     overwrite: bool = False,
-    obtained_from: str | None = None,
+    provenance: Provenance = Provenance(),
 ) -> Path:
     """Import a National Cost Collection CSV as the ``reference_cost`` edition ``edition``.
 
@@ -189,7 +190,8 @@ def import_edition(
         into: Tables folder; the edition is written to ``<into>/reference_cost/<edition>/``.
         hrg_version: HRG design of the currency codes.
         overwrite: Replace an existing edition deliberately.
-        obtained_from: Where the copy came from (``repo:path``), recorded in the manifest.
+        provenance: where the copy came from (``obtained_from``: ``repo:path``), for the
+            manifest; the collection's title, publisher and page are the defaults.
 
     Returns:
         The edition folder.
@@ -197,8 +199,8 @@ def import_edition(
     path = Path(source)
     frames = read(path)
     title, publisher, url = _PUBLICATION
-    src = Source.of_file(path, title=f"{title} {edition[:4]}/{edition[5:]}", publisher=publisher,
-                         url=url, obtained_from=obtained_from)
+    src = provenance.source(path, title=f"{title} {edition[:4]}/{edition[5:]}",
+                            publisher=publisher, url=url)
     return write_edition(
         into,
         kind=KIND,
@@ -212,5 +214,6 @@ def import_edition(
             "average unit cost and activity per department and currency."
         ),
         notes=NOTES,
+        published=provenance.published,
         overwrite=overwrite,
     )

@@ -32,7 +32,8 @@ from costing.importers._excel import (
     read_numbers,
 )
 from costing.schema import TABLE_SCHEMAS
-from costing.tables import Source, write_edition
+from costing.importers.provenance import Provenance
+from costing.tables import write_edition
 
 __all__ = ["RESOURCE", "DEPARTMENT_SHEETS", "read", "import_edition", "build_shipped"]
 
@@ -268,7 +269,8 @@ def _canonical_rows(
     where = grid.where()
     for field in ("activity", "unit_cost"):
         i = cols[field]
-        assert i is not None
+        if i is None:  # the header search requires both columns
+            raise ImportFormatError(f"{grid.where()}: no {field} column")
         label = f"column {column_letter(grid.first_column + i)} ({labels[i]!r})"
         check_numbers(data, raw=f"{field}_raw", parsed=field, where=where, label=label)
     if cols["service_code"] is not None:
@@ -414,7 +416,7 @@ def import_edition(
     into: Path,
     hrg_version: str = "HRG4",
     overwrite: bool = False,
-    obtained_from: str | None = None,
+    provenance: Provenance = Provenance(),
 ) -> Path:
     """Import a reference-costs workbook as the ``reference_cost`` edition ``edition``.
 
@@ -424,7 +426,8 @@ def import_edition(
         into: Tables folder; the edition is written to ``<into>/reference_cost/<edition>/``.
         hrg_version: HRG design of the currency codes (HRG4 for every schedule since 2009/10).
         overwrite: Replace an existing edition deliberately.
-        obtained_from: Where the copy came from (``repo:path``), recorded in the manifest.
+        provenance: where the copy came from (``obtained_from``: ``repo:path``), for the
+            manifest; the schedule's title, publisher and page are the defaults.
 
     Returns:
         The edition folder.
@@ -432,8 +435,8 @@ def import_edition(
     path = Path(source)
     frames = read(path)
     title, publisher, url = _PUBLICATIONS.get(edition, _GENERIC_PUBLICATION)
-    src = Source.of_file(path, title=title if edition in _PUBLICATIONS else f"{title} {edition}",
-                         publisher=publisher, url=url, obtained_from=obtained_from)
+    src = provenance.source(path, title=title if edition in _PUBLICATIONS else f"{title} {edition}",
+                            publisher=publisher, url=url)
     return write_edition(
         into,
         kind=KIND,
@@ -448,6 +451,7 @@ def import_edition(
             "currency (HRG), plus the all-department Total HRG average."
         ),
         notes=NOTES,
+        published=provenance.published,
         overwrite=overwrite,
     )
 
@@ -469,10 +473,10 @@ def build_shipped(shared_data: Path, into: Path) -> list[Path]:
 
     out = [
         import_edition(Path(shared_data) / rel, edition=ed, into=Path(into), overwrite=True,
-                       obtained_from=origin)
+                       provenance=Provenance(obtained_from=origin))
         for rel, ed, origin in SHIPPED_SOURCES
     ]
     rel, ed, origin = ncc.SHIPPED_SOURCE
     out.append(ncc.import_edition(Path(shared_data) / rel, edition=ed, into=Path(into),
-                                  overwrite=True, obtained_from=origin))
+                                  overwrite=True, provenance=Provenance(obtained_from=origin)))
     return out

@@ -17,6 +17,7 @@ from typing import Final
 import polars as pl
 
 from costing.errors import ImportFormatError
+from costing.importers.provenance import Provenance
 from costing.tables import sha256_file
 
 __all__ = ["SHIPPED", "ShippedSource", "build_shipped", "readme_sha256"]
@@ -148,13 +149,9 @@ class ShippedSource:
     module: str  # importer module under costing.importers
     file: str  # path relative to the shared data folder
     edition: str
-    title: str
-    publisher: str
-    url: str
-    obtained_from: str
+    provenance: Provenance
     hrg_version: str | None = None
     grouper: str | None = None
-    licence: str | None = None  # None: Open Government Licence v3.0
 
 
 # Provenance of the shipped small tables (see docs/tables.md).
@@ -163,10 +160,13 @@ SHIPPED: Final[tuple[ShippedSource, ...]] = (
         module="trimpoints",
         file="trimpoints/rc-2017-18-episode-trimpoints.csv",
         edition="2017-18",
-        title="HRG4+ 2017/18 Reference Costs Grouper: episode trim points",
-        publisher="NHS Digital (National Casemix Office)",
-        url="https://digital.nhs.uk/services/national-casemix-office/downloads-groupers-and-tools",
-        obtained_from="STAPM/hesr : data/trimpoints.rda (commit 9ceb366), exported to CSV",
+        provenance=Provenance(
+            title="HRG4+ 2017/18 Reference Costs Grouper: episode trim points",
+            publisher="NHS Digital (National Casemix Office)",
+            url=("https://digital.nhs.uk/services/national-casemix-office/"
+                 "downloads-groupers-and-tools"),
+            obtained_from="STAPM/hesr : data/trimpoints.rda (commit 9ceb366), exported to CSV",
+        ),
         hrg_version="HRG4",
         grouper="HRG4+ 2017/18 Reference Costs Grouper",
     ),
@@ -174,32 +174,41 @@ SHIPPED: Final[tuple[ShippedSource, ...]] = (
         module="mff",
         file="mff/mff-2026-27.csv",
         edition="2026-27",
-        title="NHS Payment Scheme 2026/27: market forces factor values by provider",
-        publisher="NHS England",
-        url="https://www.england.nhs.uk/pay-syst/nhs-payment-scheme/",
-        obtained_from="ncl-icb-analytics/dbt-ncl-analytics : seeds/nhse_provider_mff_2627.csv",
+        provenance=Provenance(
+            title="NHS Payment Scheme 2026/27: market forces factor values by provider",
+            publisher="NHS England",
+            url="https://www.england.nhs.uk/pay-syst/nhs-payment-scheme/",
+            obtained_from="ncl-icb-analytics/dbt-ncl-analytics : seeds/nhse_provider_mff_2627.csv",
+        ),
     ),
     ShippedSource(
         module="indices",
         file="indices/uk-cost-indices.csv",
         edition="2025-26",
-        title=("GDP deflators at market prices (fiscal years, 2024-25 = 100, OBR forecasts "
-               "from 2025-26), with CPI and CPIH fiscal-year means"),
-        publisher="HM Treasury / Office for National Statistics / Office for Budget Responsibility",
-        url="https://www.gov.uk/government/collections/gdp-deflators-at-market-prices-and-money-gdp",
-        obtained_from="ncl-icb-analytics/dbt-ncl-analytics : seeds/uk_cost_indices.csv",
+        provenance=Provenance(
+            title=("GDP deflators at market prices (fiscal years, 2024-25 = 100, OBR forecasts "
+                   "from 2025-26), with CPI and CPIH fiscal-year means"),
+            publisher=("HM Treasury / Office for National Statistics / "
+                       "Office for Budget Responsibility"),
+            url=("https://www.gov.uk/government/collections/"
+                 "gdp-deflators-at-market-prices-and-money-gdp"),
+            obtained_from="ncl-icb-analytics/dbt-ncl-analytics : seeds/uk_cost_indices.csv",
+        ),
     ),
     ShippedSource(
         module="indices",
         file="indices/nhs-cost-inflation-index.csv",
         edition="2023-24",
-        title="Unit Costs of Health and Social Care: NHS Cost Inflation Index (annual % change)",
-        publisher="PSSRU (Personal Social Services Research Unit)",
-        url="https://www.pssru.ac.uk/unitcostsreport/",
-        obtained_from="NICE-Data-and-Analytics/COSTmos : Data/PSSRU/NHS_inflation_index.csv "
-        "(commit af13cf3)",
-        licence="PSSRU Unit Costs of Health and Social Care terms of use (not Crown "
-        "copyright; check the current report before redistributing)",
+        provenance=Provenance(
+            title=("Unit Costs of Health and Social Care: NHS Cost Inflation Index "
+                   "(annual % change)"),
+            publisher="PSSRU (Personal Social Services Research Unit)",
+            url="https://www.pssru.ac.uk/unitcostsreport/",
+            obtained_from=("NICE-Data-and-Analytics/COSTmos : Data/PSSRU/NHS_inflation_index.csv "
+                           "(commit af13cf3)"),
+            licence=("PSSRU Unit Costs of Health and Social Care terms of use (not Crown "
+                     "copyright; check the current report before redistributing)"),
+        ),
     ),
 )
 
@@ -251,11 +260,7 @@ def build_shipped(shared_data: Path, into: Path) -> list[Path]:
                 hrg_version=s.hrg_version,
                 overwrite=True,
                 grouper=s.grouper,
-                title=s.title,
-                publisher=s.publisher,
-                url=s.url,
-                obtained_from=s.obtained_from,
-                licence=s.licence,
+                provenance=s.provenance,
             )
         )
     return written

@@ -13,7 +13,6 @@ a probable typo; other extra columns are ignored (and logged).
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import logging
 from pathlib import Path
@@ -28,7 +27,8 @@ from costing.importers.tariff_workbook import (
     _to_canonical,
     check_hrg_version,
 )
-from costing.tables import Source, write_edition
+from costing.importers.provenance import Provenance
+from costing.tables import write_edition
 
 __all__ = ["RESOURCE_FILES", "import_edition", "read"]
 
@@ -132,11 +132,7 @@ def import_edition(
     overwrite: bool = False,
     grouper: str | None = None,
     illustrative: bool = False,
-    title: str | None = None,
-    publisher: str | None = None,
-    url: str | None = None,
-    obtained_from: str | None = None,
-    published: dt.date | None = None,
+    provenance: Provenance = Provenance(),
     **opts: Any,
 ) -> Path:
     """Import canonical tariff CSV(s) as ``<into>/tariff/<edition>/``.
@@ -149,7 +145,7 @@ def import_edition(
         overwrite: replace an existing edition folder.
         grouper: grouper phase, e.g. ``"HRG v3.5"``.
         illustrative: mark the edition as not a published tariff.
-        title, publisher, url, obtained_from, published: provenance for the manifest.
+        provenance: where the file came from, for the manifest.
         **opts: unknown options are refused.
 
     Returns:
@@ -162,9 +158,7 @@ def import_edition(
     frames = read(source)
     version = check_hrg_version(frames, hrg_version, str(source))
     sources = [
-        Source.of_file(path, title=title or f"Tariff {edition} ({res} table, canonical CSV)",
-                       url=url, publisher=publisher,
-                       obtained_from=obtained_from or "supplied by the user")
+        provenance.source(path, title=f"Tariff {edition} ({res} table, canonical CSV)")
         for res, path in files.items()
     ]
     missing = [r for r in _SPECS if r not in frames]
@@ -177,7 +171,7 @@ def import_edition(
         sources=sources,
         hrg_version=version,
         grouper=grouper,
-        published=published,
+        published=provenance.published,
         illustrative=illustrative,
         description=f"Tariff {edition} ({version}) imported from canonical CSV {source.name}",
         notes=notes,

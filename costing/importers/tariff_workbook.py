@@ -27,7 +27,6 @@ prices are kept exactly as published; pricing decides which applies.
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import logging
 import re
@@ -43,7 +42,8 @@ from openpyxl.utils import get_column_letter
 
 from costing.errors import ImportFormatError
 from costing.schema import HRG_VERSIONS, TABLE_SCHEMAS
-from costing.tables import Source, write_edition
+from costing.importers.provenance import Provenance
+from costing.tables import write_edition
 
 __all__ = [
     "HEADERS",
@@ -661,11 +661,7 @@ def import_edition(
     overwrite: bool = False,
     grouper: str | None = None,
     illustrative: bool | None = None,
-    title: str | None = None,
-    publisher: str | None = None,
-    url: str | None = None,
-    obtained_from: str | None = None,
-    published: dt.date | None = None,
+    provenance: Provenance = Provenance(),
     sheets: Mapping[str, str] | None = None,
     **opts: Any,
 ) -> Path:
@@ -680,7 +676,7 @@ def import_edition(
         grouper: e.g. ``"HRG4+ 2016/17 Local Payment Grouper"``.
         illustrative: mark the edition illustrative; None detects the
             ``ILLUSTRATIVE_NOTE`` in the title rows.
-        title, publisher, url, obtained_from, published: provenance for the manifest.
+        provenance: where the file came from, for the manifest.
         sheets: resource -> sheet name overrides (see ``read``).
         **opts: unknown options are refused.
 
@@ -695,13 +691,11 @@ def import_edition(
     flagged = any("illustrative" in t.lower() for t in titles)
     if illustrative is None:
         illustrative = flagged
-    doc_title = title or (titles[0] if titles else source.stem)
     notes = [f"title rows: {' | '.join(titles)}"] if titles else []
     missing = [r for r in _SPECS if r not in frames]
     if missing:
         notes.append(f"no sheet found for {', '.join(missing)}")
-    src = Source.of_file(source, title=doc_title, url=url, publisher=publisher,
-                         obtained_from=obtained_from or "supplied by the user")
+    src = provenance.source(source, title=titles[0] if titles else source.stem)
     return write_edition(
         into,
         kind=KIND,
@@ -710,7 +704,7 @@ def import_edition(
         sources=[src],
         hrg_version=version,
         grouper=grouper,
-        published=published,
+        published=provenance.published,
         illustrative=illustrative,
         description=f"National tariff {edition} ({version}) imported from workbook {source.name}",
         notes=notes,

@@ -10,7 +10,6 @@ edition's HRG version.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,7 +27,8 @@ from costing.importers.small_tables import (
 )
 from costing.importers.tariff_workbook import HRG_CODE_PATTERNS
 from costing.schema import HRG_VERSIONS, TABLE_SCHEMAS
-from costing.tables import Source, write_edition
+from costing.importers.provenance import Provenance
+from costing.tables import write_edition
 
 __all__ = ["import_edition", "read"]
 
@@ -87,12 +87,7 @@ def import_edition(
     hrg_version: str | None = None,
     overwrite: bool = False,
     grouper: str | None = None,
-    title: str | None = None,
-    publisher: str | None = None,
-    url: str | None = None,
-    obtained_from: str | None = None,
-    published: dt.date | None = None,
-    licence: str | None = None,
+    provenance: Provenance = Provenance(),
     **opts: Any,
 ) -> Path:
     """Import a trim-point CSV as ``<into>/trimpoints/<edition>/``.
@@ -104,8 +99,7 @@ def import_edition(
         hrg_version: HRG version of the codes (default ``HRG4``).
         overwrite: replace an existing edition.
         grouper: e.g. ``"HRG4+ 2017/18 Reference Costs Grouper"``.
-        title, publisher, url, obtained_from, published, licence: provenance for the
-            manifest (licence defaults to the Open Government Licence v3.0).
+        provenance: where the file came from, for the manifest.
 
     Returns:
         The edition folder.
@@ -127,13 +121,10 @@ def import_edition(
         kind=KIND,
         edition=edition,
         frames=frames,
-        sources=[Source.of_file(
-            path, title=title or f"Episode trim points {edition}", url=url, publisher=publisher,
-            obtained_from=obtained_from or "supplied by the user", licence=licence,
-        )],
+        sources=[provenance.source(path, title=f"Episode trim points {edition}")],
         hrg_version=version,
         grouper=grouper,
-        published=published,
+        published=provenance.published,
         description=f"Episode trim points {edition} ({version}) from {path.name}",
         notes=notes,
         overwrite=overwrite,

@@ -46,6 +46,7 @@ import polars as pl
 
 import costing
 from costing.importers import tariff_workbook
+from costing.importers.provenance import Provenance
 from costing.schema import TABLE_SCHEMAS
 
 HERE = Path(__file__).resolve().parent
@@ -552,9 +553,12 @@ def write_tariff(tables: costing.TableSet, workbook: Path = WORKBOOK, into: Path
     return tariff_workbook.import_edition(
         workbook, edition=EDITION, into=into, hrg_version="HRG4", overwrite=True,
         illustrative=True,
-        title=f"{TARIFF_TITLE} - {tariff_workbook.ILLUSTRATIVE_NOTE}",
-        publisher="costing worked example (synthetic; derived from the 2017/18 reference costs)",
-        obtained_from="examples/icp/generate.py",
+        provenance=Provenance(
+            title=f"{TARIFF_TITLE} - {tariff_workbook.ILLUSTRATIVE_NOTE}",
+            publisher=("costing worked example (synthetic; derived from the 2017/18 "
+                       "reference costs)"),
+            obtained_from="examples/icp/generate.py",
+        ),
     )
 
 

@@ -26,7 +26,7 @@ def _workbook(shared: Path, year: str) -> Path:
 
 @pytest.fixture(scope="module")
 def imported(shared_data: Path) -> dict[str, pl.DataFrame]:
-    """Each real workbook read once for this module (about 3 s for all four)."""
+    """Each real workbook read once for this module (reading them is the slow part)."""
     return {y: rc.read(_workbook(shared_data, y))["reference_costs"] for y in YEARS}
 
 

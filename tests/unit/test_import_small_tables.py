@@ -8,6 +8,7 @@ in the comments.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from costing.errors import ImportFormatError
 from costing.importers import indices, mff, trimpoints
+from costing.importers.provenance import Provenance
 from costing.importers.small_tables import SHIPPED, build_shipped, readme_sha256
 from costing.tables import load_tables, sha256_file, shipped_tables_path
 
@@ -187,6 +189,31 @@ def test_nhscii_gap_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ImportFormatError,
                        match=r"line 3, column 'year': years must be consecutive"):
         indices.read(src)
+
+
+def test_nhscii_without_years_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "nhscii.csv"
+    src.write_text(",prices,pay,pay&prices\n")
+    with pytest.raises(ImportFormatError, match=r"nhscii\.csv: no years"):
+        indices.read(src)
+
+
+def test_provenance_goes_into_the_manifest(tmp_path: Path) -> None:
+    src = tmp_path / "mff.csv"
+    src.write_text("provider_code,provider_name,mff_factor\nRCF,A,1.01\n")
+    given = Provenance(publisher="NHS England", obtained_from="my-repo:seeds/mff.csv",
+                       published=dt.date(2026, 3, 31), licence="my licence")
+    folder = mff.import_edition(src, edition="2026-27", into=tmp_path / "t", provenance=given)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (source,) = manifest["sources"]
+    assert (source["title"], source["publisher"], source["obtained_from"], source["licence"]) == (
+        "Market forces factor 2026-27", "NHS England", "my-repo:seeds/mff.csv", "my licence")
+    assert (source["file_name"], source["sha256"]) == ("mff.csv", sha256_file(src))
+    assert manifest["published"] == "2026-03-31"
+    plain = mff.import_edition(src, edition="2025-26", into=tmp_path / "t")
+    (source,) = json.loads((plain / "manifest.json").read_text())["sources"]
+    assert source["obtained_from"] == "supplied by the user"
+    assert source["licence"].startswith("Open Government Licence")
 
 
 def test_canonical_index_csv(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ PUBLIC = {
     "run_manifest", "write_run_manifest",
     # evaluation and charts
     "did", "did_pretrend", "arm_window_means", "event_study_chart", "window_means_chart",
+    # matched controls
+    "match", "MatchResult", "prior_use",
     # the whole pipeline
     "run", "RunConfig", "RunResult",
     # errors

@@ -1,0 +1,1008 @@
+"""Risk-matched controls from the engine's own priced activity.
+
+``match`` builds the control arm of an evaluation from a pool of candidates, using what the
+engine already knows about every patient: their priced hospital use before the index date.
+
+1. **Features** (``prior_use``): per patient, strictly before the index date, in several
+   windows (default four six-month windows, k = -4..-1): records and cost per category
+   (elective and emergency admissions, outpatient and A&E attendances) and bed days. They
+   come from the windows machinery (``costing.windows``) with spells apportioned by night,
+   so nothing on or after the index date enters a feature.
+2. **Risk sets** (pseudo index dates): the case's index month is an exact stratum (with any
+   ``exact`` columns); a candidate is eligible in a month when it is alive and not yet
+   treated at the month's latest case index date, is not a case and (optionally) is not from
+   a case's own practice or site. Its features are taken at the month's earliest case index
+   date, so they never hold activity on or after the index date it is finally given (its
+   case's). A control treated later is kept and censored the day before its own intervention
+   starts. Nothing requires a control to survive or stay untreated beyond its index date.
+3. **Scores**: a logistic propensity model of being a case and a prognostic model of an
+   emergency admission in the next 12 months, fitted on pool members at a date 12 months
+   before the first index date (so never on the follow-up of the controls being matched).
+   Both are unpenalised logistic regressions fitted by scikit-learn.
+4. **Matching**: greedy nearest neighbours within each stratum, without replacement, in
+   rounds (every case takes its first control before any takes a second), in a seeded
+   random case order, within a caliper on the logit propensity score (in its standard
+   deviations). The neighbour search is scikit-learn's ``NearestNeighbors`` (a k-d tree).
+5. **Outputs** (``MatchResult``): a cohort ready for ``cost_by_window`` and ``did``, the
+   balance table (standardised mean differences before and after, same denominator), a
+   love plot, and diagnostics.
+
+See ``docs/matching.md`` for the method, its pitfalls and the options.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+import polars as pl
+
+from costing.balance import SMD_FLAG, weighted_smd
+from costing.cohort import _to_date as _date_expr
+from costing.cohort import validate_cohort
+from costing.errors import ConfigError, InputError, MissingColumnsError
+from costing.schema import COST_CATEGORIES
+from costing.status import Status
+from costing.windows import BUCKETS, _collect, _spec, cost_by_window, window_bound
+
+__all__ = [
+    "DEFAULT_FEATURE_WINDOWS",
+    "MATCH_SCORES",
+    "MatchDiagnostics",
+    "MatchResult",
+    "ScoreModel",
+    "feature_names",
+    "index_spells",
+    "match",
+    "prior_use",
+]
+
+logger = logging.getLogger(__name__)
+
+Score = Literal["both", "propensity", "prognostic"]
+MATCH_SCORES: Final = ("both", "propensity", "prognostic")
+DEFAULT_FEATURE_WINDOWS: Final = (-4, -3, -2, -1)
+#: Attributes used when present in the cases or pool (as well as any user covariates).
+DEMOGRAPHICS: Final = ("age", "sex", "deprivation_decile")
+TREATED: Final = "intervention"
+CONTROL: Final = "control"
+_PROGNOSTIC_MONTHS: Final = 12
+_MAX_K: Final = 5
+_IN_WINDOW: Final = BUCKETS.index("in_window")
+_EXCLUDED: Final = int(Status.EXCLUDED_NOT_ATTENDED)
+_NEIGHBOURS: Final = 16  # neighbours fetched per case and round before an exact search
+
+
+# --------------------------------------------------------------------------------------
+# features
+# --------------------------------------------------------------------------------------
+
+
+def _window_label(k: int) -> str:
+    return f"m{-k}" if k < 0 else f"p{k}"
+
+
+def feature_names(windows: Sequence[int] = DEFAULT_FEATURE_WINDOWS) -> list[str]:
+    """Names of the ``prior_use`` columns, in order: per window, per category the number
+    of records and their cost, then the bed days.
+
+    Example:
+        >>> feature_names((-1,))
+        ['n_elective_m1', 'cost_elective_m1', 'n_non_elective_m1', 'cost_non_elective_m1', 'n_outpatient_m1', 'cost_outpatient_m1', 'n_ae_m1', 'cost_ae_m1', 'bed_days_m1']
+    """
+    names = []
+    for k in windows:
+        for c in COST_CATEGORIES:
+            names += [f"n_{c}_{_window_label(k)}", f"cost_{c}_{_window_label(k)}"]
+        names.append(f"bed_days_{_window_label(k)}")
+    return names
+
+
+def _check_windows(windows: Sequence[int], months: int) -> tuple[int, ...]:
+    ws = tuple(windows)
+    if not ws or any(not isinstance(k, int) or isinstance(k, bool) or k >= 0 for k in ws):
+        raise ConfigError(
+            f"feature windows must be negative whole numbers (before the index date), e.g. "
+            f"(-4, -3, -2, -1); got {windows!r}"
+        )
+    return _spec(ws, months, "apportion", "category").windows
+
+
+def index_spells(
+    priced: pl.DataFrame | pl.LazyFrame, cohort: pl.DataFrame, days: int
+) -> pl.Series:
+    """Whether each priced record is its patient's index spell (a boolean per record).
+
+    An index spell is an admitted-patient-care record of a cohort patient admitted on or
+    before the index date and discharged on or after ``index_date - days`` (the spell in
+    progress at the index date, or one that ended at most ``days`` days before it): the
+    admission that typically triggers enrolment. ``match(index_spell_days=...)`` leaves these
+    out of the features of both arms and ``costing run`` out of their windows.
+
+    Example:
+        >>> import datetime as d, polars as pl
+        >>> p = pl.DataFrame({"patient_id": ["a", "a"], "setting": ["apc", "op"],
+        ...     "activity_date": [d.date(2009, 1, 1)] * 2, "discharge_date": [d.date(2009, 1, 9), None]})
+        >>> c = pl.DataFrame({"patient_id": ["a"], "index_date": [d.date(2009, 1, 5)]})
+        >>> index_spells(p, c, days=0).to_list()
+        [True, False]
+    """
+    if days < 0:
+        raise ConfigError(f"index_spell_days={days!r}: give a number of days >= 0")
+    lf = priced.lazy().select("patient_id", "setting", "activity_date", "discharge_date")
+    idx = cohort.lazy().select(pl.col("patient_id").cast(pl.String), "index_date")
+    out = (
+        lf.with_columns(pl.col("patient_id").cast(pl.String))
+        .join(idx, on="patient_id", how="left", maintain_order="left")
+        .select(
+            (
+                (pl.col("setting") == "apc")
+                & (pl.col("activity_date") <= pl.col("index_date"))
+                & (pl.col("discharge_date") >= pl.col("index_date") - pl.duration(days=days))
+            )
+            .fill_null(False)
+            .alias("index_spell")
+        )
+        .collect()
+    )
+    return out.to_series()
+
+
+def prior_use(
+    priced: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame,
+    windows: Sequence[int] = DEFAULT_FEATURE_WINDOWS,
+    months: int = 6,
+    index_spell_days: int | None = None,
+) -> pl.DataFrame:
+    """Prior hospital use per cohort patient, strictly before the index date.
+
+    Window ``k`` (negative) is ``[index_date + months*k, index_date + months*(k+1))`` as in
+    ``cost_by_window``. Spells are apportioned by night (``assign="apportion"``), so a spell
+    running over the index date contributes only its nights (and that share of its cost)
+    before it; activity on or after the index date never enters a feature. Per window and
+    category: ``n_<category>_<w>`` (records that start their stay in the window, attended
+    ones only: a did-not-attend is not use) and ``cost_<category>_<w>`` (priced cost; an
+    unpriced record adds nothing), and ``bed_days_<w>`` (nights in hospital in the window).
+    ``w`` is ``m4`` for k = -4.
+
+    Args:
+        priced: ``costing.price`` output (patient_id, setting, activity_date,
+            discharge_date, cost_category, cost, status).
+        cohort: one row per patient with patient_id and index_date.
+        windows: negative window numbers.
+        months: window length in calendar months.
+        index_spell_days: leave out each patient's index spell (``index_spells``).
+
+    Returns:
+        patient_id then ``feature_names(windows)``, one row per cohort patient in cohort
+        order (zero where there was no use).
+
+    Example:
+        >>> import datetime as d, polars as pl
+        >>> p = pl.DataFrame({"patient_id": ["a", "a"], "setting": ["op", "op"],
+        ...     "activity_date": [d.date(2009, 3, 1), d.date(2009, 7, 1)],
+        ...     "discharge_date": pl.Series([None, None], dtype=pl.Date),
+        ...     "cost_category": ["outpatient", "outpatient"], "cost": [100.0, 120.0], "status": [0, 0]})
+        >>> c = pl.DataFrame({"patient_id": ["a"], "index_date": [d.date(2009, 7, 1)]})
+        >>> prior_use(p, c, windows=(-1,)).select("n_outpatient_m1", "cost_outpatient_m1").row(0)
+        (1, 100.0)
+    """
+    ws = _check_windows(windows, months)
+    spec = _spec(ws, months, "apportion", "category")
+    coh = validate_cohort(cohort)
+    src = priced.lazy()
+    if index_spell_days is not None:
+        src = src.filter(~index_spells(src, coh, index_spell_days))
+    _, _, assigned, _ = _collect(src, coh, spec)
+    inw = assigned.filter(pl.col("_b") == _IN_WINDOW).select(
+        "_pidx", "_wi", "_ci", "_first", "status",
+        pl.col("_part_cost").fill_null(0.0), pl.col("_nights").fill_null(0),
+    )
+    n_w, n_c = len(ws), len(COST_CATEGORIES)
+    pw = inw["_pidx"].cast(pl.Int64).to_numpy() * n_w + inw["_wi"].cast(pl.Int64).to_numpy()
+    key = pw * n_c + inw["_ci"].cast(pl.Int64).to_numpy()
+    size = coh.height * n_w
+    starts = (inw["_first"] & (inw["status"] != _EXCLUDED)).to_numpy()
+    n = np.bincount(key[starts], minlength=size * n_c).reshape(coh.height, n_w, n_c)
+    cost = np.bincount(key, weights=inw["_part_cost"].to_numpy(), minlength=size * n_c)
+    cost = cost.reshape(coh.height, n_w, n_c)
+    beds = np.bincount(pw, weights=inw["_nights"].to_numpy(), minlength=size)
+    beds = beds.reshape(coh.height, n_w)
+    columns: dict[str, Any] = {"patient_id": coh["patient_id"]}
+    for i, k in enumerate(ws):
+        for j, c in enumerate(COST_CATEGORIES):
+            columns[f"n_{c}_{_window_label(k)}"] = pl.Series(n[:, i, j], dtype=pl.Int32)
+            columns[f"cost_{c}_{_window_label(k)}"] = pl.Series(cost[:, i, j])
+        columns[f"bed_days_{_window_label(k)}"] = pl.Series(beds[:, i], dtype=pl.Int32)
+    return pl.DataFrame(columns).select("patient_id", *feature_names(ws))
+
+
+# --------------------------------------------------------------------------------------
+# covariates
+# --------------------------------------------------------------------------------------
+
+
+def _to_date(frame: pl.DataFrame, col: str) -> pl.Expr:
+    """A date column from Date, Datetime or ISO text (as the cohort's dates are read)."""
+    return _date_expr(col, frame.schema[col])
+
+
+def _numeric(s: pl.Series) -> pl.Series | None:
+    """A numeric version of a column (text of numbers is read as numbers), else None."""
+    if s.dtype.is_numeric() or s.dtype == pl.Boolean:
+        return s.cast(pl.Float64)
+    if s.dtype == pl.String:
+        num = s.str.strip_chars().cast(pl.Float64, strict=False)
+        if num.null_count() == s.null_count():
+            return num
+    return None
+
+
+@dataclass(frozen=True)
+class _Attributes:
+    """Per-patient attributes (cases and candidates) and how they become model columns."""
+
+    frame: pl.DataFrame  # patient_id, attribute columns (age as age at a date is derived later)
+    numeric: tuple[str, ...]
+    categorical: dict[str, tuple[str, ...]]  # column -> levels (first level dropped in the design)
+    birth_date: bool
+
+
+def _attributes(
+    cases: pl.DataFrame, pool: pl.DataFrame, wanted: Sequence[str], source: tuple[str, str]
+) -> _Attributes:
+    """Attribute values for every case and candidate: a case's from the cases frame when it
+    has the column, else from its pool row."""
+    birth = "age" not in wanted and ("birth_date" in pool.columns or "birth_date" in cases.columns)
+    cols = [c for c in wanted if c != "age"] + (["birth_date"] if birth else [])
+    if "age" in wanted:
+        cols.append("age")
+    missing = [c for c in cols if c not in pool.columns and c not in cases.columns]
+    if missing:
+        raise MissingColumnsError(f"{source[1]} (or {source[0]})", missing)
+    pool_part = pool.select("patient_id", *[pl.col(c) if c in pool.columns else pl.lit(None).alias(c)
+                                            for c in cols])
+    case_ids = cases.select("patient_id")
+    from_cases = [c for c in cols if c in cases.columns]
+    case_part = case_ids.join(
+        pool_part.drop(from_cases), on="patient_id", how="left", maintain_order="left"
+    ).hstack(cases.select(from_cases).get_columns()).select(pool_part.columns)
+    frame = pl.concat(
+        [case_part, pool_part.join(case_ids, on="patient_id", how="anti")],
+        how="vertical_relaxed",
+    )
+    if birth:
+        frame = frame.with_columns(_to_date(frame, "birth_date").alias("birth_date"))
+    numeric, categorical = [], {}
+    converted = []
+    for c in cols:
+        if c == "birth_date":
+            continue
+        num = _numeric(frame[c])
+        if num is not None:
+            numeric.append(c)
+            converted.append(num.alias(c))
+        else:
+            s = frame[c].cast(pl.String)
+            levels = tuple(sorted(v for v in s.unique().to_list() if v is not None))
+            categorical[c] = levels
+            converted.append(s.alias(c))
+    frame = frame.with_columns(converted)
+    nulls = [c for c in cols if frame[c].null_count()]
+    if nulls:
+        bad = frame.filter(pl.any_horizontal(pl.col(c).is_null() for c in nulls))
+        raise InputError(
+            f"{source[1]}: {bad.height} patient(s) have no value (or an unreadable one) for "
+            f"{nulls} (e.g. patient_id {bad['patient_id'][0]!r}); matching needs every "
+            "attribute it uses for every case and candidate"
+        )
+    if birth:
+        numeric.insert(0, "age")
+    return _Attributes(frame, tuple(numeric), categorical, birth)
+
+
+def _design_columns(attrs: _Attributes, feats: Sequence[str]) -> list[str]:
+    names = list(attrs.numeric)
+    for c, levels in attrs.categorical.items():
+        names += [f"{c}={v}" for v in levels[1:]]
+    return names + list(feats)
+
+
+def _design(
+    attrs: _Attributes, ids: pl.Series, dates: pl.Series, feats: pl.DataFrame
+) -> np.ndarray:
+    """Model matrix rows for patients ``ids`` at ``dates``: attributes then features."""
+    rows = pl.DataFrame({"patient_id": ids, "_d": dates}).join(
+        attrs.frame, on="patient_id", how="left", maintain_order="left"
+    )
+    cols = []
+    for c in attrs.numeric:
+        if c == "age" and attrs.birth_date:
+            days = (rows["_d"] - rows["birth_date"]).dt.total_days()
+            cols.append((days / 365.25).to_numpy())
+        else:
+            cols.append(rows[c].to_numpy())
+    for c, levels in attrs.categorical.items():
+        s = rows[c]
+        cols += [(s == v).to_numpy().astype(np.float64) for v in levels[1:]]
+    x = np.column_stack(cols) if cols else np.empty((len(ids), 0))
+    f = feats.drop("patient_id").to_numpy().astype(np.float64)
+    return np.hstack([x.astype(np.float64), f])
+
+
+# --------------------------------------------------------------------------------------
+# models
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreModel:
+    """A fitted logistic score: ``logit = intercept + ((x - mean) / scale)[:, kept] @ coef``.
+
+    ``design`` and ``outcome`` are the standardised rows it was fitted on, kept so that the
+    fit can be checked (tests compare it with an independent statsmodels fit).
+    """
+
+    name: str
+    columns: tuple[str, ...]  # every design column
+    kept: np.ndarray  # indices of the columns in the model (non-constant, not collinear)
+    mean: np.ndarray
+    scale: np.ndarray
+    intercept: float
+    coef: np.ndarray
+    design: np.ndarray = field(repr=False)
+    outcome: np.ndarray = field(repr=False)
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        z = (x[:, self.kept] - self.mean[self.kept]) / self.scale[self.kept]
+        return np.asarray(self.intercept + z @ self.coef, dtype=np.float64)
+
+    def terms(self) -> pl.DataFrame:
+        """The coefficients per standardised design column (intercept first)."""
+        return pl.DataFrame({
+            "model": [self.name] * (len(self.kept) + 1),
+            "term": ["(intercept)", *(self.columns[i] for i in self.kept)],
+            "coefficient": [self.intercept, *self.coef.tolist()],
+        })
+
+
+def _fit(name: str, x: np.ndarray, y: np.ndarray, columns: Sequence[str]) -> ScoreModel:
+    """Unpenalised logistic regression of ``y`` on the standardised non-constant,
+    linearly independent columns of ``x`` (scikit-learn, Newton-Cholesky)."""
+    from scipy.linalg import qr
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    if y.min() == y.max():
+        raise InputError(
+            f"{name} score: every row used to fit it has the same outcome ({int(y[0])}); "
+            + ("no pool member had an emergency admission in the 12 months it looks at: use "
+               "score='propensity'" if name == "prognostic" else "there are no cases or no candidates")
+        )
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    varying = np.flatnonzero(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (x[:, varying] - mean[varying]) / scale[varying]
+    kept = varying
+    if z.shape[1]:
+        # drop columns that are linear combinations of others (e.g. a cost that is always
+        # the same multiple of a count): a pivoted QR of the Gram matrix of the centred
+        # columns, one small matrix whatever the number of rows
+        gram = z.T @ z / len(z)
+        _, r, piv = qr(gram, pivoting=True)
+        d = np.abs(np.diag(r))
+        rank = int((d > d[0] * 1e-10).sum())
+        indep = np.sort(piv[:rank])
+        kept, z = varying[indep], z[:, indep]
+    model = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-12, max_iter=200)
+    # one BLAS thread: the Hessians are small products, and a second thread costs far more
+    # in hand-offs than it saves (docs/performance.md#matching)
+    with threadpool_limits(limits=1, user_api="blas"):
+        model.fit(z, y)
+    return ScoreModel(
+        name=name, columns=tuple(columns), kept=kept, mean=mean, scale=scale,
+        intercept=float(model.intercept_[0]), coef=model.coef_[0].astype(np.float64),
+        design=z, outcome=y.astype(np.float64),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# result
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchDiagnostics:
+    """How the matching went.
+
+    ``strata``: per exact stratum (index month and ``exact`` values) the cases, eligible
+    candidates, cases matched and controls used. ``unmatched``: every case left out, with
+    the controls it got and why. ``effective_sample_size``: of the weighted controls,
+    ``(sum w)^2 / sum w^2``.
+    """
+
+    strata: pl.DataFrame
+    unmatched: pl.DataFrame
+    n_cases: int
+    n_matched: int
+    n_controls: int
+    effective_sample_size: float
+    caliper_width: float | None
+    models: pl.DataFrame
+
+    def summary(self) -> pl.DataFrame:
+        """The headline numbers as a two-column table (measure, value)."""
+        rows = {
+            "cases": self.n_cases,
+            "cases matched": self.n_matched,
+            "cases unmatched": self.n_cases - self.n_matched,
+            "controls": self.n_controls,
+            "effective sample size of controls": round(self.effective_sample_size, 3),
+            "caliper (logit score units)": (
+                None if self.caliper_width is None else round(self.caliper_width, 6)
+            ),
+            "strata": self.strata.height,
+        }
+        return pl.DataFrame(
+            {"measure": list(rows), "value": [None if v is None else float(v) for v in rows.values()]}
+        )
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """What ``match`` built: the cohort, its balance and the diagnostics."""
+
+    cohort: pl.DataFrame
+    balance: pl.DataFrame
+    diagnostics: MatchDiagnostics
+    config: dict[str, Any]
+    models: dict[str, ScoreModel] = field(default_factory=dict, repr=False)
+
+    def love_plot(self, path: str | os.PathLike[str] | None = None) -> Any:
+        """A love plot: |standardised mean difference| per variable before and after
+        matching, with the 0.1 line. Written as a PNG when ``path`` is given; returns the
+        matplotlib Figure."""
+        from costing.charts import _figure, _save
+
+        b = self.balance.with_columns(
+            pl.col("smd_before").abs().alias("_b"), pl.col("smd_after").abs().alias("_a")
+        ).sort("_b", nulls_last=False)
+        n = b.height
+        fig = _figure(figsize=(7.0, max(3.0, 0.22 * n + 1.2)))
+        ax = fig.add_subplot()
+        y = np.arange(n)
+        clip = 1.0 + max(1.0, float(np.nanmax(np.r_[b["_a"].fill_null(0).to_numpy(), 0.0])))
+        before = np.minimum(b["_b"].fill_null(np.nan).to_numpy(), clip)
+        after = np.minimum(b["_a"].fill_null(np.nan).to_numpy(), clip)
+        ax.scatter(before, y, marker="o", facecolors="none", edgecolors="#c0392b",
+                   label="before matching")
+        ax.scatter(after, y, marker="o", color="#2c6fbb", label="after matching")
+        ax.axvline(SMD_FLAG, color="#7f8c8d", linestyle="--", linewidth=1)
+        ax.set_yticks(y, b["variable"].to_list(), fontsize=7)
+        ax.set_xlabel("|standardised mean difference| (pooled pre-match SD)")
+        ax.set_title("Covariate balance")
+        ax.legend(loc="lower right", fontsize=8)
+        _save(fig, path)
+        return fig
+
+
+# --------------------------------------------------------------------------------------
+# matching
+# --------------------------------------------------------------------------------------
+
+
+def _check_args(k: int, min_k: int, caliper: float | None, score: str, covariates: Sequence[str],
+                exact: Sequence[str]) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= _MAX_K:
+        raise ConfigError(f"k={k!r}: give the number of controls per case, 1 to {_MAX_K}")
+    if not isinstance(min_k, int) or isinstance(min_k, bool) or not 1 <= min_k <= k:
+        raise ConfigError(f"min_k={min_k!r}: give a whole number from 1 to k ({k})")
+    if caliper is not None and not (isinstance(caliper, (int, float)) and caliper > 0):
+        raise ConfigError(f"caliper={caliper!r}: give a positive number of standard deviations "
+                          "of the logit score (e.g. 0.2), or None for no caliper")
+    if score not in MATCH_SCORES:
+        raise ConfigError(f"score={score!r}: give one of {', '.join(MATCH_SCORES)}")
+    for name, cols in (("covariates", covariates), ("exact", exact)):
+        if isinstance(cols, str):
+            raise ConfigError(f"{name}={cols!r}: give a list of column names, e.g. [{cols!r}]")
+
+
+def _pool_frame(pool: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    df = pool.collect() if isinstance(pool, pl.LazyFrame) else pool
+    if "patient_id" not in df.columns:
+        raise MissingColumnsError("pool", ["patient_id"])
+    df = df.with_columns(pl.col("patient_id").cast(pl.String))
+    dup = df.filter(pl.col("patient_id").is_duplicated() | pl.col("patient_id").is_null())
+    if dup.height:
+        raise InputError(
+            f"pool: {dup.height} row(s) with a missing or repeated patient_id "
+            f"(e.g. {dup['patient_id'][0]!r}); give each candidate once"
+        )
+    dates = [c for c in ("death_date", "intervention_start") if c in df.columns]
+    out = df.with_columns(_to_date(df, c).alias(c) for c in dates)
+    for c in dates:
+        bad = out[c].is_null() & df[c].is_not_null() & (df[c].cast(pl.String).str.strip_chars() != "")
+        if bad.any():
+            row = int(bad.arg_max() or 0)
+            raise InputError(f"pool: column {c!r} row {row + 1} has {df[c][row]!r}, not a date "
+                             "(expected YYYY-MM-DD)")
+    for c in ("death_date", "intervention_start"):
+        if c not in out.columns:
+            out = out.with_columns(pl.lit(None, pl.Date).alias(c))
+    return out
+
+
+def _months_between(a: dt.date, b: dt.date) -> int:
+    return (b.year - a.year) * 12 + b.month - a.month
+
+
+@dataclass
+class _Stratum:
+    key: tuple[Any, ...]
+    cases: np.ndarray  # positions in the case table
+    cands: np.ndarray  # positions in the month's candidate table
+
+
+def _greedy(
+    case_pts: np.ndarray, cand_pts: np.ndarray, case_lp: np.ndarray, cand_lp: np.ndarray,
+    order: np.ndarray, k: int, width: float | None,
+) -> list[list[int]]:
+    """Greedy nearest-neighbour matching without replacement, in rounds.
+
+    In round r every case still in play (in ``order``) takes its nearest unused candidate
+    whose logit score is within ``width`` of its own. Nearest neighbours come from a k-d
+    tree (scikit-learn); a case whose fetched neighbours are all used or outside the caliper
+    is searched exactly over the candidates within the caliper. A case that finds none stops.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    n_c = len(cand_pts)
+    got: list[list[int]] = [[] for _ in range(len(case_pts))]
+    if n_c == 0:
+        return got
+    q = min(n_c, _NEIGHBOURS * k)
+    nn = NearestNeighbors(n_neighbors=q).fit(cand_pts)
+    _, idx = nn.kneighbors(case_pts)
+    used = np.zeros(n_c, dtype=bool)
+    ptr = np.zeros(len(case_pts), dtype=np.int64)
+    lp_order = np.argsort(cand_lp, kind="stable")
+    lp_sorted = cand_lp[lp_order]
+    for r in range(k):
+        for i in order:
+            if len(got[i]) < r:
+                continue
+            row = idx[i]
+            j = -1
+            while ptr[i] < q:
+                c = int(row[ptr[i]])
+                ptr[i] += 1
+                if not used[c] and (width is None or abs(cand_lp[c] - case_lp[i]) <= width):
+                    j = c
+                    break
+            if j < 0 and q < n_c:  # exact search among unused candidates within the caliper
+                if width is None:
+                    band = np.arange(n_c)
+                else:
+                    lo = np.searchsorted(lp_sorted, case_lp[i] - width, side="left")
+                    hi = np.searchsorted(lp_sorted, case_lp[i] + width, side="right")
+                    band = lp_order[lo:hi]
+                band = band[~used[band]]
+                if band.size:
+                    d = ((cand_pts[band] - case_pts[i]) ** 2).sum(axis=1)
+                    j = int(band[np.lexsort((band, d))[0]])
+            if j >= 0:
+                used[j] = True
+                got[i].append(j)
+    return got
+
+
+def match(
+    cases: pl.DataFrame | pl.LazyFrame,
+    pool: pl.DataFrame | pl.LazyFrame,
+    priced: pl.DataFrame | pl.LazyFrame,
+    *,
+    covariates: Sequence[str] = (),
+    k: int = 1,
+    exact: Sequence[str] = (),
+    caliper: float | None = 0.2,
+    score: Score = "both",
+    seed: int = 0,
+    min_k: int = 1,
+    windows: Sequence[int] = DEFAULT_FEATURE_WINDOWS,
+    months: int = 6,
+    exclude_same: str | None = None,
+    index_spell_days: int | None = None,
+    max_fit_rows: int = 20_000,
+) -> MatchResult:
+    """Risk-matched controls for ``cases`` from ``pool``, using their priced prior use.
+
+    Args:
+        cases: patient_id and index_date, optional site and any attributes (a case's
+            attribute is read here first, then from its pool row).
+        pool: candidate controls: patient_id and attributes (sex, age or birth_date,
+            deprivation_decile, user covariates), optional death_date and
+            intervention_start. It may include the cases (they are never controls).
+        priced: ``costing.price`` output for cases and pool alike.
+        covariates: further attribute columns for the models (numbers, or text as
+            categories). age (or birth_date), sex and deprivation_decile are used when present.
+        k: controls per case (1 to 5).
+        exact: attribute columns to match exactly, as well as the index month.
+        caliper: in standard deviations of the logit propensity score (of the logit
+            prognostic score when ``score="prognostic"``); None for none.
+        score: "propensity", "prognostic" or "both" (nearest on both, standardised; the
+            caliper on the propensity score).
+        seed: the seed of the case order and of any sampling; the same seed gives the same
+            output, whatever the order of the input rows.
+        min_k: a case with fewer controls than this is reported unmatched and left out.
+        windows: the pre-index feature windows (negative), of ``months`` months.
+        exclude_same: a column (e.g. practice) in cases and pool: candidates sharing a
+            case's value are left out (contamination).
+        index_spell_days: leave out each patient's index spell from the features
+            (``index_spells``); None keeps it.
+        max_fit_rows: at most this many candidate rows (a seeded random sample) fit each
+            model and serve as the pre-match control group of the balance table.
+
+    Returns:
+        A ``MatchResult``: ``cohort`` (patient_id, index_date, group "intervention" or
+        "control", site, matched_set = the case's id, weight = 1 for a case and 1/k' for
+        each of its k' controls, end_of_follow_up, the logit scores it was matched on and the
+        attributes used), ``balance``, ``diagnostics``, ``config``, ``models`` and
+        ``love_plot(path)``.
+
+    Raises:
+        ConfigError: bad arguments. MissingColumnsError, CohortError, InputError: unusable
+        cases, pool or priced records.
+
+    Example:
+        >>> result = match(cases, pool, priced, k=2, exact=["sex"])  # doctest: +SKIP
+        >>> windows = cost_by_window(priced, result.cohort, windows=(-2, -1, 0))  # doctest: +SKIP
+    """
+    _check_args(k, min_k, caliper, score, covariates, exact)
+    ws = _check_windows(windows, months)
+    config = {
+        "covariates": list(covariates), "k": k, "exact": list(exact), "caliper": caliper,
+        "score": score, "seed": seed, "min_k": min_k, "windows": list(ws), "months": months,
+        "exclude_same": exclude_same, "index_spell_days": index_spell_days,
+        "max_fit_rows": max_fit_rows,
+    }
+    case_df = validate_cohort(cases, "cases").sort("patient_id")
+    pool_df = _pool_frame(pool).sort("patient_id")
+    feats = feature_names(ws)
+    wanted = list(dict.fromkeys(
+        [c for c in DEMOGRAPHICS if c in pool_df.columns or c in case_df.columns]
+        + list(covariates) + list(exact)
+    ))
+    attrs = _attributes(case_df, pool_df, wanted, ("cases", "pool"))
+    case_death = case_df.select("patient_id").join(
+        pool_df.select("patient_id", "death_date"), on="patient_id", how="left",
+        maintain_order="left")["death_date"]
+    if "end_of_follow_up" in case_df.columns and case_df["end_of_follow_up"].null_count() < case_df.height:
+        case_death = case_df["end_of_follow_up"].fill_null(case_death)
+
+    # candidates: not a case, not from a case's practice or site
+    cand = pool_df.join(case_df.select("patient_id"), on="patient_id", how="anti")
+    if exclude_same is not None:
+        for frame, name in ((case_df, "cases"), (pool_df, "pool")):
+            if exclude_same not in frame.columns:
+                raise MissingColumnsError(name, [exclude_same])
+        shared = case_df[exclude_same].cast(pl.String).drop_nulls().unique()
+        cand = cand.filter(~pl.col(exclude_same).cast(pl.String).is_in(shared.implode()).fill_null(False))
+
+    cand = cand.with_row_index("_cand")
+    taken = np.zeros(cand.height, dtype=bool)  # a control is used once, across strata
+
+    # restrict the priced records once to cases and candidates, and to the dates features use
+    months_span = months * (-ws[0])
+    first_index = case_df["index_date"].min()
+    last_index = case_df["index_date"].max()
+    if first_index is None or last_index is None:
+        raise InputError("cases: no cases to match")
+    assert isinstance(first_index, dt.date) and isinstance(last_index, dt.date)
+    ref_date = pl.select(pl.lit(first_index).dt.offset_by(f"-{_PROGNOSTIC_MONTHS}mo")).item()
+    earliest = pl.select(pl.lit(ref_date).dt.offset_by(f"-{months_span + months}mo")).item()
+    ids = pl.concat([case_df["patient_id"], cand["patient_id"]])
+    src = (
+        priced.lazy()
+        .filter(pl.col("patient_id").cast(pl.String).is_in(ids.implode())
+                & (pl.col("activity_date") >= earliest) & (pl.col("activity_date") < last_index))
+        .collect()
+    )
+
+    def features_at(pids: pl.Series, dates: pl.Series, one_date: dt.date | None = None) -> pl.DataFrame:
+        coh = pl.DataFrame({"patient_id": pids, "index_date": dates})
+        records = src
+        if one_date is not None:  # only the records that can fall in its windows
+            start = pl.select(pl.lit(one_date).dt.offset_by(f"-{months_span}mo")).item()
+            records = src.filter(
+                (pl.col("activity_date") < one_date)
+                & ((pl.col("activity_date") >= start) | (pl.col("discharge_date") >= start))
+            )
+        return prior_use(records, coh, ws, months, index_spell_days)
+
+    rng = np.random.default_rng(seed)
+    case_feats = features_at(case_df["patient_id"], case_df["index_date"])
+    x_case = _design(attrs, case_df["patient_id"], case_df["index_date"], case_feats)
+    columns = _design_columns(attrs, feats)
+
+    # strata: index month (and exact values); candidates per month, eligible at its last case
+    month = case_df["index_date"].dt.truncate("1mo")
+    case_df = case_df.with_columns(month.alias("_month"))
+    months_list = month.unique().sort().to_list()
+    per_month: dict[dt.date, dict[str, Any]] = {}
+    for m in months_list:
+        in_m = case_df.filter(pl.col("_month") == m)
+        s_date, t_date = in_m["index_date"].min(), in_m["index_date"].max()
+        elig = cand.filter(
+            (pl.col("death_date").is_null() | (pl.col("death_date") > t_date))
+            & (pl.col("intervention_start").is_null() | (pl.col("intervention_start") > t_date))
+        )
+        pids = elig["patient_id"]
+        f = features_at(pids, pl.repeat(s_date, len(pids), dtype=pl.Date, eager=True), s_date)
+        x = _design(attrs, pids, pl.repeat(s_date, len(pids), dtype=pl.Date, eager=True), f)
+        per_month[m] = {"pids": pids, "x": x, "elig": elig, "date": s_date,
+                        "pos": elig["_cand"].to_numpy()}
+
+    # propensity model: cases against a sample of eligible candidate-month rows
+    n_cand_rows = sum(len(v["pids"]) for v in per_month.values())
+    if n_cand_rows == 0:
+        raise InputError("pool: no candidate is eligible (alive, untreated and not a case) at "
+                         "any case's index date")
+    take = (np.sort(rng.choice(n_cand_rows, size=max_fit_rows, replace=False))
+            if n_cand_rows > max_fit_rows else np.arange(n_cand_rows))
+    x_cand_all = np.vstack([v["x"] for v in per_month.values()])
+    x_cand_fit = x_cand_all[take]
+    del x_cand_all
+    x_fit = np.vstack([x_case, x_cand_fit])
+    y_fit = np.r_[np.ones(len(x_case)), np.zeros(len(x_cand_fit))]
+    models = []
+    prop = _fit("propensity", x_fit, y_fit, columns)
+    models.append(prop)
+    prog: ScoreModel | None = None
+    if score in ("both", "prognostic"):
+        prog = _prognostic(src, pool_df, cand, attrs, ref_date, ws, months, index_spell_days,
+                           max_fit_rows, rng, columns)
+        models.append(prog)
+
+    lp_fit = prop.logit(x_fit)
+    sd_lp = float(lp_fit.std()) or 1.0
+    sd_prog = float(prog.logit(x_fit).std()) or 1.0 if prog is not None else 1.0
+    lp_case = prop.logit(x_case)
+    pg_case = prog.logit(x_case) if prog is not None else None
+    if score == "prognostic":
+        assert pg_case is not None
+        cal_case, cal_sd = pg_case, sd_prog
+    else:
+        cal_case, cal_sd = lp_case, sd_lp
+    width = None if caliper is None else float(caliper) * cal_sd
+
+    def points(lp: np.ndarray, pg: np.ndarray | None) -> np.ndarray:
+        if score == "propensity":
+            return (lp / sd_lp)[:, None]
+        assert pg is not None
+        if score == "prognostic":
+            return (pg / sd_prog)[:, None]
+        return np.column_stack([lp / sd_lp, pg / sd_prog])
+
+    case_pts = points(lp_case, pg_case)
+    order_rank = np.empty(case_df.height, dtype=np.int64)
+    order_rank[rng.permutation(case_df.height)] = np.arange(case_df.height)
+
+    exact_case = [_attr_values(attrs, case_df["patient_id"], c) for c in exact]
+    strata_rows, matches = [], {}
+    for m in months_list:
+        info = per_month[m]
+        case_pos = np.flatnonzero((case_df["_month"] == m).to_numpy())
+        lp_c = prop.logit(info["x"])
+        pg_c = prog.logit(info["x"]) if prog is not None else None
+        info["scores"] = (lp_c, pg_c)
+        cal_c = pg_c if score == "prognostic" else lp_c
+        assert cal_c is not None
+        pts_c = points(lp_c, pg_c)
+        exact_cand = [_attr_values(attrs, info["pids"], c) for c in exact]
+        keys = sorted({tuple(v[i] for v in exact_case) for i in case_pos})
+        for key in keys:
+            cp = case_pos[[all(exact_case[j][i] == key[j] for j in range(len(exact))) for i in case_pos]]
+            cmask = np.ones(len(info["pids"]), dtype=bool)
+            for j, v in enumerate(exact_cand):
+                cmask &= v == key[j]
+            cmask &= ~taken[info["pos"]]
+            cc = np.flatnonzero(cmask)
+            order = np.argsort(order_rank[cp], kind="stable")
+            got = _greedy(case_pts[cp], pts_c[cc], cal_case[cp], cal_c[cc], order, k, width)
+            for i, g in zip(cp, got, strict=True):
+                chosen = cc[np.asarray(g, dtype=np.int64)]
+                matches[int(i)] = (m, chosen, len(cc))
+                if len(g) >= min_k:
+                    taken[info["pos"][chosen]] = True
+            strata_rows.append({
+                "index_month": m, **{c: str(key[j]) for j, c in enumerate(exact)},
+                "n_cases": len(cp), "n_candidates": len(cc),
+                "n_matched": sum(len(g) >= min_k for g in got),
+                "n_controls": sum(len(g) for g in got if len(g) >= min_k),
+            })
+
+    case_scores = (lp_case, pg_case)
+    cohort, unmatched = _cohort(case_df, case_death, case_scores, per_month, matches, min_k)
+    cohort = _with_attributes(cohort, attrs)
+    diag_models = pl.concat([m.terms() for m in models])
+    balance = _balance(
+        cohort, x_case, x_cand_fit, case_df, attrs, columns, src, ws, months, index_spell_days,
+    )
+    wc = cohort.filter(pl.col("group") == CONTROL)["weight"].to_numpy()
+    ess = float(wc.sum() ** 2 / (wc**2).sum()) if wc.size else 0.0
+    strata = pl.DataFrame(strata_rows).with_columns(pl.col("index_month").cast(pl.Date))
+    diagnostics = MatchDiagnostics(
+        strata=strata, unmatched=unmatched, n_cases=case_df.height,
+        n_matched=case_df.height - unmatched.height, n_controls=int(wc.size),
+        effective_sample_size=ess, caliper_width=width, models=diag_models,
+    )
+    logger.info("match: %d of %d cases matched with %d controls", diagnostics.n_matched,
+                diagnostics.n_cases, diagnostics.n_controls)
+    return MatchResult(cohort=cohort, balance=balance, diagnostics=diagnostics, config=config,
+                       models={m.name: m for m in models})
+
+
+def _attr_values(attrs: _Attributes, ids: pl.Series, col: str) -> np.ndarray:
+    """An attribute's values for patients ``ids`` (as text: exact strata compare equal text)."""
+    rows = pl.DataFrame({"patient_id": ids}).join(
+        attrs.frame.select("patient_id", col), on="patient_id", how="left", maintain_order="left"
+    )
+    return rows[col].cast(pl.String).to_numpy()
+
+
+def _prognostic(
+    src: pl.DataFrame, pool_df: pl.DataFrame, cand: pl.DataFrame, attrs: _Attributes,
+    ref_date: dt.date, ws: tuple[int, ...], months: int, index_spell_days: int | None,
+    max_fit_rows: int, rng: np.random.Generator, columns: Sequence[str],
+) -> ScoreModel:
+    """Logistic model of an emergency admission in the 12 months from ``ref_date``, fitted on
+    candidates alive and untreated then (so on none of the follow-up of matched controls)."""
+    at = cand.filter(
+        (pl.col("death_date").is_null() | (pl.col("death_date") > ref_date))
+        & (pl.col("intervention_start").is_null() | (pl.col("intervention_start") > ref_date))
+    )
+    if at.height > max_fit_rows:
+        at = at[np.sort(rng.choice(at.height, size=max_fit_rows, replace=False))]
+    dates = pl.repeat(ref_date, at.height, dtype=pl.Date, eager=True)
+    coh = pl.DataFrame({"patient_id": at["patient_id"], "index_date": dates})
+    f = prior_use(src, coh, ws, months, index_spell_days)
+    x = _design(attrs, at["patient_id"], dates, f)
+    out = cost_by_window(src, coh, windows=(0,), months=_PROGNOSTIC_MONTHS)
+    y = (
+        out.filter(pl.col("category") == "non_elective")
+        .select((pl.col("n_records") > 0).cast(pl.Float64))
+        .to_series()
+        .to_numpy()
+    )
+    return _fit("prognostic", x, y, columns)
+
+
+def _scores(lp: np.ndarray, pg: np.ndarray | None) -> list[pl.Series]:
+    """The logit scores a patient was matched on (null prognostic when not fitted)."""
+    return [pl.Series("score_propensity", lp, dtype=pl.Float64),
+            pl.Series("score_prognostic", pg if pg is not None else [None] * len(lp),
+                      dtype=pl.Float64)]
+
+
+def _cohort(
+    case_df: pl.DataFrame, case_death: pl.Series,
+    case_scores: tuple[np.ndarray, np.ndarray | None], per_month: dict[dt.date, dict[str, Any]],
+    matches: dict[int, tuple[dt.date, np.ndarray, int]], min_k: int,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The matched cohort (with the logit scores each patient was matched on) and the
+    unmatched cases (with the reason)."""
+    case_rows, ctrl_parts, unmatched = [], [], []
+    for i in range(case_df.height):
+        m, got, n_candidates = matches[i]
+        pid = case_df["patient_id"][i]
+        if len(got) < min_k:
+            reason = (
+                "no eligible candidate left in its stratum (index month and exact values)"
+                if n_candidates == 0 else
+                f"{len(got)} control(s) within the caliper among the {n_candidates} candidates "
+                f"left in its stratum, fewer than min_k={min_k}"
+            )
+            unmatched.append({"patient_id": pid, "index_date": case_df["index_date"][i],
+                              "n_controls": len(got), "reason": reason})
+            continue
+        case_rows.append(i)
+        elig = per_month[m]["elig"][got]
+        ctrl_parts.append(elig.select(
+            "patient_id", "death_date", "intervention_start",
+            pl.lit(pid).alias("matched_set"), pl.lit(case_df["index_date"][i]).alias("index_date"),
+            pl.lit(case_df["site"][i], pl.String).alias("site"),
+            pl.lit(1.0 / len(got)).alias("weight"),
+        ).hstack(_scores(*(None if a is None else a[got] for a in per_month[m]["scores"]))))
+    cases_out = case_df[case_rows].select(
+        "patient_id", "index_date", pl.lit(TREATED).alias("group"), "site",
+        pl.col("patient_id").alias("matched_set"), pl.lit(1.0).alias("weight"),
+        case_death.gather(case_rows).alias("end_of_follow_up") if case_rows else
+        pl.lit(None, pl.Date).alias("end_of_follow_up"),
+    ).hstack(_scores(*(None if a is None else a[case_rows] for a in case_scores)))
+    schema = {"patient_id": pl.String, "death_date": pl.Date, "intervention_start": pl.Date,
+              "matched_set": pl.String, "index_date": pl.Date, "site": pl.String, "weight": pl.Float64,
+              "score_propensity": pl.Float64, "score_prognostic": pl.Float64}
+    ctrl = pl.concat(ctrl_parts) if ctrl_parts else pl.DataFrame(schema=schema)
+    ctrl_out = ctrl.select(
+        "patient_id", "index_date", pl.lit(CONTROL).alias("group"), "site", "matched_set", "weight",
+        # a control treated later is followed to the day before its own intervention starts
+        pl.min_horizontal("death_date", pl.col("intervention_start") - pl.duration(days=1))
+        .alias("end_of_follow_up"), "score_propensity", "score_prognostic",
+    )
+    cohort = pl.concat([cases_out, ctrl_out], how="vertical_relaxed")
+    # each set together: its case first, then its controls
+    cohort = cohort.with_columns((pl.col("group") == CONTROL).alias("_c")).sort(
+        "matched_set", "_c", "patient_id").drop("_c")
+    unmatched_df = pl.DataFrame(
+        unmatched, schema={"patient_id": pl.String, "index_date": pl.Date, "n_controls": pl.Int64,
+                           "reason": pl.String})
+    return validate_cohort(cohort, "matched cohort"), unmatched_df
+
+
+def _with_attributes(cohort: pl.DataFrame, attrs: _Attributes) -> pl.DataFrame:
+    """The cohort with each patient's attributes used in matching (age at the index date when
+    it comes from birth_date), for risk adjustment and subgroups downstream."""
+    cols = [c for c in (*attrs.numeric, *attrs.categorical) if c not in cohort.columns]
+    from_frame = [c for c in cols if not (c == "age" and attrs.birth_date)]
+    out = cohort.join(attrs.frame.select("patient_id", *from_frame, *(
+        ["birth_date"] if attrs.birth_date else [])), on="patient_id", how="left",
+        maintain_order="left")
+    if attrs.birth_date:
+        age = (pl.col("index_date") - pl.col("birth_date")).dt.total_days() / 365.25
+        out = out.with_columns(age.alias("age")).drop("birth_date")
+    return out.select(*cohort.columns, *cols)
+
+
+def _balance(
+    cohort: pl.DataFrame, x_case: np.ndarray, x_cand: np.ndarray, case_df: pl.DataFrame,
+    attrs: _Attributes, columns: Sequence[str], src: pl.DataFrame, ws: tuple[int, ...],
+    months: int, index_spell_days: int | None,
+) -> pl.DataFrame:
+    """Means, SMD (pooled pre-match SD, the same before and after), variance ratio, flag."""
+    f = prior_use(src, cohort, ws, months, index_spell_days)
+    x_after = _design(attrs, cohort["patient_id"], cohort["index_date"], f)
+    treated = (cohort["group"] == TREATED).to_numpy()
+    w = cohort["weight"].to_numpy()
+    rows = []
+
+    def wvar(x: np.ndarray, wt: np.ndarray) -> float:
+        if x.size < 2:
+            return 0.0
+        m = np.average(x, weights=wt)
+        return float(np.average((x - m) ** 2, weights=wt) * x.size / (x.size - 1))
+
+    for j, name in enumerate(columns):
+        t0, c0 = x_case[:, j], x_cand[:, j]
+        t1, c1 = x_after[treated, j], x_after[~treated, j]
+        var_t0 = float(np.var(t0, ddof=1)) if t0.size > 1 else 0.0
+        var_c0 = float(np.var(c0, ddof=1)) if c0.size > 1 else 0.0
+        sd = float(np.sqrt((var_t0 + var_c0) / 2.0))
+        smd0 = weighted_smd(t0, c0, denominator_sd=sd)
+        have_after = t1.size > 0 and c1.size > 0
+        smd1 = weighted_smd(t1, c1, control_weights=w[~treated], denominator_sd=sd) if have_after else None
+        vr0 = var_t0 / var_c0 if var_c0 > 0 else None
+        var_c1 = wvar(c1, w[~treated]) if have_after else 0.0
+        vr1 = (float(np.var(t1, ddof=1)) / var_c1 if have_after and var_c1 > 0 and t1.size > 1
+               else None)
+        rows.append({
+            "variable": name,
+            "treated_mean_before": float(t0.mean()), "control_mean_before": float(c0.mean()),
+            "smd_before": smd0, "variance_ratio_before": vr0,
+            "treated_mean_after": float(t1.mean()) if t1.size else None,
+            "control_mean_after": float(np.average(c1, weights=w[~treated])) if c1.size else None,
+            "smd_after": smd1, "variance_ratio_after": vr1, "pooled_sd_before": sd,
+        })
+    out = pl.DataFrame(rows, schema_overrides={c: pl.Float64 for c in (
+        "treated_mean_after", "control_mean_after", "smd_after", "variance_ratio_before",
+        "variance_ratio_after")})
+    return out.with_columns(
+        (pl.col("smd_before").abs() > SMD_FLAG).alias("imbalanced_before"),
+        (pl.col("smd_after").abs() > SMD_FLAG).fill_null(False).alias("imbalanced_after"),
+    )
