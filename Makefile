@@ -1,11 +1,12 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11 and make:
 #   make demo   create .venv, install, run the ICP worked example end to end
-#   make test   create .venv, install with test extras, run the whole suite
+#   make test   create .venv, install with test and spark extras, run the whole suite
+#               (the Spark tests run when Java 17+ is installed, and skip saying so otherwise)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install bench clean tables
+.PHONY: demo test install spark bench clean tables
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +23,18 @@ $(VENV)/.installed-demo: $(BIN)/python pyproject.toml
 
 install: $(VENV)/.installed
 
+# PySpark (about 400 MB) for the Spark engine and its tests: `make test` installs it.
+$(VENV)/.spark: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test,spark]'
+	touch $@
+
+spark: $(VENV)/.spark
+
 demo: $(VENV)/.installed-demo
 	$(BIN)/python examples/icp/generate.py
 	$(BIN)/costing run examples/icp/run.toml
 
-test: install
+test: install spark
 	$(BIN)/python -m pytest -q
 
 bench: install

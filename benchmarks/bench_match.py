@@ -21,10 +21,13 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 
-from benchmarks.bench_windows import _cpu_seconds
-from benchmarks.match_sim import simulate
-from costing.match import match
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from benchmarks.bench_windows import _cpu_seconds  # noqa: E402
+from benchmarks.match_sim import simulate  # noqa: E402
+from costing.match import match  # noqa: E402
 
 RECORDS_PER_PATIENT = 10.5  # the simulation's mean over 48 months at rate 1.0
 

@@ -15,9 +15,11 @@ from costing.errors import MissingColumnsError
 from costing.status import status_name_expr
 from costing.windows import DEFAULT_WINDOWS, Assign, _bucket_name, _collect_assigned, _spec
 
-__all__ = ["coverage"]
+__all__ = ["coverage", "combine_coverage"]
 
 _MEASURES = ("n_records", "cost", "share_records", "share_cost")
+_KEYS = ["category", "status", "status_name", "cost_source"]
+_COHORT_KEYS = ["group", "bucket", "window", *_KEYS]
 
 
 def _shares(frame: pl.LazyFrame, within: Sequence[str]) -> pl.LazyFrame:
@@ -71,7 +73,7 @@ def coverage(
         raise MissingColumnsError("priced frame", missing)
     source = pl.col("cost_source") if "cost_source" in names else pl.lit(None, pl.String)
     if cohort is None:
-        keys = ["category", "status", "status_name", "cost_source"]
+        keys = _KEYS
         out = (
             lf.select(
                 pl.col("cost_category").cast(pl.String).alias("category"),
@@ -91,7 +93,7 @@ def coverage(
     groups = coh.lazy().select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx"), pl.col("group")
     )
-    keys = ["group", "bucket", "window", "category", "status", "status_name", "cost_source"]
+    keys = _COHORT_KEYS
     out = (
         assigned.lazy()
         .join(groups, on="_pidx", how="left")
@@ -112,3 +114,16 @@ def coverage(
         .agg(pl.len().cast(pl.UInt32).alias("n_records"), pl.col("cost").sum())
     )
     return _shares(out, keys[:4]).sort(keys, nulls_last=True).collect()
+
+
+def combine_coverage(parts: pl.DataFrame) -> pl.DataFrame:
+    """Coverage tables of disjoint sets of patients (stacked) as the table of them all.
+
+    Records and £ are summed per row key and the shares found again: the Spark engine
+    computes coverage per patient bucket and combines the buckets' tables with this.
+    """
+    keys = _COHORT_KEYS if "group" in parts.columns else _KEYS
+    summed = parts.lazy().group_by(keys).agg(
+        pl.col("n_records").sum().cast(pl.UInt32), pl.col("cost").sum())
+    return _shares(summed, keys[:4] if keys is _COHORT_KEYS else ["category"]).sort(
+        keys, nulls_last=True).collect()

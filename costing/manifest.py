@@ -93,7 +93,9 @@ def _status_counts(
         cost = pl.col("cost").cast(pl.Float64).sum() if "cost" in names else pl.lit(0.0)
         table = (
             lf.group_by("status")
-            .agg(pl.len().alias("n_records"), cost.alias("cost"))
+            # a priced frame, or its counts (n_records by status, ...: the Spark run's)
+            .agg((pl.col("n_records").sum() if "n_records" in names and "record_id" not in names
+                  else pl.len()).alias("n_records"), cost.alias("cost"))
             .with_columns(status_name_expr("status").alias("status_name"))
             .sort("status")
             .collect()

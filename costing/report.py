@@ -13,10 +13,21 @@ from costing.status import NOT_PRICED_FROM, Status
 __all__ = ["summary_line", "totals", "coverage_table", "window_means", "write_report", "number_formats"]
 
 
+def _n(priced: pl.DataFrame) -> pl.Expr:
+    """Records of a priced frame, or of its counts (``n_records``, as the Spark run gives)."""
+    return pl.col("n_records").sum() if is_counts(priced) else pl.len()
+
+
+def is_counts(priced: pl.DataFrame) -> bool:
+    """Counts of priced records (``n_records`` by status, ...), not the records themselves."""
+    return "n_records" in priced.columns and "record_id" not in priced.columns
+
+
 def summary_line(priced: pl.DataFrame, seconds: float | None = None, records_in: int | None = None) -> str:
-    """One line: records read, priced by tariff / reference cost, excluded, unpriced by reason."""
-    n = priced.height
-    by = dict(priced.group_by("status").len().iter_rows())
+    """One line: records read, priced by tariff / reference cost, excluded, unpriced by reason.
+    ``priced`` may be the records or their counts (see ``is_counts``)."""
+    n = int(priced["n_records"].sum()) if is_counts(priced) else priced.height
+    by = dict(priced.group_by("status").agg(_n(priced)).iter_rows())
     tariff = by.get(Status.PRICED_TARIFF, 0) + by.get(Status.PRICED_TARIFF_AFTER_REFERENCE_COST, 0)
     rc = by.get(Status.PRICED_REFERENCE_COST, 0) + by.get(Status.PRICED_REFERENCE_COST_FALLBACK, 0)
     avg = by.get(Status.PRICED_LAST_RESORT_AVERAGE, 0)
@@ -44,7 +55,7 @@ def totals(priced: pl.DataFrame) -> pl.DataFrame:
     text = [pl.col(c).cast(pl.String) for c in ("cost_category", "status_name", "cost_source")]
     return (
         priced.group_by(*text, "status")
-        .agg(pl.len().alias("records"), pl.col("cost").sum().alias("cost_gbp"))
+        .agg(_n(priced).alias("records"), pl.col("cost").sum().alias("cost_gbp"))
         .select("cost_category", "status", "status_name", "cost_source", "records", "cost_gbp")
         .sort("cost_category", "status")
     )

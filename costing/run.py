@@ -51,7 +51,7 @@ from costing.config import CostingConfig, config_error, read_toml
 from costing.errors import ConfigError
 from costing.tables import TableSet, load_tables
 
-__all__ = ["RunConfig", "RunResult", "run", "InputSpec"]
+__all__ = ["RunConfig", "RunResult", "run", "InputSpec", "EngineSpec"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,15 @@ class TablesSpec(_Strict):
     paths: list[str] = ["shipped"]
 
 
+class EngineSpec(_Strict):
+    """Where the run computes: ``polars`` (this machine) or ``spark`` (see docs/spark.md)."""
+
+    name: Literal["polars", "spark"] = "polars"
+    master: str | None = None  # spark: local[*], spark://host:7077, yarn; None: active or local[*]
+    partitions: int | None = Field(None, gt=0)  # spark: patient buckets; None: from the row count
+    conf: dict[str, str] = {}  # spark: settings, e.g. {"spark.executor.memory" = "8g"}
+
+
 class RunConfig(_Strict):
     """A whole run, as read from a TOML run file (paths relative to ``base_dir``)."""
 
@@ -141,6 +150,7 @@ class RunConfig(_Strict):
     evaluate: EvaluateSpec | None = None
     match: MatchSpec | None = None
     output: OutputSpec = OutputSpec()
+    engine: EngineSpec = EngineSpec()
     base_dir: str = "."
 
     @model_validator(mode="after")
@@ -223,16 +233,22 @@ def read_inputs(cfg: RunConfig) -> pl.LazyFrame:
 
 
 def run(config: RunConfig | str | Path, tables: TableSet | None = None,
-        progress: Progress | None = None) -> RunResult:
+        progress: Progress | None = None, *, engine: Literal["polars", "spark"] | None = None,
+        master: str | None = None) -> RunResult:
     """Run the whole pipeline and write every output into the run's output folder.
 
     Args:
         config: a RunConfig, or the path of a TOML run file.
         tables: tables to use instead of those the run file names.
         progress: called with a short message at each stage (the CLI shows them).
+        engine: ``polars`` or ``spark``, instead of the run file's ``[engine] name``.
+        master: the Spark master, instead of the run file's ``[engine] master``.
 
     Returns:
-        A RunResult with the frames and the files written.
+        A RunResult with the frames and the files written. Under the Spark engine the
+        priced records stay in Spark (written to ``files["priced"]``, a Parquet dataset)
+        and ``priced`` holds their counts (``n_records`` and cost by category, status and
+        source); ``audit`` is None (``audit_summary.csv`` is written).
     """
     from costing.io import read_cohort, write_frame
     from costing.pricing import price
@@ -242,6 +258,13 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_toml(config)
     t0 = time.perf_counter()
     ts = tables or load_tables([p if p == "shipped" else str(cfg.resolve(p)) for p in cfg.tables.paths])
+    overrides = {k: v for k, v in {"name": engine, "master": master}.items() if v is not None}
+    if overrides:
+        cfg = cfg.model_copy(update={"engine": cfg.engine.model_copy(update=overrides)})
+    if cfg.engine.name == "spark":
+        from costing.spark_run import run_spark
+
+        return run_spark(cfg, ts, say)
     out_dir = cfg.resolve(cfg.output.dir)
     files: dict[str, Path] = {}
 
@@ -305,7 +328,7 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     from costing.manifest import run_manifest, write_run_manifest
 
     manifest = run_manifest(
-        config=cfg.model_dump(mode="json", exclude={"base_dir"}) | {"pricing": cfg.pricing.resolved()},
+        config=cfg.model_dump(mode="json", exclude={"base_dir", "engine"}) | {"pricing": cfg.pricing.resolved()},
         tables=ts, inputs=cfg.input_paths(),
         outputs={k: v for k, v in {"priced": priced, "window_costs": windows, "did": did_frame}.items()
                  if v is not None},

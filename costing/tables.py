@@ -288,6 +288,15 @@ class Edition:
     def in_force(self, d: dt.date) -> bool:
         return self.manifest.valid_from <= d <= self.manifest.valid_to
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A MappingProxyType does not pickle: rebuilt from a plain dict (Spark broadcasts tables).
+        return (_edition, (self.manifest, self.path, dict(self.frames)))
+
+
+def _edition(manifest: Manifest, path: Path, frames: dict[str, pl.DataFrame]) -> Edition:
+    """An Edition unpickled (see ``Edition.__reduce__``)."""
+    return Edition(manifest=manifest, path=path, frames=MappingProxyType(frames))
+
 
 class TableSet:
     """An immutable collection of verified editions, looked up by kind and edition or date."""
@@ -309,6 +318,10 @@ class TableSet:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("TableSet is immutable; build a new one with .with_editions()")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as its editions (a MappingProxyType does not pickle; Spark broadcasts tables)
+        return (TableSet, (list(self._editions.values()),))
 
     def __iter__(self) -> Iterator[Edition]:
         return iter(self._editions.values())

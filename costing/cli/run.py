@@ -16,7 +16,11 @@ from costing.cli._common import echo_err
 @main.command("run")
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
-def run_cmd(run_file: str, quiet: bool) -> None:
+@click.option("--engine", type=click.Choice(["polars", "spark"]), default=None,
+              help="Where to compute (default: the run file's [engine] name, else polars).")
+@click.option("--master", default=None, metavar="URL",
+              help="Spark master: local[*], spark://host:7077, yarn (default: [engine] master).")
+def run_cmd(run_file: str, quiet: bool, engine: str | None, master: str | None) -> None:
     """Run the whole pipeline from a TOML run file: read extracts, price, windows, optional
     difference in differences, and write priced records, window costs, coverage, audit, the
     run manifest, an Excel report and charts into the output folder.
@@ -24,6 +28,7 @@ def run_cmd(run_file: str, quiet: bool) -> None:
     \b
     Example:
       costing run examples/icp/run.toml
+      costing run examples/icp/run.toml --engine spark --master 'local[*]'
     """
     from costing.report import summary_line
     from costing.run import run
@@ -34,7 +39,7 @@ def run_cmd(run_file: str, quiet: bool) -> None:
         if not quiet:
             echo_err(f"costing: [{time.perf_counter() - t0:5.1f} s] {msg}")
 
-    result = run(run_file, progress=progress)
+    result = run(run_file, progress=progress, engine=engine, master=master)  # type: ignore[arg-type]
     for name, path in result.files.items():
         click.echo(f"{name}: {path}")
     echo_err("costing: " + summary_line(result.priced, result.seconds, records_in=result.records_in))

@@ -55,3 +55,24 @@ def test_readme_lists_every_status_code() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     rows = dict(re.findall(r"^\| (\d+) \| `(\w+)` \|", readme, flags=re.M))
     assert rows == {str(s.value): s.label for s in Status}
+
+
+SPARK_PUBLIC = {
+    "price", "cost_by_window", "price_and_window", "read_activity", "spark_schema", "session",
+    "default_partitions", "ROWS_PER_PARTITION", "MIN_SPARK", "worker_errors",
+}
+
+
+def test_spark_names_are_pinned_and_pyspark_is_imported_lazily() -> None:
+    import subprocess
+    import sys
+
+    import costing.spark
+
+    assert set(costing.spark.__all__) == SPARK_PUBLIC
+    for name in SPARK_PUBLIC - {"ROWS_PER_PARTITION", "MIN_SPARK"}:
+        assert inspect.getdoc(getattr(costing.spark, name)), f"costing.spark.{name} has no docstring"
+    # the core install does not need PySpark: importing costing (and costing.spark) loads none
+    code = "import sys, costing, costing.spark, costing.spark_run; print('pyspark' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

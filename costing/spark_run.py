@@ -1,0 +1,257 @@
+"""``costing run`` on Spark (``--engine spark`` or ``[engine] name = "spark"``).
+
+The run file's pipeline with one shuffle: the extracts are read by Spark and typed by the
+polars reader's code a part at a time; activity and cohort are cogrouped by patient bucket,
+and each bucket is priced, windowed, audited and counted whole by the polars engine. The
+priced records come back into Spark and are written as a Parquet dataset (``priced/``); each
+bucket's small results (window costs, coverage and audit counts, rows in) come back beside
+them as one summary row, and are combined on the driver, checked (rows in = rows priced,
+summed over buckets) and written as in the polars run. DiD runs on the collected window
+costs, which are small (one row per patient x window x category).
+
+What the polars run writes and this one does not: ``audit.parquet`` (one row per record;
+``audit_summary.csv`` is written). See ``docs/spark.md``.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from costing.errors import ConfigError, ConservationError
+from costing.run import EvaluateSpec, Progress, RunConfig, RunResult
+from costing.tables import TableSet
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["run_spark"]
+
+SUMMARY = "_costing_summary"  # the binary column of each bucket's summary row
+_COUNT_KEYS = ("cost_category", "status", "status_name", "cost_source")
+
+
+def _ipc(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_ipc(buf)
+    return buf.getvalue()
+
+
+def priced_counts(priced: pl.DataFrame) -> pl.DataFrame:
+    """Records (``n_records``) and £ by cost category, status and source: what the report's
+    summary, the summary line and the manifest need of the priced records."""
+    text = [pl.col(c).cast(pl.String) for c in ("cost_category", "status_name", "cost_source")]
+    return (priced.group_by(text[0], "status", *text[1:])
+            .agg(pl.len().cast(pl.Int64).alias("n_records"), pl.col("cost").sum())
+            .select(*_COUNT_KEYS, "n_records", "cost"))
+
+
+def bucket_outputs(bucket: int, records: pl.DataFrame, cohort: pl.DataFrame | None,
+                   tables: TableSet, cfg: RunConfig) -> pl.DataFrame:
+    """One bucket priced, windowed and counted: its priced rows, then one summary row."""
+    from costing import spark as cs
+    from costing.coverage import coverage
+    from costing.pricing import price
+    from costing.windows import audit_summary, cost_by_window_and_audit
+
+    priced = price(records, tables, cfg.pricing)
+    cs.check_rows(bucket, records.height, priced)
+    parts = {"rows_in": pl.DataFrame({"rows_in": [records.height]}), "counts": priced_counts(priced)}
+    w = cfg.windows
+    if cohort is not None:
+        windows, audit = cs.in_bucket(bucket, cohort["patient_id"], lambda: cost_by_window_and_audit(
+            priced, cohort, windows=w.windows, months=w.months, assign=w.assign, by=w.by))
+        parts |= {"window_costs": windows, "audit_summary": audit_summary(audit),
+                  "coverage": coverage(priced, cohort, windows=w.windows, months=w.months, assign=w.assign)}
+    else:
+        parts["coverage"] = coverage(priced)
+    blob = pickle.dumps({name: _ipc(frame) for name, frame in parts.items()})
+    return pl.concat([priced, pl.DataFrame({SUMMARY: [blob]}, schema={SUMMARY: pl.Binary})],
+                     how="diagonal_relaxed")
+
+
+def _combine(summaries: list[dict[str, bytes]], name: str) -> pl.DataFrame | None:
+    frames = [pl.read_ipc(io.BytesIO(s[name])) for s in summaries if name in s]
+    return pl.concat(frames, how="vertical_relaxed") if frames else None
+
+
+def _summed(frame: pl.DataFrame, keys: list[str], measures: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    return (frame.group_by(keys).agg(pl.col(m).sum().cast(t) for m, t in measures.items())
+            .sort(keys, nulls_last=True))
+
+
+def combine_audit_summaries(parts: pl.DataFrame) -> pl.DataFrame:
+    """``audit_summary`` tables of disjoint sets of patients (stacked) as the table of them all:
+    summed per bucket and window; a bucket's zero row (there when a part had none of it) kept
+    only where the bucket has no other row, as ``audit_summary`` gives it."""
+    summed = _summed(parts, ["bucket", "window"], {"n_rows": pl.UInt32(), "n_unpriced": pl.UInt32(),
+                                                   "n_excluded": pl.UInt32(), "cost": pl.Float64()})
+    alone = pl.len().over("bucket") == 1
+    return summed.filter(alone | (pl.col("n_rows") > 0))
+
+
+def _input_entries(cfg: RunConfig) -> tuple[list[Path], list[dict[str, Any]]]:
+    """Input files (hashed in the manifest as in the polars run) and the other inputs
+    (Parquet folders by file count and size, tables by name)."""
+    files, others = [], []
+    for spec in cfg.inputs.values():
+        for p in [spec.path] if isinstance(spec.path, str) else spec.path:
+            if p.startswith("table:"):
+                others.append({"table": p.removeprefix("table:")})
+            elif cfg.resolve(p).is_dir():
+                parts = [f for f in cfg.resolve(p).rglob("*") if f.is_file() and not f.name.startswith((".", "_"))]
+                others.append({"name": cfg.resolve(p).name, "files": len(parts),
+                               "bytes": sum(f.stat().st_size for f in parts)})
+            else:
+                files.append(cfg.resolve(p))
+    if cfg.cohort:
+        files.append(cfg.resolve(cfg.cohort.path))
+    return files, others
+
+
+def _spark_path(cfg: RunConfig, p: str) -> str:
+    return p if p.startswith("table:") else str(cfg.resolve(p))
+
+
+def _read_inputs(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, int]:
+    """Every extract as one canonical Spark frame, and how many rows they hold."""
+    from costing import spark as cs
+    from costing.run import _columns_arg
+
+    frames, counted = [], []
+    for setting, spec in cfg.inputs.items():
+        paths = [_spark_path(cfg, p) for p in ([spec.path] if isinstance(spec.path, str) else spec.path)]
+        frames.append(cs.read_activity(spark, paths, setting, columns=_columns_arg(cfg, spec.columns),
+                                       encoding=spec.encoding, hrg_version=spec.hrg_version,
+                                       date_format=spec.date_format))
+        counted += [cs._raw(spark, p, spec.encoding).select() for p in paths]
+    return _union(frames), _union(counted).count()  # every extract counted in one job
+
+
+def _union(frames: list[DataFrame]) -> DataFrame:
+    out = frames[0]
+    for more in frames[1:]:
+        out = out.unionByName(more, allowMissingColumns=True)
+    return out
+
+
+def run_spark(cfg: RunConfig, ts: TableSet, say: Progress) -> RunResult:
+    """:func:`costing.run` on Spark (see the module's docstring)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from costing import spark as cs
+    from costing.cohort import validate_cohort
+    from costing.coverage import combine_coverage
+    from costing.io import read_cohort, write_frame
+    from costing.manifest import _COST_DECIMALS, run_manifest, write_run_manifest
+    from costing.report import write_report
+    from costing.schema import COHORT_SCHEMA
+    from costing.windows import widen
+
+    if cfg.match is not None:
+        raise ConfigError("[match] runs on the polars engine only: build the cohort there (or with "
+                          "`costing match`) and give it to the Spark run as [cohort]")
+    t0 = time.perf_counter()
+    e = cfg.engine
+    spark = cs.session(e.master, e.conf)
+    out_dir = cfg.resolve(cfg.output.dir)
+    files: dict[str, Path] = {}
+    say(f"Spark {spark.version} ({spark.sparkContext.master}): reading inputs")
+    activity, rows_read = _read_inputs(spark, cfg)
+    n = e.partitions or cs.default_partitions(rows_read)
+    cohort = None
+    if cfg.cohort is not None:
+        say("reading cohort")
+        cohort = read_cohort(cfg.resolve(cfg.cohort.path), columns=cfg.cohort.columns,
+                             sheet=cfg.cohort.sheet, date_format=cfg.cohort.date_format)
+    coh = cohort if cohort is not None else validate_cohort(pl.DataFrame(schema=COHORT_SCHEMA))
+    with_cohort = cohort is not None
+    activity = cs._with_source_row(activity)
+    out_schema = {**cs.priced_schema(activity.schema, ts, cfg.pricing), SUMMARY: pl.Binary()}
+    shared = spark.sparkContext.broadcast((ts, cfg))
+
+    def work(bucket: int, records: pl.DataFrame, patients: pl.DataFrame) -> pl.DataFrame:
+        tables, run_cfg = shared.value
+        return bucket_outputs(bucket, records, patients if with_cohort else None, tables, run_cfg)
+
+    say(f"pricing and windows: {rows_read:,} records in {n} patient bucket(s)")
+    fused = cs._cogrouped(activity, cs._cohort_frame(spark, coh), n, out_schema, work)
+    fused = fused.persist(StorageLevel.MEMORY_AND_DISK)
+    files["priced"] = out_dir / "priced"
+    priced = fused.filter(F.col(SUMMARY).isNull()).drop(SUMMARY)
+    try:
+        with cs.worker_errors():
+            priced.write.mode("overwrite").parquet(files["priced"].as_uri())
+            summaries = [pickle.loads(r[0]) for r in
+                         fused.filter(F.col(SUMMARY).isNotNull()).select(SUMMARY).collect()]
+    finally:
+        fused.unpersist()
+
+    rows_in = int(_combine(summaries, "rows_in")["rows_in"].sum())  # type: ignore[index]
+    if rows_in != rows_read:
+        raise ConservationError(f"spark run: {rows_read} records read but {rows_in} priced over "
+                                f"{len(summaries)} bucket(s); a bug in costing, please report it")
+    counts = _summed(_combine(summaries, "counts"), list(_COUNT_KEYS),  # type: ignore[arg-type]
+                     {"n_records": pl.Int64(), "cost": pl.Float64()})
+    windows = audit_sum = did_frame = None
+    w = cfg.windows
+    if cohort is not None:
+        say("windows")
+        order = validate_cohort(cohort).select("patient_id").with_row_index("_order")
+        windows = (_combine(summaries, "window_costs").join(order, on="patient_id", how="left")  # type: ignore[union-attr]
+                   .sort("_order", maintain_order=True).drop("_order"))
+        files["window_costs"] = write_frame(windows, out_dir / "window_costs.csv")
+        if cfg.output.wide:
+            files["window_costs_wide"] = write_frame(widen(windows, by=w.by), out_dir / "window_costs_wide.csv")
+        audit_sum = combine_audit_summaries(_combine(summaries, "audit_summary"))  # type: ignore[arg-type]
+        files["audit_summary"] = write_frame(audit_sum, out_dir / "audit_summary.csv")
+        if cfg.evaluate is not None:
+            did_frame = _evaluate(cfg.evaluate, windows, say)
+            files["did"] = write_frame(did_frame, out_dir / "did.csv")
+    cov = combine_coverage(_combine(summaries, "coverage"))  # type: ignore[arg-type]
+    files["coverage"] = write_frame(cov, out_dir / "coverage.csv")
+
+    say("manifest")
+    inputs, other_inputs = _input_entries(cfg)
+    n_priced, cost = int(counts["n_records"].sum()), float(counts["cost"].sum())
+    manifest = run_manifest(
+        config=cfg.model_dump(mode="json", exclude={"base_dir", "engine"}) | {"pricing": cfg.pricing.resolved()},
+        tables=ts, inputs=inputs,
+        outputs={k: v for k, v in {"window_costs": windows, "did": did_frame}.items() if v is not None},
+        counts_by_status=counts,
+        rows_in={"records": rows_in, "cohort_patients": cohort.height if cohort is not None else 0},
+    )
+    manifest["outputs"]["priced"] = {"rows": n_priced, "columns": priced.columns,
+                                     "cost_total": round(cost, _COST_DECIMALS)}
+    manifest["inputs"] += other_inputs
+    manifest["engine"] |= {"spark": spark.version, "master": spark.sparkContext.master, "partitions": n}
+    files["manifest"] = write_run_manifest(manifest, out_dir / "run_manifest.json")
+    if cfg.output.report:
+        say("report")
+        files.update(write_report(out_dir, priced=counts, coverage=cov, window_costs=windows,
+                                  did_table=did_frame, manifest=manifest))
+    return RunResult(priced=counts, window_costs=windows, audit=None, coverage=cov, did=did_frame,
+                     manifest=manifest, output_dir=out_dir, files=files,
+                     seconds=time.perf_counter() - t0, records_in=rows_in)
+
+
+def _evaluate(e: EvaluateSpec, windows: pl.DataFrame, say: Progress) -> pl.DataFrame:
+    """The run file's difference in differences (and pre-trend table) on window costs."""
+    from costing.did import did, did_pretrend
+
+    say(f"difference in differences ({e.n_boot} bootstrap replicates)")
+    kwargs: dict[str, Any] = dict(group=e.group, treated=e.treated, by="category", weight=e.weight,
+                                  cluster=e.cluster, n_boot=e.n_boot, seed=e.seed, ci=e.ci,
+                                  censoring=e.censoring)
+    did_frame = did(windows, pre=e.pre, post=e.post, **kwargs)
+    if e.pretrend:
+        did_frame = pl.concat([did_frame, did_pretrend(windows, windows=e.pretrend, **kwargs)],
+                              how="diagonal_relaxed")
+    return did_frame
