@@ -43,6 +43,7 @@ bench: install
 
 # Re-derive the shipped tables from ../shared/data with our own importers (maintainers only).
 tables: install
+	$(BIN)/python -m pip install --quiet -e '.[test,maintainers]'
 	$(BIN)/python -m costing.importers.build_shipped
 
 clean:

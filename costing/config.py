@@ -17,10 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from costing.errors import ConfigError
 from costing.tables import check_edition
 
-__all__ = ["CostingConfig", "Level", "LEVELS", "read_toml", "config_error"]
+__all__ = ["CostingConfig", "Level", "LEVELS", "DEFAULT_TRIMPOINTS_SUBSTITUTE", "read_toml",
+           "config_error"]
 
 Level = Literal["tariff", "reference_cost", "total_hrg_average"]
 LEVELS: tuple[str, ...] = ("tariff", "reference_cost", "total_hrg_average")
+
+# The trim points that price the excess bed days of a reference-cost year with none of its
+# own when the configuration names none: 2017/18, the only episode trim points found
+# public (docs/reference-costs.md). Every run manifest and summary line says where it was used.
+DEFAULT_TRIMPOINTS_SUBSTITUTE = "2017-18"
 
 def read_toml(path: str | Path, what: str = "configuration file") -> dict[str, Any]:
     """A TOML file as a dict; a missing or malformed file is a ConfigError naming it."""
@@ -102,8 +108,9 @@ class CostingConfig(BaseModel):
     tariff_edition: str | None = None
     reference_cost_edition: str | None = None
     trimpoints_edition: str | None = Field(
-        None, description="Episode trim points for reference-cost excess bed days; None: the "
-        "edition of the reference-cost year if held, else the newest."
+        None, description="Episode trim points for the excess bed days of a reference-cost year "
+        "that has none of its own (a year's own trim points always price it); None: the "
+        "declared default substitute, DEFAULT_TRIMPOINTS_SUBSTITUTE."
     )
     mff_edition: str | None = Field(None, description="MFF edition; None: the newest held.")
     chain: tuple[Level, ...] | None = Field(

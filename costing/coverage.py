@@ -11,11 +11,13 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from costing.config import CostingConfig
 from costing.errors import MissingColumnsError
 from costing.status import status_name_expr
+from costing.tables import TableSet
 from costing.windows import DEFAULT_WINDOWS, Assign, _bucket_name, _collect_assigned, _spec
 
-__all__ = ["coverage", "combine_coverage"]
+__all__ = ["coverage", "combine_coverage", "trimpoint_coverage", "trimpoint_summary"]
 
 _MEASURES = ("n_records", "cost", "share_records", "share_cost")
 _KEYS = ["category", "status", "status_name", "cost_source"]
@@ -114,6 +116,68 @@ def coverage(
         .agg(pl.len().cast(pl.UInt32).alias("n_records"), pl.col("cost").sum())
     )
     return _shares(out, keys[:4]).sort(keys, nulls_last=True).collect()
+
+
+_TRIM_SCHEMA = {
+    "reference_cost_edition": pl.String, "trimpoints_edition": pl.String, "basis": pl.String,
+    "reason": pl.String, "n_records": pl.UInt32, "n_without_trim_point": pl.UInt32,
+}
+
+
+def trimpoint_coverage(priced: pl.DataFrame | pl.LazyFrame, tables: TableSet,
+                       config: CostingConfig | None = None) -> pl.DataFrame:
+    """Which trim points priced which reference-cost year, and the records they missed.
+
+    One row per reference-cost edition that priced a record: the trim-point edition used
+    (see ``costing.pricing.choose_trimpoints``), its basis (own year, configured or default
+    substitute, not used) and why, the admitted elective / non-elective records priced at
+    that edition's reference costs (``n_records``), and of those the records whose HRG has
+    no trim point in that trim-point edition (``n_without_trim_point``: no excess bed day
+    can be counted for them).
+
+    Example:
+        >>> trimpoint_coverage(priced, costing.load_tables(), cfg)  # doctest: +SKIP
+    """
+    from costing.pricing import choose_trimpoints
+
+    cfg = config or CostingConfig()
+    lf = priced.lazy()
+    names = lf.collect_schema().names()
+    missing = [c for c in ("reference_cost_edition", "cost_source", "pod", "hrg_code") if c not in names]
+    if missing:
+        raise MissingColumnsError("priced frame", missing)
+    by_rc = (
+        lf.filter(pl.col("cost_source").cast(pl.String) == "reference_cost")
+        .select(pl.col("reference_cost_edition").cast(pl.String), pl.col("hrg_code"),
+                pl.col("pod").cast(pl.String).is_in(["EL", "NEL"]).alias("_el_nel"))
+        .collect()
+    )
+    rows = []
+    for ed in sorted(by_rc["reference_cost_edition"].drop_nulls().unique().to_list()):
+        choice = choose_trimpoints(tables, tables.get("reference_cost", ed), cfg)
+        mine = by_rc.filter((pl.col("reference_cost_edition") == ed) & pl.col("_el_nel"))
+        without = 0
+        if choice.trimpoints_edition is not None:
+            held = tables.table("trimpoints", choice.trimpoints_edition, "trimpoints")["hrg_code"]
+            without = mine.filter(~pl.col("hrg_code").is_in(held.implode())).height
+        rows.append({"reference_cost_edition": ed, "trimpoints_edition": choice.trimpoints_edition,
+                     "basis": choice.basis, "reason": choice.reason, "n_records": mine.height,
+                     "n_without_trim_point": without})
+    return pl.DataFrame(rows, schema=_TRIM_SCHEMA)
+
+
+def trimpoint_summary(trim: pl.DataFrame) -> str:
+    """The trim points of each substitute in a few words, for a summary line ("" if none):
+    e.g. ``trim points 2017-18 (default substitute) for reference costs 2013-14, 2014-15
+    (HRG without a trim point: 12 records)``."""
+    subs = trim.filter(pl.col("basis").str.ends_with("substitute"))
+    parts = []
+    for (tp, basis), group in subs.group_by("trimpoints_edition", "basis", maintain_order=True):
+        missed = int(group["n_without_trim_point"].sum())
+        parts.append(f"trim points {tp} ({basis}) for reference costs "
+                     f"{', '.join(group['reference_cost_edition'].to_list())} "
+                     f"(HRG without a trim point: {missed:,} records)")
+    return "; ".join(parts)
 
 
 def combine_coverage(parts: pl.DataFrame) -> pl.DataFrame:

@@ -10,7 +10,8 @@ Settings, per level:
   APC    tariff: base by POD (combined DC/EL price else separate), short-stay emergency,
          long-stay excess bed days beyond the trim point; reference cost: department by POD
          (NES below the LOS threshold), excess bed days beyond the episode trim point at the
-         EL_XS / NEL_XS rate.
+         EL_XS / NEL_XS rate (trim points by :func:`choose_trimpoints`; none from 2018/19, whose
+         unit costs include bed days).
   OP     procedure HRG price replaces the attendance price; attendances by treatment function
          x first/follow-up x single/multi professional (tariff) or CL/NCL WF currency x
          service code (reference cost).
@@ -56,19 +57,23 @@ from costing.activity import (
     validation_failures,
     with_invalid_reason,
 )
-from costing.config import CostingConfig
+from costing.config import DEFAULT_TRIMPOINTS_SUBSTITUTE, CostingConfig
 from costing.errors import ConfigError, EditionNotFoundError, ValidationError
 from costing.schema import DEPARTMENTS, PRICED_COLUMNS
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
 
-__all__ = ["price", "price_lazy"]
+__all__ = ["price", "price_lazy", "TrimpointChoice", "choose_trimpoints"]
 
 _TARIFF_PRIORITY = {  # rank of "why not priced" reasons: the most specific wins
     Status.NO_EDITION_FOR_DATE: 1,
     Status.HRG_VERSION_MISMATCH: 2,
     Status.HRG_NOT_FOUND: 3,
     Status.NO_PRICE_FOR_POD: 4,
+    # a reference-cost edition without the record's department (e.g. 2011/12: admitted care only)
+    Status.NO_OUTPATIENT_ATTENDANCE_COSTS_IN_EDITION: 5,
+    Status.NO_AE_COSTS_IN_EDITION: 6,
+    Status.NO_REGULAR_ATTENDER_COSTS_IN_EDITION: 7,
 }
 _RANK_TO_STATUS = {v: k for k, v in _TARIFF_PRIORITY.items()}
 
@@ -79,12 +84,18 @@ _SOURCE_OF_LEVEL = {
 }
 
 
-def _level_status(level: str, position: int) -> Status:
+def _level_status(level: str, position: int) -> pl.Expr:
+    """The status of a record priced by ``level`` at ``position`` in the chain."""
     if level == "tariff":
-        return Status.PRICED_TARIFF if position == 0 else Status.PRICED_TARIFF_AFTER_REFERENCE_COST
-    if level == "reference_cost":
-        return Status.PRICED_REFERENCE_COST if position == 0 else Status.PRICED_REFERENCE_COST_FALLBACK
-    return Status.PRICED_LAST_RESORT_AVERAGE
+        st = Status.PRICED_TARIFF if position == 0 else Status.PRICED_TARIFF_AFTER_REFERENCE_COST
+    elif level == "reference_cost":
+        st, wide = ((Status.PRICED_REFERENCE_COST, Status.PRICED_REFERENCE_COST_DEPARTMENT_WIDE)
+                    if position == 0 else (Status.PRICED_REFERENCE_COST_FALLBACK,
+                                           Status.PRICED_REFERENCE_COST_FALLBACK_DEPARTMENT_WIDE))
+        return pl.when(pl.col("_rc_wide")).then(pl.lit(int(wide))).otherwise(pl.lit(int(st)))
+    else:
+        st = Status.PRICED_LAST_RESORT_AVERAGE
+    return pl.lit(int(st))
 
 
 # --------------------------------------------------------------------------------------
@@ -227,12 +238,18 @@ def _excess_days(los: pl.Expr, trim: pl.Expr) -> pl.Expr:
     return pl.max_horizontal(los - trim, pl.lit(0)).cast(pl.Int32)
 
 
-def _reason(edition: pl.Expr, version_ok: pl.Expr, known: pl.Expr) -> pl.Expr:
-    """Why a level did not price: no edition < version mismatch < not found < no POD price."""
-    return (
+def _reason(edition: pl.Expr, version_ok: pl.Expr, known: pl.Expr,
+            absent: pl.Expr | None = None) -> pl.Expr:
+    """Why a level did not price: no edition < version mismatch < not found < no POD price;
+    ``absent`` (the rank of a department the edition lacks, else null) comes before not found."""
+    out = (
         pl.when(edition.is_null()).then(pl.lit(_TARIFF_PRIORITY[Status.NO_EDITION_FOR_DATE]))
         .when(~version_ok).then(pl.lit(_TARIFF_PRIORITY[Status.HRG_VERSION_MISMATCH]))
-        .when(~known).then(pl.lit(_TARIFF_PRIORITY[Status.HRG_NOT_FOUND]))
+    )
+    if absent is not None:
+        out = out.when(absent.is_not_null()).then(absent)
+    return (
+        out.when(~known).then(pl.lit(_TARIFF_PRIORITY[Status.HRG_NOT_FOUND]))
         .otherwise(pl.lit(_TARIFF_PRIORITY[Status.NO_PRICE_FOR_POD]))
         .cast(pl.Int8)
     )
@@ -413,12 +430,59 @@ def _rc_keyed(rc: pl.DataFrame, codes: _Codes) -> pl.DataFrame:
     ).unique("key", keep="first", maintain_order=True)
 
 
-def _trim_table(tables: TableSet, rc: _Editions, cfg: CostingConfig, codes: _Codes) -> pl.DataFrame:
-    """(reference-cost edition, HRG) key -> episode trim point, by the trim-point edition rule."""
+@dataclass(frozen=True)
+class TrimpointChoice:
+    """Which episode trim points price a reference-cost edition's excess bed days, and why.
+
+    ``basis`` is one of ``own year``, ``configured substitute`` (``trimpoints_edition``),
+    ``default substitute`` (:data:`costing.config.DEFAULT_TRIMPOINTS_SUBSTITUTE`) or
+    ``not used`` (``reason`` says why: the edition has no excess-bed-day costs, or long
+    stay is off); ``trimpoints_edition`` is None when not used.
+    """
+
+    reference_cost_edition: str
+    trimpoints_edition: str | None
+    basis: str
+    reason: str = ""
+
+
+def choose_trimpoints(tables: TableSet, rc_edition: Edition, cfg: CostingConfig) -> TrimpointChoice:
+    """The trim-point edition for a reference-cost edition: its own year's when held, else the
+    configured ``trimpoints_edition``, else the declared default substitute; never silently
+    the latest. An edition without excess-bed-day costs (2018/19 on) uses none.
+
+    Raises:
+        ConfigError: the edition needs trim points, none of its year is held and the
+            substitute (configured or default) is not in the tables.
+    """
+    ed = rc_edition.edition
+    if not cfg.long_stay:
+        return TrimpointChoice(ed, None, "not used", "long_stay is off")
+    depts = rc_edition.table("reference_costs")["department_code"]
+    if not depts.is_in(["EL_XS", "NEL_XS"]).any():
+        return TrimpointChoice(ed, None, "not used",
+                               "no excess-bed-day costs: bed days are in the unit costs")
     held = tables.editions("trimpoints")
+    if ed in held:
+        return TrimpointChoice(ed, ed, "own year")
+    substitute, basis = ((cfg.trimpoints_edition, "configured substitute") if cfg.trimpoints_edition
+                         else (DEFAULT_TRIMPOINTS_SUBSTITUTE, "default substitute"))
+    if substitute not in held:
+        raise ConfigError(
+            f"reference costs {ed} need episode trim points for excess bed days; none of {ed} "
+            f"is held and the {basis} {substitute} is not in the tables (trim points held: "
+            f"{', '.join(held) or 'none'}). Set trimpoints_edition to one of those, import "
+            "trim points of that year, or set long_stay = false.")
+    return TrimpointChoice(ed, substitute, basis)
+
+
+def _trim_table(tables: TableSet, rc: _Editions, cfg: CostingConfig, codes: _Codes) -> pl.DataFrame:
+    """(reference-cost edition, HRG) key -> episode trim point, by :func:`choose_trimpoints`."""
     frames = []
-    for i, e in enumerate(rc.editions if held else ()):
-        tp_ed = cfg.trimpoints_edition or (e.edition if e.edition in held else held[-1])
+    for i, e in enumerate(rc.editions):
+        tp_ed = choose_trimpoints(tables, e, cfg).trimpoints_edition
+        if tp_ed is None:
+            continue
         t = tables.table("trimpoints", tp_ed, "trimpoints")
         frames.append(t.select(
             (pl.lit(i, dtype=pl.Int64) * codes.n_code + _ids(pl.col("hrg_code"), codes.code)).alias("key"),
@@ -450,6 +514,32 @@ def _op_currency(codes: _Codes) -> pl.Expr:
         .when(multi).then(codes.code_id("WF02A"))
         .when(first).then(codes.code_id("WF01B"))
         .otherwise(codes.code_id("WF01A"))
+    )
+
+
+def _absent_department(all_rc: pl.DataFrame, edition: pl.Expr, cfg: CostingConfig,
+                       n_editions: int) -> pl.Expr:
+    """The reason rank of a department the record's reference-cost edition lacks altogether
+    (outpatient attendances, A&E, regular attenders), else null."""
+    dept = pl.col("department_code")
+    held = all_rc.group_by("edition").agg(
+        ((dept == cfg.op_reference_department) & pl.col("currency_code").str.starts_with("WF"))
+        .any().alias("op"),
+        (dept == "AE").any().alias("ae"),
+        (dept == "RP").any().alias("rp"),
+    )
+    flags = {row["edition"]: row for row in held.iter_rows(named=True)}
+
+    def has(what: str) -> pl.Expr:
+        return _gather([bool(flags.get(i, {}).get(what)) for i in range(n_editions)], pl.Boolean, edition)
+
+    s = pl.col("setting")
+    rank = _TARIFF_PRIORITY
+    return (
+        pl.when((s == "op") & ~has("op")).then(pl.lit(rank[Status.NO_OUTPATIENT_ATTENDANCE_COSTS_IN_EDITION]))
+        .when((s == "ae") & ~has("ae")).then(pl.lit(rank[Status.NO_AE_COSTS_IN_EDITION]))
+        .when((s == "apc") & (pl.col("_apc_pod") == "RP") & ~has("rp"))
+        .then(pl.lit(rank[Status.NO_REGULAR_ATTENDER_COSTS_IN_EDITION]))
     )
 
 
@@ -512,16 +602,20 @@ def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingCon
         pl.col("department_code").is_in(["CL", "NCL", "OPROC", "AE"]) & (pl.col("service_code") == "")
     ).height > 0
 
-    def lookup(gate: pl.Expr, dept: pl.Expr, service: pl.Expr, code: pl.Expr) -> pl.Expr:
+    def lookup(gate: pl.Expr, dept: pl.Expr, service: pl.Expr, code: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+        """The price, and whether it came from the department-wide row."""
+        own = exact(gate, dept, service, code)
         if not department_wide:
-            return exact(gate, dept, service, code)
-        return pl.coalesce(exact(gate, dept, service, code),
-                           exact(gate & (service != no_service).fill_null(True), dept, no_service, code))
+            return own, pl.lit(False)
+        wide = exact(gate & (service != no_service).fill_null(True), dept, no_service, code)
+        return pl.coalesce(own, wide), own.is_null() & wide.is_not_null()
 
+    p1, p1_wide = lookup(ok, dept1, service1, hrg)
+    p2, p2_wide = lookup(gate2, dept2, service2, code2)
     hrg_key = edi * codes.n_code + hrg
     lf = lf.with_columns(
-        lookup(ok, dept1, service1, hrg).alias("_rc_p1"),
-        lookup(gate2, dept2, service2, code2).alias("_rc_p2"),
+        p1.alias("_rc_p1"), p1_wide.alias("_rc_p1_wide"),
+        p2.alias("_rc_p2"), p2_wide.alias("_rc_p2_wide"),
         _row_of(hrg_key, known_keys).is_not_null().alias("_rc_known"),
         _gather(trim["trim_days"], pl.Int32, _row_of(pl.when(s == "apc").then(hrg_key), trim["key"]))
         .alias("_rc_trim"),
@@ -536,8 +630,11 @@ def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingCon
         pl.when(s == "op").then(pl.when(proc).then(pl.col("_rc_p1")).otherwise(pl.col("_rc_p2")))
         .otherwise(pl.col("_rc_p1"))
     )
+    wide = (pl.when(s == "op").then(pl.when(proc).then(pl.col("_rc_p1_wide")).otherwise(pl.col("_rc_p2_wide")))
+            .when(s == "ae").then(pl.col("_rc_p1_wide")).otherwise(pl.lit(False)))
     lf = lf.with_columns(
         proc.alias("_rc_proc"), base.alias("_rc_base"), xs_days.alias("_rc_xs_days"),
+        wide.fill_null(False).alias("_rc_wide"),
     ).with_columns(
         (pl.col("_rc_xs_days") * pl.col("_rc_p2").fill_null(0.0)).alias("_rc_xs_cost"),
     ).with_columns((pl.col("_rc_base") + pl.col("_rc_xs_cost")).alias("_rc_cost"))
@@ -545,10 +642,11 @@ def _rc_level(lf: pl.LazyFrame, ed: _Editions, tables: TableSet, cfg: CostingCon
     known = pl.when(s == "op").then(pl.lit(True)).otherwise(pl.col("_rc_known"))
     version_ok = pl.when(s == "op").then(pl.lit(True)).otherwise(
         pl.col("_rc_version") == pl.col("_hrg_version")).fill_null(False)
-    lf = lf.with_columns(_reason(pl.col("_rc_edition"), version_ok, known).alias("_rc_reason"))
+    lf = lf.with_columns(_reason(pl.col("_rc_edition"), version_ok, known,
+                                 _absent_department(all_rc, edi, cfg, len(ed.editions))).alias("_rc_reason"))
 
     if with_total:
-        lf = lf.with_columns(lookup(ok, dep["TOTAL"], no_service, hrg).alias("_total_cost"))
+        lf = lf.with_columns(lookup(ok, dep["TOTAL"], no_service, hrg)[0].alias("_total_cost"))
         hrg_version_ok = (pl.col("_rc_version") == pl.col("_hrg_version")).fill_null(False)
         lf = lf.with_columns(
             _reason(pl.col("_rc_edition"), hrg_version_ok, pl.col("_rc_known")).alias("_total_reason"))
@@ -599,8 +697,7 @@ def _chain_columns(chain: tuple[str, ...]) -> list[pl.Expr]:
     def pick(name: str, dtype: pl.DataType) -> pl.Expr:
         return first_winning([c[name] for c in comps], dtype)
 
-    status = first_winning(
-        [pl.lit(int(_level_status(lv, pos))) for pos, lv in enumerate(chain)], pl.Int16())
+    status = first_winning([_level_status(lv, pos) for pos, lv in enumerate(chain)], pl.Int16())
     best = pl.max_horizontal([pl.col(f"{_LEVEL_PREFIX[lv]}_reason") for lv in chain])
     unpriced = best.replace_strict(
         list(_RANK_TO_STATUS), [int(v) for v in _RANK_TO_STATUS.values()], return_dtype=pl.Int16)

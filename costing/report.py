@@ -23,13 +23,17 @@ def is_counts(priced: pl.DataFrame) -> bool:
     return "n_records" in priced.columns and "record_id" not in priced.columns
 
 
-def summary_line(priced: pl.DataFrame, seconds: float | None = None, records_in: int | None = None) -> str:
-    """One line: records read, priced by tariff / reference cost, excluded, unpriced by reason.
+def summary_line(priced: pl.DataFrame, seconds: float | None = None, records_in: int | None = None,
+                 trimpoints: pl.DataFrame | None = None) -> str:
+    """One line: records read, priced by tariff / reference cost, excluded, unpriced by reason,
+    and any substitute trim points (``trimpoints``: see ``costing.coverage.trimpoint_coverage``).
     ``priced`` may be the records or their counts (see ``is_counts``)."""
     n = int(priced["n_records"].sum()) if is_counts(priced) else priced.height
     by = dict(priced.group_by("status").agg(_n(priced)).iter_rows())
     tariff = by.get(Status.PRICED_TARIFF, 0) + by.get(Status.PRICED_TARIFF_AFTER_REFERENCE_COST, 0)
-    rc = by.get(Status.PRICED_REFERENCE_COST, 0) + by.get(Status.PRICED_REFERENCE_COST_FALLBACK, 0)
+    rc = sum(by.get(st, 0) for st in (
+        Status.PRICED_REFERENCE_COST, Status.PRICED_REFERENCE_COST_FALLBACK,
+        Status.PRICED_REFERENCE_COST_DEPARTMENT_WIDE, Status.PRICED_REFERENCE_COST_FALLBACK_DEPARTMENT_WIDE))
     avg = by.get(Status.PRICED_LAST_RESORT_AVERAGE, 0)
     excluded = by.get(Status.EXCLUDED_NOT_ATTENDED, 0)
     unpriced = {Status(s).label: c for s, c in sorted(by.items()) if s >= NOT_PRICED_FROM}
@@ -45,6 +49,10 @@ def summary_line(priced: pl.DataFrame, seconds: float | None = None, records_in:
     parts.append(f"unpriced {total_unpriced:,}" + (f" ({detail})" if detail else ""))
     cost = priced["cost"].sum()
     parts.append(f"total £{cost:,.2f}")
+    if trimpoints is not None:
+        from costing.coverage import trimpoint_summary
+
+        parts += [p for p in [trimpoint_summary(trimpoints)] if p]
     if seconds is not None:
         parts.append(f"{seconds:.1f} s")
     return "; ".join(parts)

@@ -206,6 +206,7 @@ class RunResult:
     records_in: int = 0
     match: Any = None  # the MatchResult when the run file has [match]
     warnings: list[str] = field(default_factory=list)
+    trimpoints: pl.DataFrame | None = None  # see costing.coverage.trimpoint_coverage
 
 
 def _columns_arg(cfg: RunConfig, columns: str) -> str | Path:
@@ -323,6 +324,11 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
 
     cov = coverage_table(priced, cohort, w.windows if cohort is not None else None, w.months, w.assign)
     files["coverage"] = write_frame(cov, out_dir / "coverage.csv")
+    from costing.coverage import trimpoint_coverage
+
+    # which trim points priced which reference-cost year, and the records they missed
+    trim = trimpoint_coverage(priced, ts, cfg.pricing)
+    files["coverage_trimpoints"] = write_frame(trim, out_dir / "coverage_trimpoints.csv")
 
     say("manifest")
     from costing.manifest import run_manifest, write_run_manifest
@@ -334,7 +340,7 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
                  if v is not None},
         counts_by_status=priced,  # counted (records and cost) by run_manifest
         rows_in={"records": records_in, "cohort_patients": cohort.height if cohort is not None else 0},
-    )
+    ) | {"trimpoints": trim.to_dicts()}
     if warnings:
         manifest["warnings"] = warnings
         for msg in warnings:
@@ -348,7 +354,7 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=records_in, match=matched,
-                     warnings=warnings)
+                     warnings=warnings, trimpoints=trim)
 
 
 def _match(cfg: RunConfig, priced: pl.DataFrame, files: dict[str, Path],

@@ -16,6 +16,7 @@ What the polars run writes and this one does not: ``audit.parquet`` (one row per
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import time
 from collections.abc import Mapping
@@ -94,6 +95,17 @@ def combine_audit_summaries(parts: pl.DataFrame) -> pl.DataFrame:
                                                    "n_excluded": pl.UInt32(), "cost": pl.Float64()})
     alone = pl.len().over("bucket") == 1
     return summed.filter(alone | (pl.col("n_rows") > 0))
+
+
+def check_money(priced: float, audit_sum: pl.DataFrame, in_windows: float) -> None:
+    """Summed over buckets, the priced £ is the £ of the audit's buckets, and the in-window
+    bucket's £ is the £ of the window costs (each bucket was checked alone already)."""
+    buckets = float(audit_sum["cost"].sum())
+    in_window = float(audit_sum.filter(pl.col("bucket") == "in_window")["cost"].sum())
+    for what, want, got in (("the audit's buckets", priced, buckets), ("the window costs", in_window, in_windows)):
+        if not math.isclose(want, got, rel_tol=1e-9, abs_tol=1e-6):
+            raise ConservationError(f"spark run: summed over buckets, {what} hold £{got!r}, expected "
+                                    f"£{want!r}; a bug in costing, please report it")
 
 
 def _input_entries(cfg: RunConfig) -> tuple[list[Path], list[dict[str, Any]]]:
@@ -211,6 +223,7 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress) -> RunResult:
         if cfg.output.wide:
             files["window_costs_wide"] = write_frame(widen(windows, by=w.by), out_dir / "window_costs_wide.csv")
         audit_sum = combine_audit_summaries(_combine(summaries, "audit_summary"))  # type: ignore[arg-type]
+        check_money(float(counts["cost"].sum()), audit_sum, float(windows["cost"].sum()))
         files["audit_summary"] = write_frame(audit_sum, out_dir / "audit_summary.csv")
         if cfg.evaluate is not None:
             did_frame = _evaluate(cfg.evaluate, windows, say)

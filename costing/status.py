@@ -23,6 +23,8 @@ class Status(IntEnum):
     PRICED_REFERENCE_COST = 3
     PRICED_LAST_RESORT_AVERAGE = 4
     PRICED_TARIFF_AFTER_REFERENCE_COST = 5
+    PRICED_REFERENCE_COST_DEPARTMENT_WIDE = 6
+    PRICED_REFERENCE_COST_FALLBACK_DEPARTMENT_WIDE = 7
     EXCLUDED_NOT_ATTENDED = 20
     HRG_MISSING = 50
     HRG_UNGROUPABLE = 51
@@ -34,6 +36,9 @@ class Status(IntEnum):
     NO_INDEX_FOR_YEAR = 57
     NO_MFF_FOR_PROVIDER = 58
     DUPLICATE_RECORD = 59
+    NO_OUTPATIENT_ATTENDANCE_COSTS_IN_EDITION = 60
+    NO_AE_COSTS_IN_EDITION = 61
+    NO_REGULAR_ATTENDER_COSTS_IN_EDITION = 62
 
     @property
     def priced(self) -> bool:
@@ -63,6 +68,12 @@ _DESCRIPTIONS: dict[Status, str] = {
     Status.PRICED_REFERENCE_COST: "Priced by reference cost (provider perspective, reference cost first).",
     Status.PRICED_LAST_RESORT_AVERAGE: "Priced by the all-department HRG average (Total HRG's), a declared last resort.",
     Status.PRICED_TARIFF_AFTER_REFERENCE_COST: "Reference cost had no price; priced by tariff declared after it in the chain.",
+    Status.PRICED_REFERENCE_COST_DEPARTMENT_WIDE: (
+        "Priced by reference cost at the department-wide row: the edition has no treatment-function "
+        "or A&E department-type breakdown (National Cost Collection; 2024/25 A&E: all types together)."),
+    Status.PRICED_REFERENCE_COST_FALLBACK_DEPARTMENT_WIDE: (
+        "Tariff had no price; priced by reference cost at the department-wide row (no "
+        "treatment-function or A&E department-type breakdown in the edition)."),
     Status.EXCLUDED_NOT_ATTENDED: "Outpatient did not attend or was cancelled: excluded, cost 0.",
     Status.HRG_MISSING: "No HRG code on the record.",
     Status.HRG_UNGROUPABLE: "HRG is a U-code (e.g. UZ01Z, data invalid for grouping).",
@@ -74,6 +85,12 @@ _DESCRIPTIONS: dict[Status, str] = {
     Status.NO_INDEX_FOR_YEAR: "Inflation was requested but the index has no value for the record's price year.",
     Status.NO_MFF_FOR_PROVIDER: "MFF is on but the provider has no factor in the MFF table (tariff-priced record).",
     Status.DUPLICATE_RECORD: "The record id repeats an earlier record's (within a file, or a file given twice): not priced again.",
+    Status.NO_OUTPATIENT_ATTENDANCE_COSTS_IN_EDITION: (
+        "The reference-cost edition has no outpatient attendance costs (2011/12: admitted care only; "
+        "2024/25: no WF currencies) and no procedure price for the record."),
+    Status.NO_AE_COSTS_IN_EDITION: "The reference-cost edition has no A&E costs (2011/12: admitted care only).",
+    Status.NO_REGULAR_ATTENDER_COSTS_IN_EDITION: (
+        "The reference-cost edition has no regular day or night admission (RP) costs (2011/12)."),
 }
 
 

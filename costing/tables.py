@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from costing.errors import (
     EditionNotFoundError,
@@ -135,6 +135,11 @@ class Source(_Frozen):
     retrieved: dt.date | None = None
     licence: str = OGL
     obtained_from: str | None = None
+    # "original": the publisher's own file; "extract": another project's faithful copy of
+    # the published table, made by the repository named in obtained_from. Written to the
+    # manifest only when stated (as is rounding), so older manifests read unchanged.
+    form: Literal["original", "extract"] | None = Field(None, exclude_if=lambda v: v is None)
+    rounding: str | None = Field(None, exclude_if=lambda v: v is None)
 
     @classmethod
     def of_file(
@@ -146,11 +151,21 @@ class Source(_Frozen):
         publisher: str | None = None,
         obtained_from: str | None = "supplied by the user",
         licence: str | None = None,
+        form: Literal["original", "extract"] | None = None,
+        rounding: str | None = None,
     ) -> Source:
         """The source record of a file: its name and sha256, with the given provenance."""
         p = Path(path)
         return cls(title=title, url=url, publisher=publisher, file_name=p.name,
-                   sha256=sha256_file(p), obtained_from=obtained_from, licence=licence or OGL)
+                   sha256=sha256_file(p), obtained_from=obtained_from, licence=licence or OGL,
+                   form=form, rounding=rounding)
+
+    @property
+    def status(self) -> str:
+        """"original", "extract" (with its rounding, if any), or "" when not stated."""
+        if self.form is None:
+            return ""
+        return self.form + (f", rounded to {self.rounding}" if self.rounding else "")
 
 
 class Change(_Frozen):
@@ -207,6 +222,8 @@ class Manifest(_Frozen):
     illustrative: bool = False
     description: str = ""
     notes: tuple[str, ...] = ()
+    # departments (reference costs) the publication lacks, e.g. 2011/12: admitted care only
+    absent_departments: tuple[str, ...] = Field((), exclude_if=lambda v: not v)
     sources: tuple[Source, ...] = ()
     resources: tuple[Resource, ...]
 
@@ -402,7 +419,8 @@ class TableSet:
         )
 
     def summary(self) -> pl.DataFrame:
-        """One row per edition: kind, edition, HRG version, validity, rows, version, source."""
+        """One row per edition: kind, edition, HRG version, validity, rows, version, status
+        (original or extract, and any rounding), absent departments and source files."""
         rows = []
         for e in self:
             m = e.manifest
@@ -416,6 +434,8 @@ class TableSet:
                     "rows": sum(r.rows for r in m.resources),
                     "version": m.version,
                     "illustrative": m.illustrative,
+                    "status": "; ".join(s.status for s in m.sources if s.status),
+                    "absent": " ".join(m.absent_departments),
                     "source": "; ".join(s.file_name for s in m.sources),
                     "path": str(e.path),
                 }
@@ -423,7 +443,8 @@ class TableSet:
         schema = {
             "kind": pl.String, "edition": pl.String, "hrg_version": pl.String,
             "valid_from": pl.Date, "valid_to": pl.Date, "rows": pl.Int64, "version": pl.Int64,
-            "illustrative": pl.Boolean, "source": pl.String, "path": pl.String,
+            "illustrative": pl.Boolean, "status": pl.String, "absent": pl.String,
+            "source": pl.String, "path": pl.String,
         }
         return pl.DataFrame(rows, schema=schema)
 
@@ -767,6 +788,7 @@ def write_edition(
     illustrative: bool = False,
     description: str = "",
     notes: Sequence[str] = (),
+    absent_departments: Sequence[str] = (),
     overwrite: bool = False,
 ) -> Path:
     """Write canonical frames and a manifest as ``<into>/<kind>/<edition>/``.
@@ -824,6 +846,7 @@ def write_edition(
         illustrative=illustrative,
         description=description,
         notes=tuple(notes),
+        absent_departments=tuple(absent_departments),
         sources=tuple(sources),
         resources=tuple(resources),
     )

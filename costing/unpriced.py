@@ -65,6 +65,12 @@ _ADVICE: Final[dict[Status, str]] = {
     Status.NO_INDEX_FOR_YEAR: "import an inflation index covering those years, or drop "
     "price_base/index",
     Status.NO_MFF_FOR_PROVIDER: "add the providers to the MFF table, or switch mff off",
+    Status.NO_OUTPATIENT_ATTENDANCE_COSTS_IN_EDITION: "price outpatients at a reference-cost "
+    "edition with attendance costs (fixed reference_cost_edition), or accept them as unpriced",
+    Status.NO_AE_COSTS_IN_EDITION: "price A&E at a reference-cost edition with A&E costs "
+    "(fixed reference_cost_edition), or accept them as unpriced",
+    Status.NO_REGULAR_ATTENDER_COSTS_IN_EDITION: "price regular attenders at a reference-cost "
+    "edition with RP costs (fixed reference_cost_edition), or accept them as unpriced",
 }
 
 
@@ -171,6 +177,11 @@ def _reason_and_value(names: Sequence[str], columns: Sequence[str]) -> tuple[pl.
             pl.when(first.is_not_null()).then(invalid_text).otherwise(pl.lit("invalid record")))
         .when(status == s.NO_INDEX_FOR_YEAR).then(pl.lit("no inflation index for the price year"))
         .when(status == s.NO_MFF_FOR_PROVIDER).then(pl.lit("no MFF for the provider"))
+        .when(status == s.NO_OUTPATIENT_ATTENDANCE_COSTS_IN_EDITION)
+        .then(pl.lit("no outpatient attendance costs in the reference-cost edition"))
+        .when(status == s.NO_AE_COSTS_IN_EDITION).then(pl.lit("no A&E costs in the reference-cost edition"))
+        .when(status == s.NO_REGULAR_ATTENDER_COSTS_IN_EDITION)
+        .then(pl.lit("no regular-attender costs in the reference-cost edition"))
         .otherwise(status_name_expr("status"))
     )
     value = (
@@ -179,6 +190,9 @@ def _reason_and_value(names: Sequence[str], columns: Sequence[str]) -> tuple[pl.
         .when(status.is_in([s.NO_EDITION_FOR_DATE, s.NO_INDEX_FOR_YEAR])).then(date)
         .when(status == s.NO_PRICE_FOR_POD).then(col("pod"))
         .when(status == s.NO_MFF_FOR_PROVIDER).then(col("provider_code"))
+        .when(status.is_in([s.NO_OUTPATIENT_ATTENDANCE_COSTS_IN_EDITION, s.NO_AE_COSTS_IN_EDITION,
+                            s.NO_REGULAR_ATTENDER_COSTS_IN_EDITION]))
+        .then(col("reference_cost_edition"))
         .when(status == s.INVALID_RECORD).then(invalid_value)
     )
     return reason, value

@@ -145,7 +145,11 @@ def price_cmd(extracts: tuple[str, ...], setting: str | None, apc_files: tuple[s
     priced = price(activity, tables, cfg)
     write_frame(priced, output)
     n_in = int(priced["n_episodes"].sum())  # records read: spells count their episodes
-    echo_err("costing: " + summary_line(priced, time.perf_counter() - t0, records_in=n_in))
+    from costing.coverage import trimpoint_coverage
+
+    trim = trimpoint_coverage(priced, tables, cfg)
+    echo_err("costing: " + summary_line(priced, time.perf_counter() - t0, records_in=n_in,
+                                        trimpoints=trim))
     if strict and priced.filter(pl.col("status") >= 50).height:
         echo_err("costing: error: --strict and some records are unpriced (see status_name)")
         raise click.exceptions.Exit(1)

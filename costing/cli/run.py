@@ -42,7 +42,8 @@ def run_cmd(run_file: str, quiet: bool, engine: str | None, master: str | None) 
     result = run(run_file, progress=progress, engine=engine, master=master)  # type: ignore[arg-type]
     for name, path in result.files.items():
         click.echo(f"{name}: {path}")
-    echo_err("costing: " + summary_line(result.priced, result.seconds, records_in=result.records_in))
+    echo_err("costing: " + summary_line(result.priced, result.seconds, records_in=result.records_in,
+                                        trimpoints=result.trimpoints))
 
 
 @main.command("report")

@@ -36,11 +36,20 @@ _MODULES = {
     ("tariff", "dir"): "tariff_csv",
     ("reference_cost", ".xlsx"): "reference_costs",
     ("reference_cost", ".xls"): "reference_costs",
-    ("reference_cost", ".csv"): "ncc",
+    ("reference_cost", ".csv"): "ncc",  # or nsrc_csv: see _csv_layout
+    ("reference_cost", ".rda"): "ncc",
+    ("reference_cost", ".rds"): "stacked_schedules",
     ("trimpoints", ".csv"): "trimpoints",
     ("mff", ".csv"): "mff",
     ("index", ".csv"): "indices",
 }
+
+
+def _is_admitted_care_csv(source: Path) -> bool:
+    """Whether a reference-cost CSV has the wide admitted-care header (EI, NEI_L, ...)."""
+    with open(source, encoding="utf-8-sig", errors="replace") as fh:
+        header = [c.strip().casefold() for c in fh.readline().split(",")]
+    return "ei" in header and "nei_l" in header
 
 
 def importer_for(kind: str, source: Path) -> Any:
@@ -52,6 +61,8 @@ def importer_for(kind: str, source: Path) -> Any:
         )
     form = "dir" if source.is_dir() else source.suffix.lower()
     name = _MODULES.get((canonical, form))
+    if name == "ncc" and form == ".csv" and _is_admitted_care_csv(source):
+        name = "nsrc_csv"
     if name is None:
         forms = sorted(f for k, f in _MODULES if k == canonical)
         raise ImportFormatError(

@@ -31,6 +31,7 @@ __all__ = [
     "code_text",
     "money",
     "check_numbers",
+    "read_csv_by_label",
 ]
 
 # Cell texts that mean "no value" (suppressed, not applicable) once stripped.
@@ -253,3 +254,36 @@ def check_numbers(
                 f"({neg.height} such cell(s) in this column); costs and activity cannot be "
                 "negative. Check the source file."
             )
+
+
+def read_csv_by_label(path: Path, roles: dict[str, str], layout: str) -> pl.DataFrame:
+    """A CSV read as text, its columns renamed by header label (normalised, byte-order mark
+    stripped) to their roles, with the file's line number as ``line`` (header = line 1).
+
+    Args:
+        path: The CSV (UTF-8).
+        roles: Normalised header label -> role (column name of the result).
+        layout: The expected layout, named in the message when a column is missing.
+
+    Raises:
+        ImportFormatError: The file is missing or not UTF-8 CSV, or a label is absent.
+    """
+    if not path.is_file():
+        raise ImportFormatError(f"{path}: no such file")
+    try:
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
+    except Exception as exc:
+        raise ImportFormatError(
+            f"{path.name}: cannot be read as a UTF-8 CSV ({exc}). Give the {layout} as a CSV file."
+        ) from None
+    by_label = {normalise_label(c.lstrip("\ufeff")): c for c in frame.columns}
+    missing = [label for label in roles if label not in by_label]
+    if missing:
+        raise ImportFormatError(
+            f"{path.name}: missing column(s) {', '.join(repr(m) for m in missing)}; found "
+            f"{', '.join(repr(c) for c in frame.columns)}. Expected the {layout}."
+        )
+    return frame.select(
+        pl.int_range(2, pl.len() + 2, dtype=pl.Int64).alias("line"),
+        *[pl.col(by_label[label]).alias(role) for label, role in roles.items()],
+    )

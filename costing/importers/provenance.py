@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 from costing.tables import Source
 
@@ -34,6 +35,9 @@ class Provenance:
             "supplied by the user".
         published: publication date.
         licence: None: the Open Government Licence v3.0.
+        form: "original" (the publisher's own file) or "extract" (another project's faithful
+            copy of the published table, made by ``obtained_from``); None: not stated.
+        rounding: how the copy rounds the published figures (e.g. "whole pounds"), if it does.
     """
 
     title: str | None = None
@@ -42,6 +46,8 @@ class Provenance:
     obtained_from: str | None = None
     published: dt.date | None = None
     licence: str | None = None
+    form: Literal["original", "extract"] | None = None
+    rounding: str | None = None
 
     def source(self, path: str | os.PathLike[str], *, title: str,
                publisher: str | None = None, url: str | None = None) -> Source:
@@ -51,4 +57,4 @@ class Provenance:
         return Source.of_file(path, title=self.title or title, url=self.url or url,
                               publisher=self.publisher or publisher,
                               obtained_from=self.obtained_from or USER_SUPPLIED,
-                              licence=self.licence)
+                              licence=self.licence, form=self.form, rounding=self.rounding)

@@ -1,8 +1,11 @@
-"""Importer for the National Schedule of Reference Costs workbooks (2014/15 to 2017/18).
+"""Importer for the National Schedule of Reference Costs workbooks (2014/15 to 2018/19).
 
 Reads the department sheets (EL, EL_XS, NEL, NEL_XS, NES, DC, RP, CL, NCL, OPROC, AE/EM)
 and the "Total HRG's" sheet of a published schedule into the canonical long table
-``reference_costs``: one row per department x service code x currency code.
+``reference_costs``: one row per department x service code x currency code. The National
+Schedule of NHS Costs 2018/19 (the first National Cost Collection) has the same layout
+without the EL_XS / NEL_XS sheets: from 2018/19 excess bed days are folded into the unit
+costs.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from costing.importers._excel import (
     read_grid,
     read_numbers,
 )
-from costing.schema import TABLE_SCHEMAS
 from costing.importers.provenance import Provenance
+from costing.schema import DEPARTMENTS, TABLE_SCHEMAS
 from costing.tables import write_edition
 
-__all__ = ["RESOURCE", "DEPARTMENT_SHEETS", "read", "import_edition", "build_shipped"]
+__all__ = ["RESOURCE", "DEPARTMENT_SHEETS", "read", "import_edition", "build_shipped",
+           "absent_departments", "negative_costs_as_null"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +74,15 @@ DEPARTMENT_SHEETS: Final[dict[str, _Sheet]] = {
 }
 _TOTAL_SHEET: Final = _Sheet(("Total HRG's", "Total HRGs"), ("hrg data",), False)
 
+# Excess-bed-day departments, absent from the National Schedule of NHS Costs (2018/19 on),
+# whose title names it (normalised by _title_key's rules): bed days are in the unit costs.
+EXCESS_BED_DAY_DEPARTMENTS: Final = ("EL_XS", "NEL_XS")
+_NHS_COSTS_TITLE: Final = "national schedule of nhs costs"
+_FOLDED_NOTE: Final = (
+    "No EL_XS / NEL_XS sheets: this National Schedule of NHS Costs folds excess bed days "
+    "into the unit costs, so no excess-bed-day cost is ever added to its prices."
+)
+
 # Header labels (normalised by normalise_label) of the columns we read.
 _CURRENCY_CODE: Final = ("currency code",)
 _CURRENCY_DESC: Final = ("currency description",)
@@ -100,6 +113,9 @@ _PUBLICATIONS: Final[dict[str, tuple[str, str, str]]] = {
                 "NHS Improvement", "https://improvement.nhs.uk/resources/reference-costs/"),
     "2017-18": ("Reference costs 2017/18: National Schedule of Reference Costs",
                 "NHS Improvement", "https://improvement.nhs.uk/resources/reference-costs/"),
+    "2018-19": ("National Cost Collection 2018/19: National Schedule of NHS Costs",
+                "NHS Improvement",
+                "https://www.england.nhs.uk/national-cost-collection/#ncc1819"),
 }
 _GENERIC_PUBLICATION: Final = (
     "National Schedule of Reference Costs", "NHS Improvement / Department of Health",
@@ -117,6 +133,9 @@ SHIPPED_SOURCES: Final = (
      f"{_ICCONIC}/HRG_ref_costs_2016.xlsx"),
     ("reference-costs/national-schedule-2017-18.xlsx", "2017-18",
      f"{_ICCONIC}/HRG_ref_costs_2017.xlsx"),
+    ("reference-costs/national-schedule-2018-19.xlsx", "2018-19",
+     "ehr-lshtm/acute_kidney_injury_norovirus_transmission_model:docs/HRGs/"
+     "2018-19_national_schedule_of_reference_costs.xlsx (commit 7fda8b9b2500)"),
 )
 
 NOTES: Final = (
@@ -144,6 +163,12 @@ def _is_code(col: str) -> pl.Expr:
     return (pl.col(col).str.contains(_CODE_PATTERN) & pl.col(col).str.contains(r"\d")).fill_null(
         False
     )
+
+
+def absent_departments(frame: pl.DataFrame) -> list[str]:
+    """The canonical departments (schema.DEPARTMENTS) with no row in ``frame``."""
+    held = set(frame["department_code"].unique().to_list())
+    return [d for d in DEPARTMENTS if d not in held]
 
 
 def undefined_average() -> pl.Expr:
@@ -176,6 +201,14 @@ def _sheet_titles(reader: fastexcel.ExcelReader, sheet: str) -> set[str]:
     return {_title_key(v) for row in frame.iter_rows() for v in row if isinstance(v, str)}
 
 
+def _is_nhs_costs(reader: fastexcel.ExcelReader, sheet: str) -> bool:
+    """Whether a department sheet's title names the National Schedule of NHS Costs."""
+    top = reader.load_sheet(sheet, header_row=None, skip_rows=0, n_rows=3, dtypes="string")
+    texts = [v for row in top.to_polars().iter_rows() for v in row if isinstance(v, str)]
+    return any(_NHS_COSTS_TITLE in " ".join(re.sub(r"[^0-9a-z]+", " ", t.casefold()).split())
+               for t in texts)
+
+
 def _resolve_sheets(reader: fastexcel.ExcelReader, path: Path) -> dict[str, str]:
     """Department code (and TOTAL) -> sheet name, by name first, then by title."""
     wanted = {**DEPARTMENT_SHEETS, "TOTAL": _TOTAL_SHEET}
@@ -203,6 +236,11 @@ def _resolve_sheets(reader: fastexcel.ExcelReader, path: Path) -> dict[str, str]
                     f"{' or '.join(wanted[dept].names)}). Rename the right sheet to {dept}."
                 )
     still = [d for d in wanted if d not in found]
+    if set(still) == set(EXCESS_BED_DAY_DEPARTMENTS) and "EL" in found and _is_nhs_costs(
+            reader, found["EL"]):
+        logger.info("%s: a National Schedule of NHS Costs: no EL_XS / NEL_XS sheets (excess bed "
+                    "days are in the unit costs)", path.name)
+        still = []
     if still:
         raise ImportFormatError(
             f"{path.name}: required sheet(s) missing: "
@@ -228,8 +266,10 @@ def _canonical_rows(
     department: str,
     cols: dict[str, int | None],
     labels: Sequence[str],
+    negative_costs: bool = False,
 ) -> pl.DataFrame:
-    """Canonical rows from the body below ``header`` given the grid column of each field."""
+    """Canonical rows from the body below ``header`` given the grid column of each field
+    (a negative unit cost is refused unless ``negative_costs``)."""
     raw = {name: (f"c{i}" if i is not None else None) for name, i in cols.items()}
     body = (
         grid.frame.hstack(numbers)
@@ -272,7 +312,8 @@ def _canonical_rows(
         if i is None:  # the header search requires both columns
             raise ImportFormatError(f"{grid.where()}: no {field} column")
         label = f"column {column_letter(grid.first_column + i)} ({labels[i]!r})"
-        check_numbers(data, raw=f"{field}_raw", parsed=field, where=where, label=label)
+        check_numbers(data, raw=f"{field}_raw", parsed=field, where=where, label=label,
+                      allow_negative=negative_costs and field == "unit_cost")
     if cols["service_code"] is not None:
         blank = data.filter(pl.col("service_code").is_null())
         if blank.height:
@@ -313,7 +354,8 @@ def _check_duplicates(frame: pl.DataFrame, grid: SheetGrid) -> None:
 
 
 def _read_department(
-    reader: fastexcel.ExcelReader, grid: SheetGrid, department: str, spec: _Sheet
+    reader: fastexcel.ExcelReader, grid: SheetGrid, department: str, spec: _Sheet,
+    negative_costs: bool = False,
 ) -> pl.DataFrame:
     required: list[tuple[str, ...]] = [_CURRENCY_CODE, _CURRENCY_DESC, _UNIT_COST]
     if spec.service:
@@ -334,10 +376,11 @@ def _read_department(
     }
     numbers = read_numbers(reader, grid, [activity, unit_cost])
     return _canonical_rows(grid, numbers, header=header, department=department, cols=cols,
-                           labels=labels)
+                           labels=labels, negative_costs=negative_costs)
 
 
-def _read_total(reader: fastexcel.ExcelReader, grid: SheetGrid) -> pl.DataFrame:
+def _read_total(reader: fastexcel.ExcelReader, grid: SheetGrid,
+                negative_costs: bool = False) -> pl.DataFrame:
     """The first "Total" block (Activity, Unit Cost) of the "Total HRG's" sheet."""
     header = find_header_row(grid, [_TOTAL_CURRENCY, _CURRENCY_DESC, ("unit cost",)])
     labels = grid.row_texts(header)
@@ -359,7 +402,7 @@ def _read_total(reader: fastexcel.ExcelReader, grid: SheetGrid) -> pl.DataFrame:
     }
     numbers = read_numbers(reader, grid, [j, j + 1])
     return _canonical_rows(grid, numbers, header=header, department="TOTAL", cols=cols,
-                           labels=labels)
+                           labels=labels, negative_costs=negative_costs)
 
 
 # --------------------------------------------------------------------------------------
@@ -367,16 +410,19 @@ def _read_total(reader: fastexcel.ExcelReader, grid: SheetGrid) -> pl.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
-def read(source: Path) -> dict[str, pl.DataFrame]:
+def read(source: Path, *, negative_unit_costs: bool = False) -> dict[str, pl.DataFrame]:
     """Read a National Schedule of Reference Costs workbook into canonical frames.
 
     Args:
-        source: The published .xlsx workbook (2014/15 to 2017/18 layouts).
+        source: The published .xlsx workbook (2014/15 to 2018/19 layouts).
+        negative_unit_costs: Keep a negative unit cost as published (see
+            :func:`negative_costs_as_null`) instead of refusing the file.
 
     Returns:
         ``{"reference_costs": frame}`` with the canonical columns of
         ``TABLE_SCHEMAS["reference_cost"]["reference_costs"]``, departments EL, EL_XS, NEL,
-        NEL_XS, NES, DC, RP, CL, NCL, OPROC, AE and TOTAL, in sheet order.
+        NEL_XS, NES, DC, RP, CL, NCL, OPROC, AE and TOTAL, in sheet order (no EL_XS /
+        NEL_XS from a National Schedule of NHS Costs, 2018/19 on).
 
     Raises:
         ImportFormatError: A required sheet or header is missing, a cost cell is not a
@@ -394,13 +440,31 @@ def read(source: Path) -> dict[str, pl.DataFrame]:
     for dept, sheet in sheets.items():
         grid = read_grid(reader, path, sheet)
         if dept == "TOTAL":
-            part = _read_total(reader, grid)
+            part = _read_total(reader, grid, negative_unit_costs)
         else:
-            part = _read_department(reader, grid, dept, DEPARTMENT_SHEETS[dept])
+            part = _read_department(reader, grid, dept, DEPARTMENT_SHEETS[dept],
+                                    negative_unit_costs)
         logger.info("%s: sheet %r -> %s, %d rows", path.name, sheet, dept, part.height)
         parts.append(part.drop("excel_row"))
     frame = pl.concat(parts, how="vertical").cast(_CANONICAL)  # type: ignore[arg-type]
     return {RESOURCE: frame}
+
+
+def negative_costs_as_null(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """A published negative unit cost (no average cost can be negative: a data error in the
+    publication) made null, and a manifest note naming each one."""
+    neg = frame.filter(pl.col("unit_cost") < 0)
+    notes = [
+        f"Published negative unit cost stored as null (no price): {r['department_code']} "
+        + (f"service {r['service_code']} " if r["service_code"] else "")
+        + f"{r['currency_code']}, {r['unit_cost']!r} over activity {r['activity']!r}."
+        for r in neg.iter_rows(named=True)
+    ]
+    for note in notes:
+        logger.warning("%s", note)
+    out = frame.with_columns(
+        pl.when(pl.col("unit_cost") < 0).then(None).otherwise(pl.col("unit_cost")).alias("unit_cost"))
+    return out, notes
 
 
 def _grouper(edition: str) -> str:
@@ -417,6 +481,7 @@ def import_edition(
     hrg_version: str = "HRG4",
     overwrite: bool = False,
     provenance: Provenance = Provenance(),
+    negative_unit_costs_as_null: bool = False,
 ) -> Path:
     """Import a reference-costs workbook as the ``reference_cost`` edition ``edition``.
 
@@ -426,22 +491,28 @@ def import_edition(
         into: Tables folder; the edition is written to ``<into>/reference_cost/<edition>/``.
         hrg_version: HRG design of the currency codes (HRG4 for every schedule since 2009/10).
         overwrite: Replace an existing edition deliberately.
-        provenance: where the copy came from (``obtained_from``: ``repo:path``), for the
-            manifest; the schedule's title, publisher and page are the defaults.
+        provenance: where the copy came from (``obtained_from``: ``repo:path``), and whether it
+            is an original or an extract, for the manifest; the schedule's title, publisher
+            and page are the defaults.
+        negative_unit_costs_as_null: Store a published negative unit cost as null (no
+            price), named in the manifest's notes, instead of refusing the workbook.
 
     Returns:
         The edition folder.
     """
     path = Path(source)
-    frames = read(path)
+    frame = read(path, negative_unit_costs=negative_unit_costs_as_null)[RESOURCE]
+    frame, negative_notes = negative_costs_as_null(frame)
     title, publisher, url = _PUBLICATIONS.get(edition, _GENERIC_PUBLICATION)
     src = provenance.source(path, title=title if edition in _PUBLICATIONS else f"{title} {edition}",
                             publisher=publisher, url=url)
+    absent = absent_departments(frame)
+    folded = [d for d in EXCESS_BED_DAY_DEPARTMENTS if d in absent]
     return write_edition(
         into,
         kind=KIND,
         edition=edition,
-        frames=frames,
+        frames={RESOURCE: frame},
         sources=[src],
         hrg_version=hrg_version,
         grouper=_grouper(edition),
@@ -450,7 +521,8 @@ def import_edition(
             "trusts: national average unit cost and activity per department, service and "
             "currency (HRG), plus the all-department Total HRG average."
         ),
-        notes=NOTES,
+        notes=[*NOTES, *([_FOLDED_NOTE] if folded else []), *negative_notes],
+        absent_departments=absent,
         published=provenance.published,
         overwrite=overwrite,
     )
@@ -459,24 +531,37 @@ def import_edition(
 def build_shipped(shared_data: Path, into: Path) -> list[Path]:
     """Import the shipped reference-cost editions from the shared data folder.
 
-    Writes 2014-15 to 2017-18 (National Schedule of Reference Costs) and 2023-24
-    (National Cost Collection) under ``<into>/reference_cost/``, replacing them.
+    Writes, under ``<into>/reference_cost/`` and replacing them: 2014-15 to 2018-19 from the
+    published workbooks (originals); 2011-12 (admitted care, whole pounds), 2013-14 (the
+    ICCONIC stacked extract) and 2023-24, 2024-25 (COSTmos's National Cost Collection
+    extracts), each marked as an extract with who made it. Reading the R data files needs
+    pyreadr (the ``maintainers`` extra).
 
     Args:
         shared_data: The folder holding ``reference-costs/`` (``../shared/data``).
         into: The tables folder (``tariffs/`` of the repository).
 
     Returns:
-        The edition folders written.
+        The edition folders written, oldest first.
     """
-    from costing.importers import ncc
+    from costing.importers import ncc, nsrc_csv, stacked_schedules
 
+    shared, out_dir = Path(shared_data), Path(into)
     out = [
-        import_edition(Path(shared_data) / rel, edition=ed, into=Path(into), overwrite=True,
-                       provenance=Provenance(obtained_from=origin))
+        import_edition(shared / rel, edition=ed, into=out_dir, overwrite=True,
+                       provenance=Provenance(obtained_from=origin, form="original"),
+                       negative_unit_costs_as_null=ed >= "2018-19")
         for rel, ed, origin in SHIPPED_SOURCES
     ]
-    rel, ed, origin = ncc.SHIPPED_SOURCE
-    out.append(ncc.import_edition(Path(shared_data) / rel, edition=ed, into=Path(into),
-                                  overwrite=True, provenance=Provenance(obtained_from=origin)))
-    return out
+    out += [nsrc_csv.import_edition(shared / rel, edition=ed, into=out_dir, overwrite=True,
+                                    provenance=Provenance(obtained_from=origin, form="extract",
+                                                          rounding=rounding))
+            for rel, ed, origin, rounding in nsrc_csv.SHIPPED_SOURCES]
+    out += [stacked_schedules.import_edition(
+                shared / rel, edition=ed, into=out_dir, overwrite=True,
+                provenance=Provenance(obtained_from=origin, form="extract"))
+            for rel, ed, origin in stacked_schedules.SHIPPED_SOURCES]
+    out += [ncc.import_edition(shared / rel, edition=ed, into=out_dir, overwrite=True,
+                               provenance=Provenance(obtained_from=origin, form="extract"))
+            for rel, ed, origin in ncc.SHIPPED_SOURCES]
+    return sorted(out, key=lambda p: p.name)

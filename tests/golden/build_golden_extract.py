@@ -83,17 +83,17 @@ def _apc(case: str, *, hrg: str | None = "DZ11V", method: str = "21", cls: str =
 
 
 def _op(case: str, *, tf: str | None = "100", first: str | None = "1", attended: str | None = "5",
-        multi: bool | None = False, hrg: str | None = None) -> dict[str, Any]:
+        multi: bool | None = False, hrg: str | None = None, day: dt.date = _JUNE_2017) -> dict[str, Any]:
     return {"case": case, "setting": "op", "provider_code": MFF_PROVIDER,
-            "activity_date": _JUNE_2017, "treatment_function_code": tf, "first_attendance": first,
+            "activity_date": day, "treatment_function_code": tf, "first_attendance": first,
             "attended": attended, "multi_professional": multi, "hrg_code": hrg,
             "hrg_version": "HRG4", "age": 40}
 
 
 def _ae(case: str, *, hrg: str | None = "VB01Z", dept: str | None = "01",
-        admitted: bool | None = False) -> dict[str, Any]:
+        admitted: bool | None = False, day: dt.date = _JUNE_2017) -> dict[str, Any]:
     return {"case": case, "setting": "ae", "provider_code": NO_MFF_PROVIDER,
-            "activity_date": _JUNE_2017, "hrg_code": hrg, "hrg_version": "HRG4",
+            "activity_date": day, "hrg_code": hrg, "hrg_version": "HRG4",
             "department_type": dept, "ae_admitted": admitted, "age": 30}
 
 
@@ -125,9 +125,9 @@ def _records() -> list[dict[str, Any]]:
         _apc("hrg_not_found", hrg="ZZ99Z"),
         _apc("v35_code_against_hrg4_tables", hrg="H02", version="v3.5"),
         _apc("v35_code_2008_at_v35_tariff", hrg="H02", version="v3.5", admit=D(2008, 6, 1)),
-        _apc("no_edition_for_2011", admit=D(2011, 6, 1)),
+        _apc("no_edition_for_2012_13", admit=D(2012, 6, 1)),  # no reference costs of 2012/13
         _apc("last_day_of_2017_18", admit=D(2018, 3, 31)),
-        _apc("first_day_of_2018_19_no_edition", admit=D(2018, 4, 1)),
+        _apc("first_day_of_2019_20_no_edition", admit=D(2019, 4, 1)),
         _apc("invalid_admission_method", method="77"),
         _apc("invalid_discharge_before_admission", los=-2),
         _apc("invalid_hes_dummy_date", admit=D(1800, 1, 1), los=0),
@@ -163,6 +163,14 @@ def _records() -> list[dict[str, Any]]:
         _apc("impossible_age_long_stay", los=3, age=None, invalid_reason=_BAD_AGE),
         _op("op_tf_not_a_code", tf="&"),
         _apc("duplicate_record_id_of_g01", los=3, invalid_reason=DUPLICATE_REASON),
+        # reference-cost editions lacking a department (2011/12: admitted care only; 2024/25:
+        # no outpatient attendance currencies) and A&E at the 2024/25 all-types row
+        _op("op_2011_12_no_outpatient_costs", day=D(2011, 6, 1)),
+        _ae("ae_2011_12_no_ae_costs", day=D(2011, 6, 1)),
+        _apc("rp_2011_12_no_regular_attender_costs", hrg="AA02A", method="11", cls="3", los=0,
+             admit=D(2011, 6, 1)),
+        _op("op_2024_25_no_attendance_currencies", day=D(2024, 6, 1)),
+        _ae("ae_2024_25_all_types_row", day=D(2024, 6, 1)),
     ]
 
 

@@ -16,7 +16,7 @@ from costing import spark as cs
 from costing.coverage import combine_coverage
 from costing.errors import ConservationError
 from costing.report import summary_line, totals
-from costing.spark_run import combine_audit_summaries, priced_counts
+from costing.spark_run import check_money, combine_audit_summaries, priced_counts
 
 PROVIDER = costing.CostingConfig(perspective="provider", reference_cost_edition="2017-18")
 
@@ -83,6 +83,14 @@ def test_audit_summaries_combined_equal_the_whole(priced: pl.DataFrame, cohort: 
     parts.append(costing.audit_summary(costing.audit(priced.head(0), cohort.head(1), windows=(-1, 0))))
     assert parts[-1].filter(pl.col("bucket") == "in_window")["n_rows"].to_list() == [0]
     assert_frame_equal(combine_audit_summaries(pl.concat(parts)), whole)
+    # summed over buckets the money balances; a pound lost in the windows is caught
+    windows = costing.cost_by_window(priced, cohort, windows=(-1, 0))
+    total, in_windows = float(priced["cost"].sum()), float(windows["cost"].sum())
+    check_money(total, whole, in_windows)
+    with pytest.raises(ConservationError, match="the window costs hold"):
+        check_money(total, whole, in_windows - 1.0)
+    with pytest.raises(ConservationError, match="the audit's buckets hold"):
+        check_money(total + 1.0, whole, in_windows)
 
 
 def test_counts_stand_in_for_priced_records(priced: pl.DataFrame) -> None:

@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 # What the shipped tables must hold (issue 2): kind -> editions
 SHIPPED = {
-    "reference_cost": ["2014-15", "2015-16", "2016-17", "2017-18", "2023-24"],
+    "reference_cost": ["2011-12", "2013-14", "2014-15", "2015-16", "2016-17", "2017-18", "2018-19",
+                       "2023-24", "2024-25"],
     "trimpoints": ["2017-18"],
     "mff": ["2026-27"],
 }
