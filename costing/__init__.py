@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from costing.balance import balance
 from costing.charts import event_study_chart, window_means_chart
 from costing.cohort import validate_cohort
 from costing.config import CostingConfig
@@ -42,6 +43,7 @@ from costing.run import RunConfig, RunResult
 from costing import run  # noqa: E402  isort: skip
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
+from costing.unit_costs import cost_of_change
 from costing.windows import audit, audit_summary, cost_by_window
 
 try:
@@ -69,6 +71,8 @@ __all__ = [
     "did",
     "did_pretrend",
     "arm_window_means",
+    "balance",
+    "cost_of_change",
     "event_study_chart",
     "window_means_chart",
     "match",

@@ -22,7 +22,7 @@ from costing.schema import COST_CATEGORIES
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["event_study_chart", "window_means_chart"]
+__all__ = ["balance_chart", "did_chart", "event_study_chart", "window_means_chart"]
 
 _LABELS = {
     "elective": "Elective admissions",
@@ -89,8 +89,9 @@ def event_study_chart(
     seed: int = 0,
     title: str | None = None,
     path: str | os.PathLike[str] | None = None,
+    measure: str = "cost",
 ) -> Figure:
-    """Mean cost per patient per window by arm with confidence bands, one panel per category.
+    """Mean cost (or activity) per patient per window by arm with bands, one panel per category.
 
     The means and bands come from ``costing.did.arm_window_means`` (clustered Poisson
     bootstrap, percentile bands), so the chart agrees with the ``did`` table. The last panel
@@ -102,6 +103,7 @@ def event_study_chart(
             as for ``arm_window_means``.
         title: figure title (a default names the arms and the interval).
         path: optional .png path, written atomically.
+        measure: "cost" (GBP) or "activity" (records: admissions, attendances).
 
     Returns:
         The matplotlib Figure.
@@ -109,7 +111,9 @@ def event_study_chart(
     means = arm_window_means(
         window_costs, cohort=cohort, windows=windows, group=group, treated=treated, by=by,
         weight=weight, cluster=cluster, n_boot=n_boot, seed=seed, ci=ci, censoring=censoring,
+        measure=measure,
     )
+    what = "cost" if measure == "cost" else "activity (records)"
     categories = means["category"].unique(maintain_order=True).to_list()
     rows, cols = _grid(len(categories))
     fig = _figure(figsize=(4.6 * cols, 3.6 * rows))
@@ -130,14 +134,16 @@ def event_study_chart(
         ax.set_title(_label(cat), fontsize=11, fontweight="bold" if cat == TOTAL else "normal")
         ws = sorted(part["window"].unique().to_list())
         ax.set_xticks(ws, [_window_label(w) for w in ws])
-        ax.yaxis.set_major_formatter(_gbp)
+        if measure == "cost":
+            ax.yaxis.set_major_formatter(_gbp)
         low = part["ci_low"].min()
         ax.set_ylim(bottom=min(0.0, float(low) if isinstance(low, (int, float)) else 0.0))
         ax.grid(axis="y", color="#dddddd", linewidth=0.8)
         ax.spines[["top", "right"]].set_visible(False)
     fig.supxlabel("Six-month window relative to the index date (0 = the six months from it)",
                   fontsize=10)
-    fig.supylabel("Mean cost per patient per window (£)", fontsize=10)
+    fig.supylabel("Mean cost per patient per window (£)" if measure == "cost"
+                  else "Mean records per patient per window", fontsize=10)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     spare = list(axes.flat)[len(categories):]
     for ax in spare:
@@ -149,7 +155,7 @@ def event_study_chart(
         fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=9.5,
                    title="Arm (patients)")
     fig.suptitle(
-        title or f"Mean cost per patient per six-month window: {treated} vs {control_label}\n"
+        title or f"Mean {what} per patient per six-month window: {treated} vs {control_label}\n"
         f"(shaded: {ci:.0%} bootstrap interval; dashed line: index date)",
         fontsize=12,
     )
@@ -240,5 +246,112 @@ def window_means_chart(
               title="Category")
     ax.set_title(title or "Mean cost per patient per six-month window, by group and category "
                  "(unweighted)", fontsize=12)
+    _save(fig, path)
+    return fig
+
+
+def balance_chart(
+    balance_table: pl.DataFrame,
+    path: str | os.PathLike[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Standardised mean differences of the balance table, one dot per row (a Love plot).
+
+    Dashed lines mark the +/-0.1 threshold above which a covariate or pre-period measure is
+    flagged as imbalanced; flagged rows are drawn in the treated colour.
+
+    Args:
+        balance_table: the frame ``costing.balance`` returns.
+        path: optional .png path, written atomically.
+        title: figure title.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    from costing.balance import SMD_FLAG
+
+    missing = [c for c in ("variable", "smd", "imbalanced") if c not in balance_table.columns]
+    if missing:
+        raise InputError(f"balance table: missing column(s) {missing}; pass costing.balance output")
+    rows = balance_table.select("variable", "smd", "imbalanced").reverse()
+    fig = _figure(figsize=(7.0, 0.32 * rows.height + 1.6))
+    ax = fig.subplots()
+    y = list(range(rows.height))
+    colours = [_TREATED_COLOUR if f else _CONTROL_COLOUR for f in rows["imbalanced"]]
+    smd = [0.0 if v is None or not math.isfinite(v) else v for v in rows["smd"]]
+    ax.scatter(smd, y, c=colours, s=28, zorder=3)
+    for x in (-SMD_FLAG, SMD_FLAG):
+        ax.axvline(x, color="#555555", linestyle="--", linewidth=1)
+    ax.axvline(0.0, color="#999999", linewidth=0.8)
+    ax.set_yticks(y, rows["variable"].to_list(), fontsize=9)
+    ax.set_xlabel("Standardised mean difference (treated - control)", fontsize=10)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.8)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_title(title or f"Balance before the index date (flagged beyond ±{SMD_FLAG})",
+                 fontsize=11)
+    _save(fig, path)
+    return fig
+
+
+def did_chart(
+    did_table: pl.DataFrame,
+    path: str | os.PathLike[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """The DiD table as a forest plot: estimates with intervals, by subgroup and category.
+
+    One panel per measure (activity in records, cost in £, per patient per window). Each
+    category (and the total) of each subgroup block is a row: the DiD with its bootstrap
+    interval (filled marker) and, where the table has it, the risk-adjusted DiD with its
+    regression interval (open marker, just below).
+
+    Args:
+        did_table: the frame ``costing.did`` returns (rows with comparison "did" are drawn).
+        path: optional .png path, written atomically.
+        title: figure title.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    need = ("measure", "subgroup", "subgroup_value", "category", "did", "ci_low", "ci_high")
+    missing = [c for c in need if c not in did_table.columns]
+    if missing:
+        raise InputError(f"DiD table: missing column(s) {missing}; pass costing.did output")
+    rows = (did_table.filter(pl.col("comparison") == "did")
+            if "comparison" in did_table.columns else did_table)
+    measures = rows["measure"].unique(maintain_order=True).to_list()
+    n_rows = rows.filter(pl.col("measure") == measures[0]).height
+    fig = _figure(figsize=(5.2 * len(measures) + 2.0, 0.32 * n_rows + 1.8))
+    axes = fig.subplots(1, len(measures), squeeze=False, sharey=True)[0]
+    series = [("did", "ci_low", "ci_high", _TREATED_COLOUR, "o", "full", 0.0,
+               "DiD (bootstrap interval)")]
+    if "adjusted_did" in rows.columns:
+        series.append(("adjusted_did", "adjusted_ci_low", "adjusted_ci_high", _CONTROL_COLOUR,
+                       "o", "none", -0.3, "risk-adjusted (regression interval)"))
+    for ax, m in zip(axes, measures, strict=True):
+        part = rows.filter(pl.col("measure") == m).reverse()
+        for est, lo, hi, colour, marker, fill, dy, label in series:
+            for i, (e, a, b) in enumerate(part.select(est, lo, hi).iter_rows()):
+                if e is None:
+                    continue
+                if a is not None and b is not None:
+                    ax.plot([a, b], [i + dy, i + dy], color=colour, linewidth=1.4)
+                ax.plot([e], [i + dy], marker, color=colour, mfc=colour if fill == "full"
+                        else "white", markersize=5, label=label if i == 0 else None)
+        ax.axvline(0.0, color="#555555", linewidth=1)
+        labels = [
+            f"{'all' if s == 'all' else v}: {_label(c)}"
+            for s, v, c in part.select("subgroup", "subgroup_value", "category").iter_rows()
+        ]
+        ax.set_yticks(list(range(part.height)), labels, fontsize=8)
+        if m == "cost":
+            ax.xaxis.set_major_formatter(_gbp)
+        ax.set_title("cost (£)" if m == "cost" else "activity (records)", fontsize=11)
+        ax.grid(axis="x", color="#dddddd", linewidth=0.8)
+        ax.spines[["top", "right"]].set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", frameon=False, fontsize=8,
+               ncols=len(series))
+    fig.suptitle(title or "Difference in differences per patient per window", fontsize=12)
     _save(fig, path)
     return fig

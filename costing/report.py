@@ -114,9 +114,9 @@ def number_formats(frame: pl.DataFrame) -> dict[str, str]:
 
 def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
                  window_costs: pl.DataFrame | None, did_table: pl.DataFrame | None,
-                 manifest: dict[str, Any], match_balance: pl.DataFrame | None = None
-                 ) -> dict[str, Path]:
-    """Write report.xlsx (summary, coverage, window means, DiD, manifest) and the PNG charts."""
+                 manifest: dict[str, Any], match_balance: pl.DataFrame | None = None,
+                 balance_table: pl.DataFrame | None = None) -> dict[str, Path]:
+    """Write report.xlsx (summary, coverage, window means, DiD, balance, manifest) and charts."""
     import xlsxwriter  # noqa: F401  (polars' Excel writer)
 
     from costing.io import atomic_path, neutralise_formulas
@@ -130,6 +130,8 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
         sheets["window_means"] = window_means(window_costs)
     if did_table is not None:
         sheets["difference_in_differences"] = did_table
+    if balance_table is not None:
+        sheets["balance"] = balance_table
     if match_balance is not None:  # a matched cohort (costing.match): before and after
         sheets["match_balance"] = match_balance
     manifest_rows = pl.DataFrame({
@@ -157,4 +159,18 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
 
             files["chart_event_study"] = out_dir / "event_study.png"
             event_study_chart(window_costs, path=files["chart_event_study"])
+            if "measure" in did_table.columns and "activity" in did_table["measure"]:
+                files["chart_event_study_activity"] = out_dir / "event_study_activity.png"
+                event_study_chart(window_costs, path=files["chart_event_study_activity"],
+                                  measure="activity")
+    if did_table is not None and "relative_effect_pct" in did_table.columns:
+        from costing.charts import did_chart
+
+        files["chart_did"] = out_dir / "did.png"
+        did_chart(did_table, path=files["chart_did"])
+    if balance_table is not None:
+        from costing.charts import balance_chart
+
+        files["chart_balance"] = out_dir / "balance.png"
+        balance_chart(balance_table, path=files["chart_balance"])
     return files

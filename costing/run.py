@@ -99,6 +99,10 @@ class EvaluateSpec(_Strict):
     ci: float = Field(0.95, gt=0, lt=1)
     censoring: Literal["observed", "complete", "scale"] = "observed"
     pretrend: tuple[int, ...] | None = None
+    measure: Literal["both", "activity", "cost"] = "both"
+    subgroups: tuple[str, ...] = ()  # cohort columns: the table again for each value
+    adjust: tuple[str, ...] | None = None  # cohort covariates: adds the adjusted estimate
+    balance: tuple[str, ...] | None = None  # covariates of the balance table (balance.csv)
 
 
 class MatchSpec(_Strict):
@@ -207,6 +211,7 @@ class RunResult:
     match: Any = None  # the MatchResult when the run file has [match]
     warnings: list[str] = field(default_factory=list)
     trimpoints: pl.DataFrame | None = None  # see costing.coverage.trimpoint_coverage
+    balance: pl.DataFrame | None = None  # the balance table, when [evaluate] balance is set
 
 
 def _columns_arg(cfg: RunConfig, columns: str) -> str | Path:
@@ -277,7 +282,7 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     records_in = int(priced["n_episodes"].sum())
     files["priced"] = write_frame(priced, out_dir / f"priced.{cfg.output.priced_format}")
 
-    cohort = windows = audit_frame = did_frame = matched = None
+    cohort = windows = audit_frame = did_frame = matched = balance_frame = None
     warnings: list[str] = []
     w = cfg.windows
     in_windows = priced
@@ -307,10 +312,15 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
 
             e = cfg.evaluate
             say(f"difference in differences ({e.n_boot} bootstrap replicates)")
+            # cohort columns beyond those the windows carry (subgroups, covariates) come
+            # from the cohort itself
+            extra = bool(e.subgroups or e.adjust or e.balance)
             kwargs: dict[str, Any] = dict(group=e.group, treated=e.treated, by="category", weight=e.weight,
                           cluster=e.cluster, n_boot=e.n_boot, seed=e.seed, ci=e.ci,
-                          censoring=e.censoring)
-            did_frame = did(windows, pre=e.pre, post=e.post, **kwargs)
+                          censoring=e.censoring, cohort=cohort if extra else None,
+                          measure=None if e.measure == "both" else e.measure)
+            did_frame = did(windows, pre=e.pre, post=e.post, subgroups=e.subgroups,
+                            adjust=e.adjust, **kwargs)
             pretrend = e.pretrend
             if matched is not None and not pretrend:
                 # always for matched cohorts: cases picked at a peak show a pre-trend
@@ -321,6 +331,12 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
                 if matched is not None:
                     warnings += _pretrend_warnings(trend)
             files["did"] = write_frame(did_frame, out_dir / "did.csv")
+            if e.balance is not None:
+                from costing.balance import balance
+
+                balance_frame = balance(windows, cohort=cohort, covariates=e.balance, pre=e.pre,
+                                        group=e.group, treated=e.treated, weight=e.weight)
+                files["balance"] = write_frame(balance_frame, out_dir / "balance.csv")
 
     cov = coverage_table(priced, cohort, w.windows if cohort is not None else None, w.months, w.assign)
     files["coverage"] = write_frame(cov, out_dir / "coverage.csv")
@@ -350,11 +366,12 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
         say("report")
         files.update(write_report(out_dir, priced=priced, coverage=cov, window_costs=windows,
                                   did_table=did_frame, manifest=manifest,
-                                  match_balance=matched.balance if matched is not None else None))
+                                  match_balance=matched.balance if matched is not None else None,
+                                  balance_table=balance_frame))
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=records_in, match=matched,
-                     warnings=warnings, trimpoints=trim)
+                     warnings=warnings, trimpoints=trim, balance=balance_frame)
 
 
 def _match(cfg: RunConfig, priced: pl.DataFrame, files: dict[str, Path],
@@ -403,7 +420,8 @@ def _pretrend_warnings(trend: pl.DataFrame) -> list[str]:
     """A warning per pre-trend whose interval excludes zero (regression to the mean?)."""
     bad = trend.filter((pl.col("ci_low") > 0) | (pl.col("ci_high") < 0))
     return [
-        f"pre-trend {r['pre_windows']} -> {r['post_windows']} in {r['category']}: "
+        f"pre-trend {r['pre_windows']} -> {r['post_windows']} in {r['category']}"
+        f"{' (' + r['measure'] + ')' if r.get('measure') else ''}: "
         f"{r['did']:,.2f} per patient, interval [{r['ci_low']:,.2f}, {r['ci_high']:,.2f}] "
         "excludes 0: the arms were not on the same path before the index date (cases picked at "
         "a peak of use regress to the mean); treat the main estimate with caution"

@@ -383,6 +383,25 @@ class TableSet:
     def table(self, kind: str, edition: str, resource: str | None = None) -> pl.DataFrame:
         return self.get(kind, edition).table(resource)
 
+    def unit_costs(self, reference_costs: str) -> pl.DataFrame:
+        """Activity-weighted national average unit costs of one reference-cost edition.
+
+        The cost of an emergency admission, an elective admission (ordinary or day case), a
+        day case, an outpatient first and follow-up attendance and an A&E attendance (all
+        types and per department type): ``sum(activity x unit cost) / sum(activity)`` over
+        the schedule rows of each category, excess bed days' cost included as the schedule
+        counts it. The ``basis`` column says which rows were used (``costing.unit_costs``).
+
+        Example:
+            >>> uc = load_tables().unit_costs("2016-17")
+            >>> uc.filter(pl.col("category") == "day_case")["unit_cost"].round(2).item()
+            735.62
+        """
+        from costing.unit_costs import unit_costs_from_reference
+
+        table = self.table("reference_cost", reference_costs, "reference_costs")
+        return unit_costs_from_reference(table, reference_costs)
+
     def index_series(self, name: str) -> pl.DataFrame:
         """financial_year, value for a named inflation index, from the newest edition holding it."""
         for (k, _), e in sorted(self._editions.items(), reverse=True):

@@ -59,6 +59,17 @@ def _windows_param(ctx: click.Context, param: click.Parameter, value: str | None
               default="observed", show_default=True,
               help="observed: as observed; complete: drop patients not observed for whole "
                    "windows; scale: cost per observed day x window days.")
+@click.option("--measure", type=click.Choice(["both", "activity", "cost"]), default="both",
+              show_default=True, help="Activity (admissions, attendances), cost, or both.")
+@click.option("--subgroups", default=None,
+              help="Cohort column(s), comma separated: the table again for each value, e.g. "
+                   "site_type.")
+@click.option("--adjust", default=None,
+              help="Cohort covariates to risk-adjust for, comma separated, e.g. "
+                   "age,sex,prior_cost (adds the adjusted_* columns).")
+@click.option("--balance", "balance_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the balance table (pre-period means and standardised "
+                   "differences of the --adjust covariates and of activity and cost) here.")
 @click.option("--chart", type=click.Path(dir_okay=False),
               help="Also write the event-study chart (PNG) here.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
@@ -66,23 +77,31 @@ def _windows_param(ctx: click.Context, param: click.Parameter, value: str | None
 def evaluate_cmd(
     windows: str, cohort: str | None, pre: tuple[int, ...], post: tuple[int, ...],
     pretrend: tuple[int, ...] | None, by: str, group_col: str, treated: str, boot: int,
-    seed: int, ci: float, weight: str | None, cluster: str, censoring: str, chart: str | None,
+    seed: int, ci: float, weight: str | None, cluster: str, censoring: str, measure: str,
+    subgroups: str | None, adjust: str | None, balance_out: str | None, chart: str | None,
     output: str,
 ) -> None:
-    """Difference in differences of mean cost per patient, per category and in total.
+    """Difference in differences of activity and cost per patient, per category and in total.
 
     WINDOWS is the long output of `costing windows` (one row per patient x window x
-    category). Each row of the result is a category (and the total): arm means before and
-    after, each arm's change, the DiD with its clustered bootstrap interval and p-value.
+    category). Each row of the result is a measure (activity, cost) and category (and the
+    total): arm means before and after, each arm's change, the DiD with its clustered
+    bootstrap interval and p-value, and the relative effect (the treated arm's post/pre ratio
+    over the control arm's, minus 1) with its interval.
 
     \b
     Examples:
       costing evaluate windows.parquet -o did.csv
       costing evaluate windows.csv --cohort cohort.csv --weight weight --pretrend -2,-1 \\
           --chart event_study.png -o did.xlsx
+      costing evaluate windows.csv --cohort cohort.csv --subgroups site_type \\
+          --adjust age,sex,prior_cost --balance balance.csv -o did.csv
     """
     from costing.did import did, did_pretrend
     from costing.io import read_table, write_frame
+
+    def names(value: str | None) -> list[str] | None:
+        return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
     t0 = time.perf_counter()
     wc = read_table(windows)
@@ -92,22 +111,92 @@ def evaluate_cmd(
         "cluster": None if cluster.lower() in ("", "none") else cluster, "n_boot": boot,
         "seed": seed, "ci": ci, "censoring": censoring,
     }
-    out = did(wc, pre=pre, post=post, **kwargs)  # type: ignore[arg-type]
+    did_kwargs = {**kwargs, "measure": None if measure == "both" else measure}
+    out = did(wc, pre=pre, post=post, subgroups=names(subgroups), adjust=names(adjust),
+              **did_kwargs)  # type: ignore[arg-type]
     if pretrend:
-        out = pl.concat([out, did_pretrend(wc, windows=pretrend, **kwargs)])
+        out = pl.concat([out, did_pretrend(wc, windows=pretrend, **did_kwargs)],
+                        how="diagonal_relaxed")
     write_frame(out, output)
+    if balance_out:
+        from costing.balance import balance
+
+        write_frame(balance(wc, cohort=coh, covariates=names(adjust) or [], pre=pre,
+                            group=group_col, treated=treated, weight=weight, by=by),
+                    balance_out)
     if chart:
         from costing.charts import event_study_chart
 
         event_study_chart(wc, path=chart, **kwargs)  # type: ignore[arg-type]
-    tot = out.filter((pl.col("comparison") == "did") & (pl.col("category") == "total")).row(
-        0, named=True
-    )
+    main_measure = "activity" if measure == "activity" else "cost"
+    fmt = _money if main_measure == "cost" else (
+        lambda v: "n/a" if v is None else f"{v:+,.3f} records")
+    tot = out.filter((pl.col("comparison") == "did") & (pl.col("category") == "total")
+                     & (pl.col("measure") == main_measure) & (pl.col("subgroup") == "all")
+                     ).row(0, named=True)
     echo_err(
         f"costing: {tot['n_treated']:,} {treated} vs {tot['n_control']:,} control patients "
         f"({tot['n_clusters']:,} clusters), windows {tot['pre_windows']} -> "
-        f"{tot['post_windows']}: total DiD {_money(tot['did'])} per patient "
-        f"({ci:.0%} CI {_money(tot['ci_low'])} to {_money(tot['ci_high'])}, "
+        f"{tot['post_windows']}: total DiD {fmt(tot['did'])} per patient "
+        f"({ci:.0%} CI {fmt(tot['ci_low'])} to {fmt(tot['ci_high'])}, "
         f"p={tot['p_value'] if tot['p_value'] is None else format(tot['p_value'], '.3g')}); "
         f"{out.height} rows written to {output}; {time.perf_counter() - t0:.1f} s"
     )
+
+
+def _change(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+            ) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for v in values:
+        name, sep, number = v.partition("=")
+        try:
+            out[name.strip()] = float(number.replace(",", "").replace("_", ""))
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise click.BadParameter(
+                f"{v!r}: give CATEGORY=CHANGE, e.g. emergency_admission=193000"
+            )
+    return out
+
+
+@main.command("unit-costs")
+@click.option("--reference-costs", "edition", required=True,
+              help="Reference-cost edition, e.g. 2016-17 (see `costing tables list`).")
+@click.option("--path", "paths", multiple=True, type=click.Path(file_okay=False),
+              help="Tables folder(s) instead of the shipped ones; 'shipped' adds the shipped ones.")
+@click.option("--change", "changes", multiple=True, callback=_change,
+              help="Price an activity change: CATEGORY=CHANGE (repeatable), e.g. "
+                   "emergency_admission=193000.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Also write the table here (.csv, .parquet or .xlsx).")
+def unit_costs_cmd(edition: str, paths: tuple[str, ...], changes: dict[str, float],
+                   output: str | None) -> None:
+    """National average unit costs per activity category, and the cost of an activity change.
+
+    Activity-weighted averages of the chosen National Schedule of Reference Costs: emergency
+    admission, elective admission (ordinary or day case), ordinary elective, day case,
+    outpatient first and follow-up attendance, A&E attendance (all types and per type);
+    excess bed days' cost included as the schedule counts it. The basis column says which
+    schedule rows each one uses.
+
+    \b
+    Examples:
+      costing unit-costs --reference-costs 2016-17
+      costing unit-costs --reference-costs 2016-17 --change emergency_admission=193000
+    """
+    from costing.io import write_frame
+    from costing.tables import load_tables
+    from costing.unit_costs import cost_of_change
+
+    uc = load_tables(list(paths) if paths else None).unit_costs(edition)
+    table = cost_of_change(changes, uc) if changes else uc
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=50,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
+                   float_precision=2, thousands_separator=","):
+        click.echo(str(table.drop("basis", "reference_cost_edition", strict=False)))
+    if output:
+        write_frame(table, output)
+    echo_err(f"costing: unit costs from reference costs {edition} (activity-weighted national "
+             "averages; the basis column says which rows)"
+             + (f"; {table.height} rows written to {output}" if output else ""))

@@ -70,10 +70,12 @@ def report_cmd(output_dir: str) -> None:
     window_costs = (read_table(d / "window_costs.csv", schema={**WINDOW_COLUMNS, **COHORT_SCHEMA})
                     if (d / "window_costs.csv").exists() else None)
     did_table = pl.read_csv(d / "did.csv") if (d / "did.csv").exists() else None
+    balance_table = pl.read_csv(d / "balance.csv") if (d / "balance.csv").exists() else None
     match_balance = (pl.read_csv(d / "match_balance.csv") if (d / "match_balance.csv").exists()
                      else None)
     files = write_report(d, priced=read_table(priced_path), coverage=pl.read_csv(d / "coverage.csv"),
                          window_costs=window_costs, did_table=did_table, match_balance=match_balance,
-                         manifest=json.loads((d / "run_manifest.json").read_text(encoding="utf-8")))
+                         manifest=json.loads((d / "run_manifest.json").read_text(encoding="utf-8")),
+                         balance_table=balance_table)
     for name, path in files.items():
         click.echo(f"{name}: {path}")

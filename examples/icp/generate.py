@@ -22,7 +22,12 @@ The study is shaped like the Integrated Care Pilots (ICP) case-management evalua
 The intervention effect is built in: after the index date case-managed patients have MORE
 emergency admissions (and A&E attendances) and FEWER elective admissions and outpatient
 attendances than their controls; before it both arms follow the same (slightly rising) trend,
-so the pre-trend check (-2 -> -1) should show no effect.
+so the pre-trend check (-2 -> -1) should show no effect. The effect is full at the
+case-management site (A) and weaker at the "other" site (B) (``site_type`` in the cohort), and
+the cases are frailer and more often women than their age-matched controls, so they cost more
+before the index date too (``sex`` and ``prior_cost``, the prior-year cost, in the cohort): a
+built-in imbalance for the balance table and the risk adjustment to show. All of these effects
+are SYNTHETIC choices of this generator, not findings.
 
 Run from the repository root (``make demo`` does it)::
 
@@ -235,7 +240,7 @@ def draw_events(rng: np.random.Generator, c: Cohort, setting: str) -> Events:
     for k in WINDOWS:
         start = add_months(c.index_date, MONTHS * k)
         end = add_months(c.index_date, MONTHS * (k + 1))
-        effect = np.where(c.treated & (k >= 0), EFFECT[setting], 1.0)
+        effect = np.where(c.treated & (k >= 0), site_effect(c, setting), 1.0)
         rate = BASE_RATE[setting] * TREND[k] * WINDOW_EXTENT[k] * c.frailty * effect
         count = rng.poisson(rate)
         who = np.repeat(np.arange(c.n), count)
@@ -247,6 +252,51 @@ def draw_events(rng: np.random.Generator, c: Cohort, setting: str) -> Events:
     p, d = np.concatenate(patients), np.concatenate(dates)
     order = np.lexsort((p, d))
     return Events(p[order], d[order])
+
+
+# ---------------------------------------------------------------------------------------
+# evaluation layer: site types and covariates with a built-in imbalance (all SYNTHETIC)
+# ---------------------------------------------------------------------------------------
+
+# Site A runs case management; site B another kind of integrated care, with a weaker effect:
+# the "case-management sites" against "all sites" comparison of the ICP evaluation.
+SITE_TYPE = {"A": "case management", "B": "other"}
+OTHER_SITE_EFFECT_SHARE = 0.3  # effect at "other" sites = 1 + 0.3 * (EFFECT - 1)
+# Cases are frailer than their age-matched controls (matching on age alone misses it), and
+# more often women: the imbalance the balance table should flag and risk adjustment address.
+CASE_FRAILTY = 1.25
+FEMALE_P = (0.52, 0.62)  # controls, cases
+PRIOR_COST_PER_FRAILTY = 2400.0  # £ of secondary care in the year before the index date
+PRIOR_COST_SIGMA = 0.5  # lognormal noise around it
+COVARIATE_SEED = SEED + 20  # own stream: the activity draws do not shift with these
+
+
+@dataclass
+class Covariates:
+    site_type: np.ndarray
+    sex: np.ndarray  # "F" / "M"
+    prior_cost: np.ndarray  # £, whole pounds
+
+
+def site_effect(c: Cohort, setting: str) -> np.ndarray:
+    """Per-patient multiplier on the rate from the index date on, if treated: by site type."""
+    full = EFFECT[setting]
+    other = 1.0 + OTHER_SITE_EFFECT_SHARE * (full - 1.0)
+    case_management = np.vectorize(SITE_TYPE.get)(c.site) == "case management"
+    return np.where(case_management, full, other)
+
+
+def add_covariates(c: Cohort) -> Covariates:
+    """Make the cases frailer (in place) and draw sex and prior-year cost from frailty."""
+    rng = np.random.default_rng(COVARIATE_SEED)
+    c.frailty = np.where(c.treated, c.frailty * CASE_FRAILTY, c.frailty)
+    female = rng.random(c.n) < np.where(c.treated, FEMALE_P[1], FEMALE_P[0])
+    noise = rng.lognormal(-PRIOR_COST_SIGMA**2 / 2, PRIOR_COST_SIGMA, c.n)
+    return Covariates(
+        site_type=np.vectorize(SITE_TYPE.get)(c.site),
+        sex=np.where(female, "F", "M"),
+        prior_cost=np.round(PRIOR_COST_PER_FRAILTY * c.frailty * noise),
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -412,8 +462,8 @@ def add_awkward(c: Cohort, apc: pl.DataFrame, op: pl.DataFrame, ae: pl.DataFrame
     return (pl.concat([apc, extra_apc]), pl.concat([op, extra_op]), pl.concat([ae, extra_ae]))
 
 
-def cohort_frame(c: Cohort) -> pl.DataFrame:
-    """The cohort file: one row per patient."""
+def cohort_frame(c: Cohort, cov: Covariates) -> pl.DataFrame:
+    """The cohort file: one row per patient, with the evaluation's covariates last."""
     return pl.DataFrame({
         "patient_id": c.patient_id,
         "index_date": iso(c.index_date),
@@ -422,6 +472,10 @@ def cohort_frame(c: Cohort) -> pl.DataFrame:
         "matched_set": c.matched_set,
         "weight": np.round(c.weight, 6),
         "end_of_follow_up": [None if np.isnat(d) else str(d) for d in c.death],
+        "site_type": cov.site_type,
+        "age": c.age,
+        "sex": cov.sex,
+        "prior_cost": cov.prior_cost,
     })
 
 
@@ -572,6 +626,7 @@ def generate(data_dir: Path = DATA, tables_dir: Path = TABLES,
     """Write the cohort, the three extracts and the illustrative tariff; return the paths."""
     rng = np.random.default_rng(SEED)
     c = make_cohort(rng)
+    cov = add_covariates(c)
     # Cohort ids have 11 hex digits after a leading 0, so an id starting with F is not one.
     outsider = "F" + c.patient_id[0][1:]
     nel = draw_events(rng, c, "nel")
@@ -593,7 +648,7 @@ def generate(data_dir: Path = DATA, tables_dir: Path = TABLES,
         "op": data_dir / "op.csv",
         "ae": data_dir / "ae.csv",
     }
-    cohort_frame(c).write_csv(paths["cohort"], line_terminator="\n")
+    cohort_frame(c, cov).write_csv(paths["cohort"], line_terminator="\n")
     apc.write_csv(paths["apc"], line_terminator="\n")
     op_df.write_csv(paths["op"], line_terminator="\n")
     ae_df.write_csv(paths["ae"], line_terminator="\n")

@@ -43,10 +43,12 @@ N_BOOT = 20  # point estimates do not depend on it; the interval is not compared
 
 # Point-estimate columns of the DiD table (costing.did).
 DID_COLUMNS = (
-    "comparison", "category", "pre_windows", "post_windows", "n_treated", "n_control",
+    "comparison", "measure", "subgroup", "subgroup_value", "category", "pre_windows", "post_windows", "n_treated", "n_control",
     "n_clusters", "treated_pre", "treated_post", "treated_change", "control_pre",
-    "control_post", "control_change", "did", "did_pct_of_treated_pre",
+    "control_post", "control_change", "did", "relative_effect_pct", "did_pct_of_treated_pre",
 )
+# Present when the run file asks for risk adjustment: the regression's point estimate.
+ADJUSTED_COLUMNS = ("adjusted_did", "adjusted_for")
 
 
 def _load_generator() -> ModuleType:
@@ -103,7 +105,7 @@ def _patient_totals(window_costs: pl.DataFrame) -> pl.DataFrame:
 
 
 def _did_points(did: pl.DataFrame) -> pl.DataFrame:
-    return did.select(DID_COLUMNS)
+    return did.select(*DID_COLUMNS, *(c for c in ADJUSTED_COLUMNS if c in did.columns))
 
 
 def _coverage(coverage: pl.DataFrame) -> pl.DataFrame:
@@ -211,10 +213,24 @@ def test_did_has_the_icp_shape(result: RunResult) -> None:
     """The data are built so case management raises emergency cost and lowers elective and
     outpatient cost (generate.py EFFECT); the point estimates must show that sign."""
     did = _require(result.did).filter(pl.col("comparison") == "did")
-    est = dict(zip(did["category"], did["did"], strict=True))
-    assert est["non_elective"] > 0
-    assert est["elective"] < 0
-    assert est["outpatient"] < 0
+    # the full effect is built in at the case-management site, in activity and in cost
+    for measure in ("activity", "cost"):
+        block = did.filter((pl.col("measure") == measure)
+                           & (pl.col("subgroup_value") == "case management"))
+        est = dict(zip(block["category"], block["did"], strict=True))
+        assert est["non_elective"] > 0, measure
+        assert est["elective"] < 0, measure
+        assert est["outpatient"] < 0, measure
+    assert did["adjusted_did"].null_count() == 0
+
+
+def test_balance_flags_the_built_in_imbalance(result: RunResult) -> None:
+    """generate.py makes cases frailer (higher prior-year cost) and more often women than
+    their age-matched controls; age is matched."""
+    assert result.balance is not None
+    flags = dict(zip(result.balance["variable"], result.balance["imbalanced"], strict=True))
+    assert flags["prior_cost"] and flags["sex=F"] and not flags["age"]
+    assert result.files["balance"].is_file() and result.files["chart_balance"].is_file()
 
 
 def test_manifest_counts_match_the_priced_output(result: RunResult) -> None:

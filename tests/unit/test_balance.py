@@ -56,3 +56,30 @@ def test_bad_inputs_are_clear_errors() -> None:
         weighted_smd(np.array([1.0]), np.array([1.0]), control_weights=np.array([-1.0]))
     with pytest.raises(InputError, match="denominator_sd"):
         weighted_smd(np.array([1.0]), np.array([1.0]), denominator_sd=-1.0)
+
+
+def test_balance_table_by_hand() -> None:
+    from costing.balance import balance
+    from tests.unit.test_did import HAND, frame
+
+    cohort = pl.DataFrame({"patient_id": ["A", "B", "C", "D"], "age": [70, 90, 60, 80],
+                           "sex": ["F", "M", "F", "F"], "weight": [1.0, 1.0, 1.0, 3.0]})
+    out = balance(frame(HAND).drop("weight"), cohort=cohort, covariates=["age", "sex"],
+                  weight="weight")
+    got = {r["variable"]: r for r in out.iter_rows(named=True)}
+    # age: treated A, B (70, 90) mean 80, var 200; control C, D (60, 80) weights 1, 3:
+    # weighted mean (60 + 240) / 4 = 75, unweighted var 200; smd (80 - 75) / sqrt(200)
+    assert (got["age"]["treated_mean"], got["age"]["control_mean"]) == (80, 75)
+    assert got["age"]["smd"] == pytest.approx(5 / math.sqrt(200))
+    assert got["age"]["imbalanced"]  # 0.354 > 0.1
+    # sex=M share: treated 1/2, control 0; var 0.5 and 0: smd 0.5 / sqrt(0.25) = 1
+    assert got["sex=M"]["smd"] == pytest.approx(1.0)
+    assert got["sex=F"]["smd"] == pytest.approx(-1.0)
+    # pre-period cost, elective: treated (100, 300) mean 200, var 20000; control (200, 0)
+    # weighted (200 + 0) / 4 = 50, var 20000: smd 150 / sqrt(20000)
+    assert got["cost elective"]["smd"] == pytest.approx(150 / math.sqrt(20000))
+    assert got["cost elective"]["category"] == "elective"
+    # pre-period activity (one record per non-zero cost), ae: treated (0, 1) mean 0.5, var 0.5;
+    # control (0, 1) weighted 0.75, var 0.5: smd -0.25 / sqrt(0.5)
+    assert got["activity ae"]["smd"] == pytest.approx(-0.25 / math.sqrt(0.5))
+    assert set(out["kind"]) == {"covariate", "activity", "cost"}

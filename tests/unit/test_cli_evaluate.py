@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 from click.testing import CliRunner
 
 from costing.cli import main
@@ -42,7 +43,7 @@ def test_evaluate_ok(tmp_path: Path) -> None:
     chart = tmp_path / "event.png"
     res = CliRunner().invoke(
         main, ["evaluate", str(wc), "--pre", "-1", "--post", "0", "--boot", "100",
-               "--chart", str(chart), "-o", str(out)],
+               "--measure", "cost", "--chart", str(chart), "-o", str(out)],
     )
     assert res.exit_code == 0, res.output
     got = pl.read_csv(out)
@@ -67,7 +68,46 @@ def test_evaluate_with_cohort_and_pretrend(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     # weighted control (C weight 1, D weight 3): elective change +75, DiD -100 - 75 = -175
     got = pl.read_parquet(out)
-    assert got.filter(pl.col("category") == "elective")["did"].item() == -175.0
+    assert got.filter((pl.col("category") == "elective") & (pl.col("measure") == "cost"))[
+        "did"].item() == -175.0
+
+
+def test_evaluate_subgroups_adjust_and_balance(tmp_path: Path) -> None:
+    wc = _write(tmp_path, with_group=False)
+    cohort = tmp_path / "cohort.csv"
+    pl.DataFrame({"patient_id": ["A", "B", "C", "D"], "group": [T, T, C, C],
+                  "site": ["x", "y", "x", "y"], "age": [70, 90, 60, 80]}).write_csv(cohort)
+    out, bal = tmp_path / "did.csv", tmp_path / "balance.csv"
+    res = CliRunner().invoke(
+        main, ["evaluate", str(wc), "--cohort", str(cohort), "--boot", "20", "--subgroups",
+               "site", "--adjust", "", "--balance", str(bal), "-o", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    got = pl.read_csv(out)
+    # activity and cost, for all patients and sites x and y: 2 x 3 blocks of 3 rows
+    assert got.height == 18
+    assert set(got["subgroup_value"].drop_nulls()) == {"x", "y"}
+    cost = got.filter(pl.col("measure") == "cost")
+    # site x elective: A 100 -> 50, C 200 -> 200: DiD -50 (tests/unit/test_did_evaluation.py)
+    assert cost.filter((pl.col("subgroup_value") == "x") & (pl.col("category") == "elective"))[
+        "did"].item() == -50
+    # --adjust "" fits the regression with no covariates: it equals the DiD
+    assert (cost["adjusted_did"] - cost["did"]).abs().max() < 1e-9
+    assert pl.read_csv(bal)["kind"].unique().sort().to_list() == ["activity", "cost"]
+
+
+def test_unit_costs_command(tmp_path: Path) -> None:
+    out = tmp_path / "uc.csv"
+    res = CliRunner().invoke(main, ["unit-costs", "--reference-costs", "2016-17",
+                                    "--change", "day_case=-1,000", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    got = pl.read_csv(out)
+    # 2016-17 day case: £735.621486 (national schedule, Index sheet; tests/unit/test_unit_costs)
+    assert got["cost"].to_list()[0] == pytest.approx(-735_621.486, abs=0.01)
+    assert "day_case" in res.output
+    bad = CliRunner().invoke(main, ["unit-costs", "--reference-costs", "2016-17",
+                                    "--change", "day_case"])
+    assert bad.exit_code == 2
 
 
 def test_evaluate_missing_group_column_exits_1(tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ def frame(
                         "window_days": window_days,
                         "category": cat,
                         "cost": float(c),
+                        "n_records": int(c > 0),
+                        "n_excluded": 0,
                         "days_observed": (days_observed or {}).get(pid, [window_days] * 9)[i],
                         "group": grp,
                         "matched_set": (matched_set or {}).get(pid),
@@ -46,7 +48,8 @@ def frame(
         rows,
         schema={
             "patient_id": pl.String, "window": pl.Int32, "window_days": pl.Int32,
-            "category": pl.String, "cost": pl.Float64, "days_observed": pl.Int32,
+            "category": pl.String, "cost": pl.Float64, "n_records": pl.UInt32,
+            "n_excluded": pl.UInt32, "days_observed": pl.Int32,
             "group": pl.String, "matched_set": pl.String, "weight": pl.Float64,
         },
     )
@@ -62,13 +65,16 @@ HAND = {
 }
 
 
-def row(out: pl.DataFrame, category: str) -> dict[str, object]:
-    return out.filter(pl.col("category") == category).row(0, named=True)
+def row(out: pl.DataFrame, category: str, measure: str = "cost") -> dict[str, object]:
+    return out.filter((pl.col("category") == category) & (pl.col("measure") == measure)).row(
+        0, named=True
+    )
 
 
 def test_hand_computed_means_and_did() -> None:
     out = did(frame(HAND), n_boot=200)
-    assert out["category"].to_list() == ["elective", "ae", "total"]
+    assert out["category"].to_list() == ["elective", "ae", "total"] * 2
+    assert out["measure"].to_list() == ["activity"] * 3 + ["cost"] * 3
     # elective: treated pre (100+300)/2=200, post (50+150)/2=100, change -100;
     #           control pre (200+0)/2=100, post (200+100)/2=150, change +50; DiD -150 = -75% of 200
     e = row(out, "elective")

@@ -28,8 +28,10 @@ N_BOOT = 400
 
 def _did(priced: pl.DataFrame, cohort: pl.DataFrame, **kw: object) -> pl.DataFrame:
     w = costing.cost_by_window(priced, cohort, windows=(-2, -1, 0))
-    main = costing.did(w, pre=-1, post=0, weight="weight", n_boot=N_BOOT, **kw)  # type: ignore[arg-type]
-    pre = costing.did_pretrend(w, windows=(-2, -1), weight="weight", n_boot=N_BOOT, **kw)
+    main = costing.did(w, pre=-1, post=0, weight="weight", n_boot=N_BOOT, measure="cost",
+                       **kw)  # type: ignore[arg-type]
+    pre = costing.did_pretrend(w, windows=(-2, -1), weight="weight", n_boot=N_BOOT,
+                               measure="cost", **kw)
     return pl.concat([main, pre])
 
 

@@ -22,6 +22,7 @@ PUBLIC = {
     "run_manifest", "write_run_manifest",
     # evaluation and charts
     "did", "did_pretrend", "arm_window_means", "event_study_chart", "window_means_chart",
+    "balance", "cost_of_change",
     # matched controls
     "match", "MatchResult", "prior_use",
     # the whole pipeline

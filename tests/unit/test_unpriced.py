@@ -39,7 +39,7 @@ CELLS = [
 
 
 def test_did_withholds_a_mostly_unpriced_category_and_the_total() -> None:
-    out = did(windows_frame(CELLS), cluster=None, n_boot=50).sort("category")
+    out = did(windows_frame(CELLS), cluster=None, n_boot=50, measure="cost").sort("category")
     rows = {r["category"]: r for r in out.iter_rows(named=True)}
     ae, el, tot = rows["ae"], rows["elective"], rows["total"]
     # A&E: 4 patient-windows with activity (A -1, B 0, C -1, D 0), 3 with unpriced records
@@ -70,13 +70,14 @@ def test_did_withholds_a_mostly_unpriced_category_and_the_total() -> None:
 
 def test_did_fully_priced_is_ok() -> None:
     priced = [(p, g, w, c, cost, n, 0) for p, g, w, c, cost, n, _ in CELLS]
-    out = did(windows_frame(priced), cluster=None, n_boot=50)
+    out = did(windows_frame(priced), cluster=None, n_boot=50, measure="cost")
     assert out["estimate_status"].to_list() == ["ok"] * 3
     assert out["did"].null_count() == 0
 
 
 def test_did_without_unpriced_counts_says_unknown() -> None:
-    out = did(windows_frame(CELLS).drop("n_unpriced"), cluster=None, n_boot=50)
+    out = did(windows_frame(CELLS).drop("n_unpriced"), cluster=None, n_boot=50,
+              measure="cost")
     assert set(out["estimate_status"]) == {"unpriced_unknown"}
     assert out["did"].null_count() == 0
 
