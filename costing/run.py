@@ -36,7 +36,9 @@ Example run file::
 from __future__ import annotations
 
 import logging
+import sys
 import time
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,7 +176,7 @@ class RunConfig(_Strict):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            raise config_error(source, "run file", exc) from None
+            raise config_error(source, "run file", exc, cls) from None
 
     def resolve(self, path: str) -> Path:
         p = Path(path)
@@ -430,3 +432,15 @@ def _pretrend_warnings(trend: pl.DataFrame) -> list[str]:
         "a peak of use regress to the mean); treat the main estimate with caution"
         for r in bad.iter_rows(named=True)
     ]
+
+
+class _CallableModule(types.ModuleType):
+    """``costing.run`` is this module, and calling it calls :func:`run`: ``costing.run(path)``
+    and ``costing.run.run(path)`` are the same call (both are documented and used)."""
+
+    def __call__(self, config: RunConfig | str | Path, tables: TableSet | None = None,
+                 progress: Progress | None = None) -> RunResult:
+        return run(config, tables, progress)
+
+
+sys.modules[__name__].__class__ = _CallableModule
