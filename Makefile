@@ -14,6 +14,11 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-demo
+
+# the demo needs the package and its run-time dependencies only (no test extras)
+$(VENV)/.installed-demo: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 install: $(VENV)/.installed
@@ -25,7 +30,7 @@ $(VENV)/.spark: $(VENV)/.installed
 
 spark: $(VENV)/.spark
 
-demo: install
+demo: $(VENV)/.installed-demo
 	$(BIN)/python examples/icp/generate.py
 	$(BIN)/costing run examples/icp/run.toml
 

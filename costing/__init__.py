@@ -36,7 +36,11 @@ from costing.io import read_activity, read_cohort, read_table, write_frame
 from costing.manifest import run_manifest, write_run_manifest
 from costing.match import MatchResult, match, prior_use
 from costing.pricing import price, price_lazy
-from costing.run import RunConfig, RunResult, run
+from costing.run import RunConfig, RunResult
+
+# ``costing.run`` is the module costing/run.py, callable as its run(): costing.run(path) and
+# costing.run.run(path) both run the pipeline (a function bound here would hide the module)
+from costing import run  # noqa: E402  isort: skip
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
 from costing.unpriced import assess_unpriced, unpriced_by_window

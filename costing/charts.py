@@ -199,6 +199,11 @@ def _unpriced_footnote(lf: pl.LazyFrame, names: Sequence[str], by: str) -> str:
             + ", ".join(bits) + "; see unpriced.csv per arm and category")
 
 
+#: The y-axis of :func:`window_means_chart`: plain means over patients (matching weights are
+#: not applied there; the DiD table and the event-study chart apply them).
+UNWEIGHTED_LABEL = "Mean cost per patient (£), unweighted"
+
+
 def window_means_chart(
     window_costs: pl.DataFrame | pl.LazyFrame,
     path: str | os.PathLike[str] | None = None,
@@ -206,7 +211,8 @@ def window_means_chart(
     by: str = "category",
     title: str | None = None,
 ) -> Figure:
-    """Mean cost per patient per window by group and category, as stacked bars.
+    """Mean cost per patient per window by group and category, as stacked bars: plain
+    (unweighted) means, as the axis and title say; weights apply in the DiD table.
 
     One bar per group in each window, stacked by category and labelled with its total. With
     no ``group`` column (or all groups null) every patient is in one bar, "all patients".
@@ -267,15 +273,15 @@ def window_means_chart(
                         xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(range(len(windows)), [f"window {_window_label(w)}" for w in windows])
     ax.yaxis.set_major_formatter(_gbp)
-    ax.set_ylabel("Mean cost per patient (£)")
+    ax.set_ylabel(UNWEIGHTED_LABEL)
     ax.set_ylim(top=ax.get_ylim()[1] * 1.15)
     ax.grid(axis="y", color="#dddddd", linewidth=0.8)
     ax.set_axisbelow(True)
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=9,
               title="Category")
-    ax.set_title(title or "Mean cost per patient per six-month window, by group and category",
-                 fontsize=12)
+    ax.set_title(title or "Mean cost per patient per six-month window, by group and category "
+                 "(unweighted)", fontsize=12)
     note = _unpriced_footnote(lf, names, by)
     if note:
         fig.supxlabel(note, fontsize=8.5, color="#a04000")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import tomllib
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,10 +39,47 @@ def read_toml(path: str | Path, what: str = "configuration file") -> dict[str, A
         raise ConfigError(f"{p}: not valid TOML ({exc})") from None
 
 
-def config_error(source: str, what: str, exc: ValidationError) -> ConfigError:
-    """One ConfigError listing every field pydantic refused, as ``  field: message`` lines."""
-    lines = [f"  {'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
+def config_error(source: str, what: str, exc: ValidationError,
+                 model: type[BaseModel] | None = None) -> ConfigError:
+    """One ConfigError listing every field pydantic refused, as ``  field: message`` lines;
+    for an unknown key of ``model`` (or of a model inside it), the closest valid key."""
+    lines = []
+    for e in exc.errors():
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        line = f"  {'.'.join(str(x) for x in e['loc']) or '(top level)'}: {msg}"
+        if e["type"] == "extra_forbidden" and model is not None:
+            keys = _keys_at(model, e["loc"][:-1])
+            close = difflib.get_close_matches(str(e["loc"][-1]), keys, n=1, cutoff=0.6)
+            line += (f" (did you mean {close[0]!r}?)" if close else "") + (
+                f"; valid keys here: {', '.join(keys)}" if keys else "")
+        lines.append(line)
     return ConfigError(f"{source}: invalid {what}:\n" + "\n".join(lines))
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the model found at ``loc`` inside ``model`` (a submodel field, an
+    optional one, or the values of a mapping of them); empty when none is found there."""
+    annotation: Any = model
+    for part in loc:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif typing.get_origin(annotation) is dict or typing.get_origin(annotation) is Mapping:
+            annotation = typing.get_args(annotation)[1]  # the key is a mapping's key
+        else:
+            return []
+        annotation = _model_in(annotation)
+    return list(annotation.model_fields) if isinstance(annotation, type) and issubclass(annotation, BaseModel) else []
+
+
+def _model_in(annotation: Any) -> Any:
+    """``X`` for ``X | None``; the annotation itself otherwise."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
 
 
 _DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
@@ -71,7 +112,11 @@ class CostingConfig(BaseModel):
         "that has none of its own (a year's own trim points always price it); None: the "
         "declared default substitute, DEFAULT_TRIMPOINTS_SUBSTITUTE."
     )
-    mff_edition: str | None = Field(None, description="MFF edition; None: the newest held.")
+    mff_edition: str | None = Field(
+        None, description="MFF edition; None: the tariff edition's own year if held, else the newest."
+    )
+    # reference_cost_edition None with a fixed tariff_edition: the tariff's own year, or no
+    # fallback edition when that year has none (costing.pairing.reference_cost_pairing)
     chain: tuple[Level, ...] | None = Field(
         None, description="Declared source order; None: purchaser (tariff, reference_cost), "
         "provider (reference_cost,)."
@@ -155,4 +200,4 @@ class CostingConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise config_error(source, "configuration", exc) from None
+            raise config_error(source, "configuration", exc, cls) from None

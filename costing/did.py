@@ -19,7 +19,7 @@ from typing import Final
 import numpy as np
 import polars as pl
 
-from costing.errors import ConfigError, InputError
+from costing.errors import ConfigError, InputError, unknown_column
 from costing.schema import COST_CATEGORIES
 from costing.unpriced import with_unpriced_status
 
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 CENSORING_POLICIES: Final = ("observed", "complete", "scale")
 TOTAL: Final = "total"
 _SOURCE: Final = "window costs"
+#: The cluster column by default: when absent, patients are resampled (any other named
+#: cluster column must exist).
+DEFAULT_CLUSTER: Final = "matched_set"
 
 # Bootstrap layout: replicates are drawn 32 at a time, clusters in blocks of 32768 so the
 # random draws of one block stay in cache while they are turned into counts, and the counts of
@@ -293,16 +296,13 @@ def _check_columns(lf: pl.LazyFrame, spec: _Spec) -> tuple[str, list[str], bool]
             "pass the output of costing.cost_by_window"
         )
     if spec.group not in names:
-        raise InputError(
-            f"{_SOURCE}: no {spec.group!r} column, so the arms are unknown; build the windows "
-            f"from a cohort with a {spec.group!r} column, or pass cohort= with patient_id and "
-            f"{spec.group!r}"
-        )
+        raise unknown_column(
+            _SOURCE, "group", spec.group, names,
+            f"The arms are unknown: build the windows from a cohort with a {spec.group!r} column, "
+            f"pass cohort= with patient_id and {spec.group!r}, or name the arm column (--group)")
     if spec.weight is not None and spec.weight not in names:
-        raise InputError(
-            f"{_SOURCE}: weight column {spec.weight!r} not found; add it to the cohort or drop "
-            "weight="
-        )
+        raise unknown_column(_SOURCE, "weight", spec.weight, names,
+                             "Add it to the cohort, or name the weight column (--weight)")
     absent_extra = [c for c in spec.extra if c not in names]
     if absent_extra:
         raise InputError(
@@ -311,6 +311,10 @@ def _check_columns(lf: pl.LazyFrame, spec: _Spec) -> tuple[str, list[str], bool]
         )
     use_cluster = spec.cluster is not None and spec.cluster in names
     if spec.cluster is not None and not use_cluster:
+        if spec.cluster != DEFAULT_CLUSTER:  # a named cluster column must exist: no silent fallback
+            raise unknown_column(_SOURCE, "cluster", spec.cluster, names,
+                                 "Name the cluster column, or cluster=None (--cluster none) to "
+                                 "resample patients")
         log.info("no %r column: resampling patients, not clusters", spec.cluster)
     nulls = lf.select(pl.col(c).is_null().sum() for c in required).collect().row(0)
     bad_nulls = [f"{c!r} ({n})" for c, n in zip(required, nulls, strict=True) if n]
@@ -791,7 +795,7 @@ def did(
     treated: str = "intervention",
     by: str = "category",
     weight: str | None = None,
-    cluster: str | None = "matched_set",
+    cluster: str | None = DEFAULT_CLUSTER,
     n_boot: int = 2000,
     seed: int = 0,
     ci: float = 0.95,
@@ -960,7 +964,7 @@ def arm_window_means(
     treated: str = "intervention",
     by: str = "category",
     weight: str | None = None,
-    cluster: str | None = "matched_set",
+    cluster: str | None = DEFAULT_CLUSTER,
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,

@@ -22,6 +22,7 @@ cannot go on. Every message says what is wrong, where (file, row, column) and wh
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +42,7 @@ __all__ = [
     "CohortError",
     "ConfigError",
     "ConservationError",
+    "unknown_column",
 ]
 
 
@@ -162,3 +164,15 @@ class ConfigError(CostingError):
 
 class ConservationError(CostingError):
     """Rows or money were not conserved between stages: a bug in costing, please report it."""
+
+
+def unknown_column(source: str, what: str, name: str, columns: Sequence[str], advice: str = "") -> InputError:
+    """An option names a column the data does not have: the error names the closest column
+    and lists them all (an option that silently fell back would give a different number)."""
+    close = difflib.get_close_matches(name, list(columns), n=1, cutoff=0.6)
+    if not close:  # ignoring case
+        folded = {c.casefold(): c for c in columns}
+        close = [folded[m] for m in difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.6)]
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return InputError(f"{source}: {what} column {name!r} not found{hint}; the columns are: "
+                      f"{', '.join(columns)}{'. ' + advice if advice else ''}")

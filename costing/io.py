@@ -82,6 +82,7 @@ SOURCE_COLUMNS: Final[dict[str, pl.DataType]] = {
 
 _ROW: Final = "__costing_source_row__"
 _RAW: Final = "__costing_raw__"
+_EXTRA_FIELDS: Final = "__costing_extra_fields__"  # a CSV row's fields beyond the header's
 _UTF8_CHECK_BYTES: Final = 64 * 1024 * 1024
 _CHUNK: Final = 1024 * 1024
 # Ages above this many years are read as invalid (a plausibility bound, not a price).
@@ -355,6 +356,18 @@ def _scan_csv(path: Path, encoding: str, separator: str) -> _Strings:
         raise InputError(f"{path}: cannot read as CSV ({exc})") from None
     headers = [c for c in schema.names() if c != _ROW]
     _check_delimiter(headers, str(path))
+    # Read again with one more column than the header: a row with more fields than the header
+    # fills it (a value with an unquoted comma shifts the fields after it), and gets a reason
+    # (see _plan) rather than failing the whole read when the frame is collected.
+    lf = pl.scan_csv(
+        scan_path,
+        has_header=True,
+        schema={**{h: pl.String for h in headers}, _EXTRA_FIELDS: pl.String},
+        separator=separator,
+        truncate_ragged_lines=True,
+        row_index_name=_ROW,
+        row_index_offset=1,
+    )
     return _Strings(lf, headers, str(path))
 
 
@@ -416,6 +429,24 @@ def _scan_parquet(path: Path) -> _Strings:
         )
     headers = [c for c in schema.names() if c != _ROW]
     return _Strings(lf.with_columns(pl.col(headers).cast(pl.String)), headers, str(path))
+
+
+def _extra_fields(strings: _Strings) -> list[str]:
+    """The column holding a CSV row's fields beyond the header's, when the input has one."""
+    return [_EXTRA_FIELDS] if _EXTRA_FIELDS in strings.frame.collect_schema().names() else []
+
+
+def _without_extra_fields(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    """``frame`` without the extra-fields column; a row that has some is an error (a table
+    or cohort has no row-level status to put it in)."""
+    if _EXTRA_FIELDS not in frame.columns:
+        return frame
+    rows = frame.with_row_index("_r", offset=1).filter(pl.col(_EXTRA_FIELDS).is_not_null())["_r"]
+    if rows.len():
+        raise InputError(
+            f"{source}: row(s) {', '.join(map(str, rows.head(5).to_list()))} have more fields than the "
+            f"header ({frame.width - 1} columns); quote values that contain a comma, or fix the export")
+    return frame.drop(_EXTRA_FIELDS)
 
 
 def _read_strings(
@@ -577,6 +608,11 @@ def _plan(strings: _Strings, preset: ColumnPreset, source_file: str) -> _Plan:
     staged = strings.frame.with_columns(_clean(src).alias(_RAW + c) for c, src in found.items())
     typed: dict[str, pl.Expr] = {}
     reasons: list[tuple[str, str, pl.Expr]] = []
+    if _EXTRA_FIELDS in strings.frame.collect_schema().names():
+        staged = staged.with_columns(pl.col(_EXTRA_FIELDS).alias(_RAW + "row"))
+        reasons.append(("row", "(row)", pl.when(pl.col(_EXTRA_FIELDS).is_not_null()).then(pl.lit(
+            f"row: more fields than the header's {len(strings.headers)} (a value with an unquoted "
+            "comma? its fields may be shifted)"))))
     required = ACTIVITY_REQUIRED[setting]
     for c, dtype in ACTIVITY_SCHEMA.items():
         if c == "setting":
@@ -841,7 +877,8 @@ def read_cohort(
         wanted[key] = (value,) if isinstance(value, str) else tuple(value)
     strings = _read_strings(path, sheet, encoding)
     found = match_columns(wanted, strings.headers)
-    missing = [c for c in COHORT_REQUIRED if c not in found]
+    # a column the caller maps must be there (a typo would silently drop e.g. the matched sets)
+    missing = [c for c in (*COHORT_REQUIRED, *(columns or {})) if c not in found]
     if missing:
         raise missing_columns_error(
             strings.source, wanted, missing, strings.headers, list(found.values())
@@ -856,7 +893,8 @@ def read_cohort(
             exprs.append(raw.alias(c))
     used = set(found.values())
     extras = [pl.col(h) for h in strings.headers if h not in used and h not in found]
-    frame = strings.frame.select(*exprs, *extras).collect()
+    frame = strings.frame.select(*exprs, *extras, *_extra_fields(strings)).collect()
+    frame = _without_extra_fields(frame, strings.source)
     return validate_cohort(frame, source=strings.source)
 
 
@@ -949,7 +987,7 @@ def read_table(
     strings = _read_strings(p, sheet, drop_blank=False)
     if ext == ".parquet":
         return pl.read_parquet(p)
-    df = strings.frame.drop(_ROW).collect()
+    df = _without_extra_fields(strings.frame.drop(_ROW).collect(), strings.source)
     known = {c: t for c, t in {**_KNOWN_DTYPES, **(schema or {})}.items() if c in df.columns}
     typed = df.with_columns(_from_text(c, known.get(c, pl.String())).alias(c) for c in df.columns)
     for c in known:

@@ -84,6 +84,8 @@ class ColumnPreset:
     true_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     null_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     date_format: str | None = None
+    #: canonical columns a user's mapping names explicitly: each must be in the file
+    explicit: frozenset[str] = frozenset()
 
 
 # --------------------------------------------------------------------------------------
@@ -264,6 +266,7 @@ def preset_from_mapping(
         hrg_version=_check_version(hrg_version, name),
         true_values=_freeze(trues),
         date_format=date_format,
+        explicit=frozenset(mapping),
     )
 
 
@@ -295,8 +298,10 @@ def load_mapping_file(path: str | os.PathLike[str], setting: str) -> ColumnPrese
         raise ConfigError(f"{p}: [options] and [true_values] must be tables")
     unknown = set(options) - {"hrg_version", "date_format"}
     if unknown:
+        close = [m for k in sorted(unknown) for m in difflib.get_close_matches(k, ["hrg_version", "date_format"], n=1)]
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
         raise ConfigError(
-            f"{p}: unknown option(s) {', '.join(sorted(unknown))} in [options]; "
+            f"{p}: unknown option(s) {', '.join(sorted(unknown))} in [options]{hint}; "
             "allowed: hrg_version, date_format"
         )
     for key, value in data.items():
@@ -435,7 +440,9 @@ def resolve_columns(
             error carries close matches from the file's headers.
     """
     if required is None:
-        required = EXPECTED_COLUMNS[preset.setting]
+        # a column a user's mapping names must be there too (a typo would read as empty)
+        required = (*EXPECTED_COLUMNS[preset.setting],
+                    *sorted(preset.explicit - set(EXPECTED_COLUMNS[preset.setting])))
     found = match_columns(preset.columns, headers)
     missing = [c for c in required if c not in found]
     if missing:

@@ -32,6 +32,7 @@ from costing.activity import (
     OP_FIRST,
     OP_FOLLOWUP,
     OP_NOT_ATTENDED,
+    OPTIONAL_FIELD_RULES,
     RID,
     Check,
     SpellPlan,
@@ -44,9 +45,7 @@ from costing.activity import (
     canonicalise,
     category_expr,
     chunked_like,
-    is_emergency,
     normalise_codes,
-    OPTIONAL_FIELD_RULES,
     one_of,
     reason_fields,
     row_check_column,
@@ -59,7 +58,8 @@ from costing.activity import (
 )
 from costing.config import DEFAULT_TRIMPOINTS_SUBSTITUTE, CostingConfig
 from costing.errors import ConfigError, EditionNotFoundError, ValidationError
-from costing.schema import DEPARTMENTS, PRICED_COLUMNS
+from costing.pairing import NO_PAIRED_EDITION, mff_edition_for, reference_cost_pairing
+from costing.schema import DEPARTMENTS, PRICED_COLUMNS, SHORT_STAY_EMERGENCY_METHODS
 from costing.status import CostSource, Status
 from costing.tables import Edition, TableSet, load_tables
 
@@ -110,6 +110,7 @@ class _Editions:
     kind: str
     editions: tuple[Edition, ...]
     fixed: str | None
+    required: bool = True  # False: no edition on purpose (see costing.pairing)
 
     def index_expr(self, date: pl.Expr) -> pl.Expr:
         """Position in ``editions`` of the record's edition (null: none in force)."""
@@ -142,6 +143,8 @@ class _Editions:
 
 
 def _editions(tables: TableSet, kind: str, fixed: str | None) -> _Editions:
+    if fixed == NO_PAIRED_EDITION:  # a fixed tariff year without reference costs of its own
+        return _Editions(kind, (), None, required=False)
     if fixed is not None:
         return _Editions(kind, (tables.get(kind, fixed),), fixed)
     return _Editions(kind, tuple(tables.get(kind, e) for e in tables.editions(kind)), None)
@@ -340,7 +343,7 @@ def _tariff_level(lf: pl.LazyFrame, ed: _Editions, cfg: CostingConfig, codes: _C
         apc_base = apc_base.when(pod == "RP").then(pl.coalesce(combined, pl.col("_t_dc_price")))
     sse_but_age = (  # the short-stay emergency test on everything but the age
         pl.lit(cfg.short_stay_emergency)
-        & (pod == "NEL") & is_emergency()
+        & (pod == "NEL") & one_of(pl.col("admission_method"), SHORT_STAY_EMERGENCY_METHODS)
         & pl.col("_t_sse_applicable").fill_null(False)
         & (pl.col("los_days") <= cfg.sse_max_los)
         & pl.col("_t_sse_price").is_not_null()
@@ -415,8 +418,12 @@ def _rc_table(ed: _Editions) -> pl.DataFrame:
             pl.col("service_code").fill_null(""), "currency_code", "unit_cost")
         for i, e in enumerate(ed.editions) if "reference_costs" in e.frames
     ]
-    if not frames:
+    if not frames and ed.required:
         raise EditionNotFoundError("no reference-cost edition in the tables")
+    if not frames:
+        return pl.DataFrame(schema={"edition": pl.Int64, "department_code": pl.String,
+                                    "service_code": pl.String, "currency_code": pl.String,
+                                    "unit_cost": pl.Float64})
     return pl.concat(frames)
 
 
@@ -683,6 +690,19 @@ def _components(level: str) -> dict[str, pl.Expr]:
     }
 
 
+def _unpriced_reason(chain: tuple[str, ...]) -> pl.Expr:
+    """Why no level priced: the most specific reason of any level, except that a reference-
+    cost fallback after the tariff with no edition (a tariff year without reference costs of
+    its own, see costing.pairing) says so: the fix is to name a reference-cost edition."""
+    reasons = [pl.col(f"{_LEVEL_PREFIX[lv]}_reason") for lv in chain]
+    no_edition = pl.lit(_TARIFF_PRIORITY[Status.NO_EDITION_FOR_DATE], dtype=pl.Int8)
+    fallbacks = [pl.col(f"{_LEVEL_PREFIX[lv]}_reason") == no_edition
+                 for pos, lv in enumerate(chain) if pos > 0 and lv == "reference_cost"
+                 and "tariff" in chain[:pos]]
+    fallback_without_edition = pl.any_horizontal(fallbacks) if fallbacks else pl.lit(False)
+    return pl.when(fallback_without_edition).then(no_edition).otherwise(pl.max_horizontal(reasons))
+
+
 def _chain_columns(chain: tuple[str, ...]) -> list[pl.Expr]:
     """cost, status, level and components from the first level of the chain with a price."""
     comps = [_components(lv) for lv in chain]
@@ -698,7 +718,7 @@ def _chain_columns(chain: tuple[str, ...]) -> list[pl.Expr]:
         return first_winning([c[name] for c in comps], dtype)
 
     status = first_winning([_level_status(lv, pos) for pos, lv in enumerate(chain)], pl.Int16())
-    best = pl.max_horizontal([pl.col(f"{_LEVEL_PREFIX[lv]}_reason") for lv in chain])
+    best = _unpriced_reason(chain)
     unpriced = best.replace_strict(
         list(_RANK_TO_STATUS), [int(v) for v in _RANK_TO_STATUS.values()], return_dtype=pl.Int16)
     return [
@@ -727,13 +747,17 @@ def _resolve_tables(tables: TableSet | None) -> TableSet:
     return load_tables() if tables is None else tables
 
 
-def _mff_frame(tables: TableSet, cfg: CostingConfig) -> pl.LazyFrame:
-    held = tables.editions("mff")
-    if not held:
+def _mff_frame(tables: TableSet, cfg: CostingConfig, tariff: _Editions) -> pl.LazyFrame:
+    """Provider factors per tariff edition: the MFF of the tariff's year by default
+    (:func:`costing.pairing.mff_edition_for`)."""
+    if not tables.editions("mff"):
         raise ConfigError("mff is on but the tables hold no MFF edition; import one or turn mff off")
-    edition = cfg.mff_edition or held[-1]
-    return tables.table("mff", edition, "mff").lazy().select(
-        pl.col("provider_code").alias("_mff_provider"), pl.col("mff_factor").alias("_mff"))
+    return pl.concat([
+        tables.table("mff", str(mff_edition_for(tables, cfg, e.edition)), "mff").lazy().select(
+            pl.col("provider_code").alias("_mff_provider"), pl.lit(e.edition).alias("_tariff_edition"),
+            pl.col("mff_factor").alias("_mff"))
+        for e in tariff.editions
+    ] or [pl.LazyFrame(schema={"_mff_provider": pl.String, "_tariff_edition": pl.String, "_mff": pl.Float64})])
 
 
 def _index_frame(tables: TableSet, cfg: CostingConfig) -> pl.LazyFrame:
@@ -1000,7 +1024,7 @@ def _keyed(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | None,
     if "tariff" in chain:
         eds["tariff"] = _editions(ts, "tariff", cfg.tariff_edition)
     if "reference_cost" in chain or "total_hrg_average" in chain:
-        eds["reference_cost"] = _editions(ts, "reference_cost", cfg.reference_cost_edition)
+        eds["reference_cost"] = _editions(ts, "reference_cost", reference_cost_pairing(ts, cfg))
     key_cols = _key_columns(cfg)
     present = frozenset(activity.collect_schema().names())
     raw = _per_key_codes(cfg)
@@ -1111,14 +1135,15 @@ def _price_keys(lf: pl.LazyFrame, ts: TableSet, cfg: CostingConfig, chain: tuple
 
     # MFF (tariff-priced rows only) and inflation
     cost = pl.col("_chain_cost")
-    if cfg.mff:
-        lf = lf.join(_mff_frame(ts, cfg), left_on="provider_code", right_on="_mff_provider", how="left",
-                     maintain_order="left")
+    use_mff = cfg.mff and "tariff" in eds
+    if use_mff:
+        lf = lf.join(_mff_frame(ts, cfg, eds["tariff"]), left_on=["provider_code", "_tariff_edition"],
+                     right_on=["_mff_provider", "_tariff_edition"], how="left", maintain_order="left")
         mff: pl.Expr = pl.when(priced_by_chain & (pl.col("_level") == "tariff")).then(pl.col("_mff"))
     else:
         mff = pl.lit(None, dtype=pl.Float64)
     lf = lf.with_columns(mff.cast(pl.Float64).alias("mff_factor"))
-    if cfg.mff:
+    if use_mff:
         no_factor = priced_by_chain & (pl.col("_level") == "tariff") & pl.col("mff_factor").is_null()
         lf = lf.with_columns(
             pl.when(no_factor).then(pl.lit(int(Status.NO_MFF_FOR_PROVIDER), dtype=pl.Int16))

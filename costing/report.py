@@ -10,7 +10,7 @@ import polars as pl
 
 from costing.status import NOT_PRICED_FROM, Status
 
-__all__ = ["summary_line", "totals", "coverage_table", "window_means", "write_report"]
+__all__ = ["summary_line", "totals", "coverage_table", "window_means", "write_report", "number_formats"]
 
 
 def _n(priced: pl.DataFrame) -> pl.Expr:
@@ -110,6 +110,26 @@ def unpriced_sheets(manifest: dict[str, Any], unpriced_windows: pl.DataFrame | N
     return sheets
 
 
+# Excel number formats by what a column holds (money and counts keep "#,##0.00"): a p-value
+# to three decimals (p <= 0.001 would show as 0.00), a share (a fraction) as a percentage.
+_P_VALUE_FORMAT = "0.000"
+_SHARE_FORMAT = "0.0%"
+
+
+def number_formats(frame: pl.DataFrame) -> dict[str, str]:
+    """The Excel number format of each float column of ``frame`` that is not money: p-values
+    (``p_value``, ``*_p``) as 0.000, shares (``*share*``, fractions) as percentages."""
+    out: dict[str, str] = {}
+    for name, dtype in frame.schema.items():
+        if not dtype.is_float():
+            continue
+        if name == "p_value" or name.endswith("_p_value") or name.endswith("_p"):
+            out[name] = _P_VALUE_FORMAT
+        elif "share" in name:
+            out[name] = _SHARE_FORMAT
+    return out
+
+
 def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
                  window_costs: pl.DataFrame | None, did_table: pl.DataFrame | None,
                  manifest: dict[str, Any], unpriced_windows: pl.DataFrame | None = None,
@@ -147,7 +167,7 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
         wb = xw.Workbook(str(tmp))
         for name, frame in sheets.items():
             neutralise_formulas(frame).write_excel(wb, worksheet=name[:31], autofit=True,
-                                                   float_precision=2)
+                                                   float_precision=2, column_formats=number_formats(frame))
         wb.close()
     files["report"] = target
     if window_costs is not None:

@@ -40,7 +40,9 @@ Example run file::
 from __future__ import annotations
 
 import logging
+import sys
 import time
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,7 +197,7 @@ class RunConfig(_Strict):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            raise config_error(source, "run file", exc) from None
+            raise config_error(source, "run file", exc, cls) from None
 
     def resolve(self, path: str) -> Path:
         p = Path(path)
@@ -398,6 +400,11 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
 
     cov = coverage_table(priced, cohort, w.windows if cohort is not None else None, w.months, w.assign)
     files["coverage"] = write_frame(cov, out_dir / "coverage.csv")
+    from costing.pairing import hrg_not_found_by_edition, run_warnings
+
+    by_edition = hrg_not_found_by_edition(priced, ts)
+    files["coverage_by_edition"] = write_frame(by_edition, out_dir / "coverage_by_edition.csv")
+    warnings += run_warnings(priced, ts, cfg.pricing)  # editions: consultation, year and grouper pairing
     from costing.coverage import trimpoint_coverage
 
     # which trim points priced which reference-cost year, and the records they missed
@@ -488,3 +495,15 @@ def _pretrend_warnings(trend: pl.DataFrame) -> list[str]:
         "a peak of use regress to the mean); treat the main estimate with caution"
         for r in bad.iter_rows(named=True)
     ]
+
+
+class _CallableModule(types.ModuleType):
+    """``costing.run`` is this module, and calling it calls :func:`run`: ``costing.run(path)``
+    and ``costing.run.run(path)`` are the same call (both are documented and used)."""
+
+    def __call__(self, config: RunConfig | str | Path, tables: TableSet | None = None,
+                 progress: Progress | None = None) -> RunResult:
+        return run(config, tables, progress)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -30,6 +30,7 @@ __all__ = [
     "COHORT_SCHEMA",
     "ELECTIVE_METHODS",
     "EMERGENCY_METHODS",
+    "SHORT_STAY_EMERGENCY_METHODS",
     "MATERNITY_METHODS",
     "OTHER_METHODS",
     "UNKNOWN_METHODS",
@@ -150,6 +151,9 @@ SETTINGS: Final = ("apc", "op", "ae")
 
 ELECTIVE_METHODS: Final = ("11", "12", "13")
 EMERGENCY_METHODS: Final = ("21", "22", "23", "24", "25", "28", "2A", "2B", "2C", "2D")
+# The short-stay emergency adjustment's methods (2022/23 Annex A sheet "8 SSEM"): 21-25 and
+# 2A-2D; 28 ("other means") only where a provider had not implemented CDS 6.2, so not here.
+SHORT_STAY_EMERGENCY_METHODS: Final = ("21", "22", "23", "24", "25", "2A", "2B", "2C", "2D")
 MATERNITY_METHODS: Final = ("31", "32")
 OTHER_METHODS: Final = ("81", "82", "83", "84", "89")
 UNKNOWN_METHODS: Final = ("98", "99")

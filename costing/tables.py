@@ -220,6 +220,7 @@ class Manifest(_Frozen):
     version: int = 1
     changes: tuple[Change, ...] = ()
     illustrative: bool = False
+    status: str | None = None  # e.g. "consultation": proposed prices, not the final ones
     description: str = ""
     notes: tuple[str, ...] = ()
     # departments (reference costs) the publication lacks, e.g. 2011/12: admitted care only
@@ -453,7 +454,9 @@ class TableSet:
                     "rows": sum(r.rows for r in m.resources),
                     "version": m.version,
                     "illustrative": m.illustrative,
-                    "status": "; ".join(s.status for s in m.sources if s.status),
+                    # the edition's own status (consultation), else its sources' (extract)
+                    "status": m.status or "; ".join(s.status for s in m.sources if s.status)
+                    or ("illustrative" if m.illustrative else "final"),
                     "absent": " ".join(m.absent_departments),
                     "source": "; ".join(s.file_name for s in m.sources),
                     "path": str(e.path),
@@ -466,6 +469,20 @@ class TableSet:
             "source": pl.String, "path": pl.String,
         }
         return pl.DataFrame(rows, schema=schema)
+
+    def compare(self, tariff: str, reference_costs: str, detail: bool = False) -> pl.DataFrame:
+        """What a tariff edition prices and what falls back to a reference-cost edition, per
+        point of delivery: counts of codes priced by the tariff, by the reference costs only,
+        or by neither (``costing tables compare``; see ``costing.pairing.compare_editions``).
+
+        Example:
+            >>> c = load_tables().compare("2016-17", "2016-17")
+            >>> c.filter(pl.col("pod") == "NEL").select("group", "n_codes").rows()
+            [('tariff', 1283), ('reference_cost_only', 2347)]
+        """
+        from costing.pairing import compare_editions
+
+        return compare_editions(self, tariff, reference_costs, detail=detail)
 
     def fingerprint(self) -> list[dict[str, Any]]:
         """What a run manifest records of the tables: kind, edition, version and hashes."""
@@ -846,6 +863,7 @@ def write_edition(
     notes: Sequence[str] = (),
     absent_departments: Sequence[str] = (),
     overwrite: bool = False,
+    status: str | None = None,
 ) -> Path:
     """Write canonical frames and a manifest as ``<into>/<kind>/<edition>/``.
 
@@ -900,13 +918,17 @@ def write_edition(
         version=version,
         changes=tuple(changes),
         illustrative=illustrative,
+        status=status,
         description=description,
         notes=tuple(notes),
         absent_departments=tuple(absent_departments),
         sources=tuple(sources),
         resources=tuple(resources),
     )
-    text = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    data = manifest.model_dump(mode="json")
+    if status is None:  # editions without a status are written as before it existed
+        del data["status"]
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     _atomic_write_bytes(folder / MANIFEST_NAME, text.encode("utf-8"))
     _update_checksums(Path(into), folder)
     return folder

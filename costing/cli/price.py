@@ -132,7 +132,9 @@ def price_cmd(extracts: tuple[str, ...], setting: str | None, apc_files: tuple[s
         base["strict"] = True
     cfg = CostingConfig.from_mapping(base, source="command line")
     tables = load_tables(list(tables_paths) if tables_paths else None)
-    cols: str | Path = columns if columns in ("hes", "hes35", "canonical") else Path(columns)
+    # a mapping file (TOML, or any file there); anything else is a preset name (a typo is
+    # answered with the closest preset, not "file not found")
+    cols: str | Path = Path(columns) if columns.lower().endswith(".toml") or Path(columns).is_file() else columns
     sheet_arg: str | int | None = int(sheet) if sheet is not None and sheet.isdigit() else sheet
     if not (extracts or apc_files or op_files or ae_files):
         raise click.UsageError("give at least one extract (a file, or --apc/--op/--ae FILE)")
@@ -145,6 +147,10 @@ def price_cmd(extracts: tuple[str, ...], setting: str | None, apc_files: tuple[s
         echo_err(f"costing: pricing {activity.height:,} {'/'.join(files)} records from {n_files} file(s) ...")
     priced = price(activity, tables, cfg)
     write_frame(priced, output)
+    from costing.pairing import run_warnings
+
+    for warning in run_warnings(priced, tables, cfg):
+        echo_err(f"costing: warning: {warning}")
     n_in = int(priced["n_episodes"].sum())  # records read: spells count their episodes
     from costing.coverage import trimpoint_coverage
 

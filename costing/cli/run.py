@@ -76,6 +76,8 @@ def run_cmd(run_file: str, quiet: bool, warn_unpriced: float | None,
     result = run(cfg, progress=progress, engine=engine, master=master)  # type: ignore[arg-type]
     for name, path in result.files.items():
         click.echo(f"{name}: {path}")
+    for warning in result.warnings:  # also in run_manifest.json ("warnings")
+        echo_err(f"costing: warning: {warning}")
     echo_err("costing: " + summary_line(result.priced, result.seconds, records_in=result.records_in,
                                         trimpoints=result.trimpoints))
     report_unpriced(result.unpriced)

@@ -90,6 +90,39 @@ def verify_cmd(paths: tuple[str, ...]) -> None:
     echo_err(f"costing: {len(results)} editions verified")
 
 
+@tables.command("compare")
+@click.option("--tariff", "tariff", required=True, help="Tariff edition, YYYY-YY.")
+@click.option("--reference-costs", "reference_costs", required=True,
+              help="Reference-cost edition the tariff falls back to, YYYY-YY.")
+@click.option("--path", "paths", multiple=True, type=click.Path(file_okay=False),
+              help="Tables folder(s) instead of the shipped ones.")
+@click.option("--detail", type=click.Path(dir_okay=False),
+              help="Also write one row per code to this file (.csv, .parquet or .xlsx).")
+def compare_cmd(tariff: str, reference_costs: str, paths: tuple[str, ...], detail: str | None) -> None:
+    """What will fall back: per point of delivery, how many HRGs (treatment functions for
+    outpatient attendances) the tariff prices, how many only the reference costs price, and
+    how many neither prices.
+
+    \b
+    Example:
+      costing tables compare --tariff 2016-17 --reference-costs 2016-17
+    """
+    ts = load_tables(_tables_paths(paths))
+    counts = ts.compare(tariff, reference_costs)
+    wide = counts.pivot(on="group", index=["pod", "code_type"], values="n_codes").fill_null(0)
+    for group in ("tariff", "reference_cost_only", "neither"):
+        if group not in wide.columns:
+            wide = wide.with_columns(pl.lit(0, dtype=pl.UInt32).alias(group))
+    click.echo(f"tariff {tariff} against reference costs {reference_costs}: codes per point of delivery")
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        click.echo(str(wide.select("pod", "code_type", "tariff", "reference_cost_only", "neither")))
+    if detail:
+        from costing.io import write_frame
+
+        click.echo(str(write_frame(ts.compare(tariff, reference_costs, detail=True), detail)))
+
+
 @tables.command("import")
 @click.argument("kind")
 @click.argument("source", type=click.Path(exists=True))

@@ -41,6 +41,7 @@ _MODULES = {
     ("reference_cost", ".rds"): "stacked_schedules",
     ("trimpoints", ".csv"): "trimpoints",
     ("mff", ".csv"): "mff",
+    ("mff", ".xlsx"): "mff_workbook",
     ("index", ".csv"): "indices",
 }
 

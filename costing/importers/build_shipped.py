@@ -13,14 +13,18 @@ import argparse
 import logging
 from pathlib import Path
 
-from costing.importers import reference_costs, small_tables
+from costing.importers import reference_costs, shipped_tariffs, small_tables
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def build_all(shared_data: Path, into: Path) -> list[Path]:
     """Import every shipped edition; returns the edition folders written."""
-    return [*reference_costs.build_shipped(shared_data, into), *small_tables.build_shipped(shared_data, into)]
+    return [
+        *reference_costs.build_shipped(shared_data, into),
+        *small_tables.build_shipped(shared_data, into),
+        *shipped_tariffs.build_shipped(shared_data, into),
+    ]
 
 
 def main() -> None:

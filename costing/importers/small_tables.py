@@ -20,7 +20,7 @@ from costing.errors import ImportFormatError
 from costing.importers.provenance import Provenance
 from costing.tables import sha256_file
 
-__all__ = ["SHIPPED", "ShippedSource", "build_shipped", "readme_sha256"]
+__all__ = ["SHIPPED", "ShippedSource", "build_shipped", "checked_shared_file", "readme_sha256"]
 
 
 # --------------------------------------------------------------------------------------
@@ -224,6 +224,23 @@ def readme_sha256(shared_data: Path) -> dict[str, str]:
     return {m.group(1): m.group(2) for m in rows if m}
 
 
+def checked_shared_file(shared_data: Path, file: str, listed: Mapping[str, str]) -> Path:
+    """``shared_data / file``, once its sha256 is the one ``listed`` (from the README) gives.
+
+    Raises:
+        ImportFormatError: the file is missing or its sha256 differs.
+    """
+    path = Path(shared_data) / file
+    expected = listed.get(file)
+    actual = sha256_file(path) if path.is_file() else None
+    if actual is None or expected != actual:
+        raise ImportFormatError(
+            f"{path}: sha256 {actual} differs from the README's {expected}; "
+            "the shipped tables must come from the documented file"
+        )
+    return path
+
+
 def build_shipped(shared_data: Path, into: Path) -> list[Path]:
     """Import the shipped trim points, MFF and index editions (overwriting them).
 
@@ -243,14 +260,7 @@ def build_shipped(shared_data: Path, into: Path) -> list[Path]:
     listed = readme_sha256(shared_data)
     written: list[Path] = []
     for s in SHIPPED:
-        path = shared_data / s.file
-        expected = listed.get(s.file)
-        actual = sha256_file(path) if path.is_file() else None
-        if actual is None or expected != actual:
-            raise ImportFormatError(
-                f"{path}: sha256 {actual} differs from the README's {expected}; "
-                "the shipped tables must come from the documented file"
-            )
+        path = checked_shared_file(shared_data, s.file, listed)
         module = importlib.import_module(f"costing.importers.{s.module}")
         written.append(
             module.import_edition(

@@ -92,52 +92,63 @@ class _Col:
     header: str  # verbatim published header (written by the writer; shown in messages)
     pattern: str  # Python regex matched against the normalised header text
     parse: str  # code | tf_code | text | price | days | flag | percent
+    optional: bool = False  # a workbook may lack it (null throughout); others are required
 
 
-# Verbatim headers of the 2016/17-2018/19 workbooks (docs/domain.md#tariff-workbook). One header
-# carries a line break and one a double space, as in the published files.
+# Headers are matched by meaning, after normalise_header (case, line breaks, double spaces
+# and footnote marks folded). The verbatim headers are those of the 2016/17-2018/19
+# workbooks (docs/domain.md#tariff-workbook); the patterns also read the published variants:
+# "trimpoint" (2016/17) and "trim point", "tariff" (to 2018/19), "price" or "adjustment"
+# (2022/23) or no such word ("Non-elective spell (£)"), "Treatment function" with or without
+# "code". 2022/23 publishes only the combined day case / elective price, so the separate
+# day-case and elective columns are optional.
+_PRICE_WORD: Final = r"( (tariff|price|adjustment))?"
 _APC: Final = (
     _Col("hrg_code", "HRG code", r"^hrg code$|^hrg$", "code"),
     _Col("hrg_name", "HRG name", r"^hrg (name|description)$", "text"),
     _Col("op_procedure_price", "Outpatient procedure tariff (£)",
-         r"^outpatient procedures? (tariff|price)", "price"),
+         rf"^outpatient procedures?{_PRICE_WORD} \(£\)$", "price"),
     _Col("combined_dc_el_price",
          "Combined day case / ordinary elective spell tariff (£)",
-         r"^combined day ?case ?/ ?ordinary elective spell (tariff|price)", "price"),
-    _Col("dc_price", "Day case spell tariff (£)", r"^day ?case spell (tariff|price)", "price"),
+         rf"^combined day ?case ?/ ?ordinary elective spell{_PRICE_WORD} \(£\)$", "price"),
+    _Col("dc_price", "Day case spell tariff (£)",
+         rf"^day ?case spell{_PRICE_WORD} \(£\)$", "price", optional=True),
     _Col("el_price", "Ordinary elective spell tariff (£)",
-         r"^ordinary elective spell (tariff|price)", "price"),
+         rf"^ordinary elective spell{_PRICE_WORD} \(£\)$", "price", optional=True),
     _Col("el_trim_days", "Ordinary elective long stay trim point (days)",
          r"^ordinary elective long stay trim ?point", "days"),
     _Col("nel_price", "Non-elective spell tariff (£)",
-         r"^non[- ]?elective spell (tariff|price)", "price"),
+         rf"^non[- ]?elective spell{_PRICE_WORD} \(£\)$", "price"),
     _Col("nel_trim_days", "Non-elective long stay trim point (days)",
          r"^non[- ]?elective long stay trim ?point", "days"),
     _Col("excess_bed_day_price",
          "Per day long stay payment (for days exceeding trim point) (£)",
-         r"^per day long stay payment", "price"),
+         r"^per day long ?stay payment", "price"),
     _Col("sse_applicable", "Reduced short stay emergency tariff applicable?",
-         r"^reduced short stay emergency (tariff|price) applicable", "flag"),
+         rf"^reduced short stay emergency{_PRICE_WORD} applicable", "flag"),
     _Col("sse_percent",
          "% applied in calculation of reduced short stay emergency tariff",
          r"^% applied in (the )?calculation of (the )?reduced short stay emergency", "percent"),
     _Col("sse_price", "Reduced short stay emergency tariff (£)",
-         r"^reduced short stay emergency (tariff|price)( \(£\))?$", "price"),
+         rf"^reduced short stay emergency{_PRICE_WORD}( \(£\))?$", "price"),
 )
 
+# Outpatient prices: by the WF currency code where the header names it (2016/17 on, in
+# either column order), else by words; never the "% uplift to first attendance" column.
+_NOT_A_PRICE: Final = r"uplift|%|non[- ]?face"
 _OP: Final = (
     _Col("treatment_function_code", "Treatment function code",
-         r"^treatment function code$", "tf_code"),
+         r"^treatment function( code)?$", "tf_code"),
     _Col("treatment_function_description", "Treatment function description",
          r"^treatment function (description|name|title)$", "text"),
     _Col("first_single_price", "First attendance - single professional (WF01B) (£)",
-         r"wf01b|^(?!.*(multi|follow|non[- ]?face)).*\bfirst\b", "price"),
+         rf"wf01b|^(?!.*(wf0|multi|follow|{_NOT_A_PRICE})).*\bfirst\b", "price"),
     _Col("first_multi_price", "First attendance - multi-professional (WF02B) (£)",
-         r"wf02b|^(?!.*(follow|non[- ]?face)).*\bfirst\b.*\bmulti", "price"),
+         rf"wf02b|^(?!.*(wf0|follow|{_NOT_A_PRICE})).*\bfirst\b.*\bmulti", "price"),
     _Col("followup_single_price", "Follow-up attendance - single professional (WF01A) (£)",
-         r"wf01a|^(?!.*(multi|first|non[- ]?face)).*\bfollow[- ]?up", "price"),
+         rf"wf01a|^(?!.*(wf0|multi|first|{_NOT_A_PRICE})).*\bfollow[- ]?up", "price"),
     _Col("followup_multi_price", "Follow-up attendance - multi-professional (WF02A) (£)",
-         r"wf02a|^(?!.*(first|non[- ]?face)).*\bfollow[- ]?up.*\bmulti", "price"),
+         rf"wf02a|^(?!.*(wf0|first|{_NOT_A_PRICE})).*\bfollow[- ]?up.*\bmulti", "price"),
 )
 
 _AE: Final = (
@@ -181,10 +192,13 @@ _WRITER_EXTRA_HEADER: Final = "Best practice tariff (BPT) name"
 
 
 def normalise_header(text: object) -> str:
-    """Header text folded for matching: line breaks, NBSP and runs of spaces -> one space."""
+    """Header text folded for matching: line breaks, NBSP and runs of spaces -> one space,
+    footnote marks at the end ("(£) *") dropped, spaces around "/" taken out."""
     if text is None:
         return ""
-    return re.sub(r"\s+", " ", str(text).replace("\u00a0", " ")).strip().lower()
+    folded = re.sub(r"\s+", " ", str(text).replace("\u00a0", " ")).strip().lower()
+    folded = re.sub(r"\s*\*+$", "", folded)
+    return re.sub(r" ?/ ?", " / ", folded)
 
 
 def clean_text(text: pl.Expr) -> pl.Expr:
@@ -223,7 +237,7 @@ def parse_percent_points(num: pl.Expr, text: pl.Expr) -> pl.Expr:
     explicit = num.is_null() & text.str.strip_chars().str.ends_with("%")
     return (
         pl.when(explicit).then(value)
-        .when(value <= 1.0).then(value * 100.0)
+        .when(value <= 1.0).then((value * 100.0).round(9))  # 0.3 * 100 is 30.000000000000004
         .otherwise(value)
     )
 
@@ -376,6 +390,8 @@ def _check_columns(source: Path, sheet: str, resource: str, header_index: int,
     present = [str(h).replace("\n", "\\n") for h in head_row if h is not None]
     for col in spec:
         idx = hits[col.name]
+        if not idx and col.optional:
+            continue
         if not idx:
             close = difflib.get_close_matches(
                 normalise_header(col.header), [normalise_header(h) for h in present],
@@ -398,12 +414,25 @@ def _check_columns(source: Path, sheet: str, resource: str, header_index: int,
     return found
 
 
+def edition_hint(edition: str) -> str:
+    """A regex finding an edition's year in a sheet name: ``2017-18`` -> 17.18, 17/18,
+    2017-18, 2017/18 or 2017/2018 (the two-year 2017/19 workbook has "1a ... 17.18" and
+    "1b ... 18.19")."""
+    y = int(edition[:4])
+    a, b = f"{y % 100:02d}", f"{(y + 1) % 100:02d}"
+    return rf"(?<!\d)(20)?{a}\s?[./\-_ ]\s?(20)?{b}(?!\d)"
+
+
 def _locate(reader: fastexcel.ExcelReader, source: Path,
-            sheets: Mapping[str, str] | None) -> dict[str, _Located]:
+            sheets: Mapping[str, str] | None, edition: str | None = None) -> dict[str, _Located]:
     names = list(reader.sheet_names)
     heads: dict[str, tuple[pl.DataFrame, tuple[str, ...]]] = {}
-    for name in names:
-        heads[name] = _load(reader, name, "string", n_rows=_HEADER_SCAN_ROWS)
+
+    def head_of(name: str) -> tuple[pl.DataFrame, tuple[str, ...]]:
+        # each sheet is parsed once, when first needed (a workbook has 30 sheets or more)
+        if name not in heads:
+            heads[name] = _load(reader, name, "string", n_rows=_HEADER_SCAN_ROWS)
+        return heads[name]
     chosen: dict[str, _Located] = {}
     used: set[str] = set()
     wanted = dict(sheets or {})
@@ -415,18 +444,27 @@ def _locate(reader: fastexcel.ExcelReader, source: Path,
     for resource in _SPECS:
         if resource in wanted:
             sheet = wanted[resource]
-            if sheet not in heads:
+            if sheet not in names:
                 raise ImportFormatError(
                     f"{source.name}: no sheet named {sheet!r} (sheets: {names})"
                 )
             candidates = [sheet]
         else:
             candidates = [n for n in names if n not in used]
+        # sheets named like the resource first; the others only when none of those holds it
+        hinted_first = [n for n in candidates if re.search(_NAME_HINTS[resource], n.lower())]
         matches = []
-        for sheet in candidates:
-            hit = _find_header(heads[sheet][0], resource)
-            if hit is not None:
-                matches.append((sheet, hit))
+        for group in (hinted_first, [n for n in candidates if n not in hinted_first]):
+            for sheet in group:
+                hit = _find_header(head_of(sheet)[0], resource)
+                if hit is not None:
+                    matches.append((sheet, hit))
+            if matches:
+                break
+        if len(matches) > 1 and edition is not None:  # a workbook of several years
+            of_year = [m for m in matches if re.search(edition_hint(edition), m[0])]
+            if of_year:
+                matches = of_year
         if len(matches) > 1:
             hinted = [m for m in matches if re.search(_NAME_HINTS[resource], m[0].lower())]
             if len(hinted) == 1:
@@ -434,7 +472,9 @@ def _locate(reader: fastexcel.ExcelReader, source: Path,
             else:
                 raise ImportFormatError(
                     f"{source.name}: sheets {[m[0] for m in matches]} all look like the "
-                    f"{resource} table; name the one to use (sheets={{'{resource}': ...}})"
+                    f"{resource} table; give the edition (a sheet name holding its year, "
+                    f"e.g. '17.18', is then chosen) or name the sheet to use "
+                    f"(sheets={{'{resource}': ...}})"
                 )
         if not matches:
             spec = _SPECS[resource]
@@ -454,7 +494,7 @@ def _locate(reader: fastexcel.ExcelReader, source: Path,
                         source.name, resource)
             continue
         sheet, (header_index, hits) = matches[0]
-        head, letters = heads[sheet]
+        head, letters = head_of(sheet)
         head_row = head.row(header_index)
         columns = _check_columns(source, sheet, resource, header_index, hits, head_row, letters)
         used.add(sheet)
@@ -487,7 +527,7 @@ def _format_problems(source: Path, sheet: str | None, problems: pl.DataFrame, wh
 
 
 def _read_table(reader: fastexcel.ExcelReader, source: Path, loc: _Located) -> pl.DataFrame:
-    spec = _SPECS[loc.resource]
+    spec = tuple(c for c in _SPECS[loc.resource] if c.name in loc.columns)  # optional ones may lack
     text, _ = _load(reader, loc.sheet, "string")
     nums, _ = _load(reader, loc.sheet, "float")
     body = (
@@ -505,11 +545,13 @@ def _read_table(reader: fastexcel.ExcelReader, source: Path, loc: _Located) -> p
 
 def _to_canonical(body: pl.DataFrame, spec: tuple[_Col, ...], resource: str, source: Path,
                   sheet: str | None, *, letters: Mapping[str, str],
-                  headers: Mapping[str, str]) -> pl.DataFrame:
+                  headers: Mapping[str, str], code_pattern: str | None = None,
+                  kind: str = KIND) -> pl.DataFrame:
     """Turn ``t_<col>`` (text) / ``n_<col>`` (numeric) cell columns into canonical rows.
 
     ``body`` carries ``excel_row`` (the row number shown in messages). Shared with the
-    canonical-CSV importer, which passes null numeric columns.
+    canonical-CSV importer, which passes null numeric columns, and the MFF sheet importer
+    (``kind`` "mff", its own ``code_pattern`` for provider codes).
     """
     def t(name: str) -> pl.Expr:
         return pl.col(f"t_{name}")
@@ -527,7 +569,8 @@ def _to_canonical(body: pl.DataFrame, spec: tuple[_Col, ...], resource: str, sou
     all_empty = pl.all_horizontal(
         [is_blank(clean_text(t(c.name))) & n(c.name).is_null() for c in spec]
     )
-    code_pattern = _ANY_HRG_RE if key.parse == "code" else _TF_CODE_RE
+    if code_pattern is None:
+        code_pattern = _ANY_HRG_RE if key.parse == "code" else _TF_CODE_RE
     code_value = value_expr(key.parse, n(key.name), t(key.name))
     # A row with prose in the code column and no numbers is a note or a sub-heading.
     prose = code_text.str.contains(r"\s") | (code_text.str.len_chars() > 10)
@@ -583,21 +626,27 @@ def _to_canonical(body: pl.DataFrame, spec: tuple[_Col, ...], resource: str, sou
             "repeated rows and import again."
         )
 
-    canon = TABLE_SCHEMAS[KIND][resource]
+    canon = TABLE_SCHEMAS[kind][resource]
     out = rows.select(
         pl.col("_code").alias(key.name),
         *[value_expr(c.parse, n(c.name), t(c.name)).alias(c.name) for c in spec[1:]],
     )
-    return out.select([pl.col(c).cast(dtype) for c, dtype in canon.items()])
+    # an optional column the workbook does not have is null throughout
+    return out.select([(pl.col(c) if c in out.columns else pl.lit(None)).cast(dtype).alias(c)
+                       for c, dtype in canon.items()])
 
 
-def read(source: Path, *, sheets: Mapping[str, str] | None = None) -> dict[str, pl.DataFrame]:
+def read(source: Path, *, sheets: Mapping[str, str] | None = None,
+         edition: str | None = None) -> dict[str, pl.DataFrame]:
     """Read a national tariff workbook into canonical tariff frames.
 
     Args:
         source: the .xlsx (or .xls/.xlsm) workbook.
         sheets: optional resource -> sheet name, to pick sheets by name when the header
             search finds more than one candidate (e.g. ``{"ae": "3 Emergency Medicine"}``).
+        edition: the financial year wanted (``2017-18``); in a workbook of several years
+            (sheets "1a APC & OPROC 17.18", "1b APC & OPROC 18.19") it picks the sheets
+            whose name holds that year.
 
     Returns:
         ``{"apc": ..., "op_attendance": ..., "ae": ...}`` in the canonical schema; the APC
@@ -607,14 +656,14 @@ def read(source: Path, *, sheets: Mapping[str, str] | None = None) -> dict[str, 
         ImportFormatError: naming file, sheet, Excel row and column, for a missing sheet or
             header, a non-numeric or negative price, a bad flag or a duplicate code.
     """
-    return _read_all(Path(source), sheets)[0]
+    return _read_all(Path(source), sheets, edition)[0]
 
 
-def _read_all(source: Path, sheets: Mapping[str, str] | None
+def _read_all(source: Path, sheets: Mapping[str, str] | None, edition: str | None = None
               ) -> tuple[dict[str, pl.DataFrame], list[str]]:
     """Canonical frames and the text of the title rows above the APC header."""
     reader = _open(source)
-    located = _locate(reader, source, sheets)
+    located = _locate(reader, source, sheets, edition)
     frames = {res: _read_table(reader, source, loc) for res, loc in located.items()}
     loc = located["apc"]
     titles: list[str] = []
@@ -663,6 +712,8 @@ def import_edition(
     illustrative: bool | None = None,
     provenance: Provenance = Provenance(),
     sheets: Mapping[str, str] | None = None,
+    status: str | None = None,
+    notes: Sequence[str] = (),
     **opts: Any,
 ) -> Path:
     """Import a tariff workbook as ``<into>/tariff/<edition>/``.
@@ -678,6 +729,9 @@ def import_edition(
             ``ILLUSTRATIVE_NOTE`` in the title rows.
         provenance: where the file came from, for the manifest.
         sheets: resource -> sheet name overrides (see ``read``).
+        status: e.g. ``"consultation"`` for proposed prices (shown by ``costing tables
+            list``; a run using such an edition warns).
+        notes: further notes for the manifest.
         **opts: unknown options are refused.
 
     Returns:
@@ -686,15 +740,20 @@ def import_edition(
     if opts:
         raise ImportFormatError(f"{source}: unknown tariff import option(s) {sorted(opts)}")
     source = Path(source)
-    frames, titles = _read_all(source, sheets)
+    frames, titles = _read_all(source, sheets, edition)
     version = check_hrg_version(frames, hrg_version, str(source))
     flagged = any("illustrative" in t.lower() for t in titles)
     if illustrative is None:
         illustrative = flagged
-    notes = [f"title rows: {' | '.join(titles)}"] if titles else []
+    all_notes = [f"title rows: {' | '.join(titles)}"] if titles else []
     missing = [r for r in _SPECS if r not in frames]
     if missing:
-        notes.append(f"no sheet found for {', '.join(missing)}")
+        all_notes.append(f"no sheet found for {', '.join(missing)}")
+    apc = frames["apc"]
+    if apc["dc_price"].null_count() == apc["el_price"].null_count() == apc.height:
+        all_notes.append("no separate day-case or ordinary elective prices: the combined day case "
+                         "/ ordinary elective price applies to both")
+    all_notes.extend(notes)
     src = provenance.source(source, title=titles[0] if titles else source.stem)
     return write_edition(
         into,
@@ -707,8 +766,9 @@ def import_edition(
         published=provenance.published,
         illustrative=illustrative,
         description=f"National tariff {edition} ({version}) imported from workbook {source.name}",
-        notes=notes,
+        notes=all_notes,
         overwrite=overwrite,
+        status=status,
     )
 
 

@@ -1,8 +1,8 @@
-"""Generate the synthetic ICP-style worked example: extracts, cohort and an illustrative tariff.
+"""Generate the synthetic ICP-style worked example: extracts and cohort.
 
-Everything here is SYNTHETIC. No real patient is described and the tariff written here is
-ILLUSTRATIVE - not a published tariff (its prices are the shipped 2017/18 reference costs
-times a factor, with some prices deliberately left out so the reference-cost fallback shows).
+Everything here is SYNTHETIC. No real patient is described. The run file prices the records
+at the real national tariff 2016/17 (shipped, final Annex A), with the 2016/17 reference costs
+(shipped) as the fallback: both are editions of the same year.
 
 The study is shaped like the Integrated Care Pilots (ICP) case-management evaluation:
 
@@ -11,8 +11,10 @@ The study is shaped like the Integrated Care Pilots (ICP) case-management evalua
   ``matched_set`` = the case's patient id and ``weight`` = 1 for cases, 1/k for k controls;
 * a few deaths (``end_of_follow_up``) in the six months after the index date;
 * HES-layout extracts: admitted patient care episodes (with some two-episode spells), outpatient
-  attendances (with DNAs and procedure HRGs) and A&E attendances, all with HRG4 codes held in
-  the shipped 2017/18 reference costs;
+  attendances (with DNAs and procedure HRGs) and A&E attendances, with HRG codes held in the
+  shipped 2016/17 reference costs. Most admitted HRGs are also priced by the 2016/17 tariff;
+  some are HRG4+ codes the tariff (still on the earlier HRG4 design) does not hold, so they
+  fall back to the reference costs on purpose, and the coverage table shows it;
 * activity in the windows k = -2, -1 (before) and 0 (after the index date), and a thinner
   scatter in k = -3 and k = +1, outside the windows the run uses (it shows in the audit);
 * a handful of awkward records (UZ01Z, an HRG no table knows, a HES dummy date, a spell with
@@ -33,34 +35,23 @@ Run from the repository root (``make demo`` does it)::
 
     .venv/bin/python examples/icp/generate.py
 
-It writes ``data/*.csv``, ``illustrative_tariff_2017-18.xlsx`` and ``tables/tariff/2017-18/``
-next to this file, overwriting them; the output is byte-identical from run to run (fixed seed,
-fixed workbook timestamps).
+It writes ``data/*.csv`` next to this file, overwriting them; the output is byte-identical
+from run to run (fixed seed).
 """
 
 from __future__ import annotations
 
-import re
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-import costing
-from costing.importers import tariff_workbook
-from costing.importers.provenance import Provenance
-from costing.schema import TABLE_SCHEMAS
-
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
-TABLES = HERE / "tables"
-WORKBOOK = HERE / "illustrative_tariff_2017-18.xlsx"
 
 SEED = 20080401
-EDITION = "2017-18"  # the one price year (fixed mode), as the ICP fixed 2008/09
 
 # ---------------------------------------------------------------------------------------
 # Study design
@@ -89,10 +80,12 @@ BASE_RATE = {"nel": 0.55, "el": 0.60, "op": 1.50, "ae_other": 0.30}
 EFFECT = {"nel": 1.30, "el": 0.60, "op": 0.65, "ae_other": 1.20}
 AE_BEFORE_NEL_P = 0.70  # share of emergency admissions arriving through A&E the same day
 
-# Admitted care.
-NEL_HRGS = ("DZ65K", "DZ65J", "EB03E", "EB03D", "DZ11V", "DZ11U", "LA04S", "LA04R",
-            "DZ19M", "EB07E", "WJ06J", "AA22G", "EB12B")
-NEL_HRG_P = (0.14, 0.08, 0.10, 0.05, 0.10, 0.05, 0.10, 0.05, 0.08, 0.07, 0.08, 0.05, 0.05)
+# Admitted care. HRGs priced by the 2016/17 tariff and held in the 2016/17 reference costs
+# (VA.., DZ37A, LB..); and HRG4+ codes only the reference costs hold (DZ65K, EB03E, DZ11V,
+# LA04S, ...): these fall back on purpose.
+NEL_HRGS = ("VA10A", "VA10B", "VA10C", "VA10D", "VA11A", "DZ37A", "LB15E",
+            "DZ65K", "EB03E", "DZ11V", "LA04S", "DZ19M", "WJ06J", "EB12B")
+NEL_HRG_P = (0.14, 0.12, 0.10, 0.06, 0.08, 0.08, 0.04, 0.08, 0.06, 0.06, 0.05, 0.05, 0.04, 0.04)
 NEL_METHODS = ("21", "22", "28")
 NEL_METHOD_P = (0.85, 0.05, 0.10)
 NEL_LOS_P = 0.17  # LOS ~ Geometric(p) - 1 days
@@ -101,10 +94,10 @@ MAX_LOS = 60
 TWO_EPISODE_P = 0.15  # emergency spells with a second (consultant) episode
 SECOND_EPISODE_HRGS = ("WJ06J", "DZ19M", "EB12B")
 DC_P = 0.65  # elective spells that are day cases
-DC_HRGS = ("FE21Z", "FE22Z", "BZ34C", "LB15E", "JC42C", "FE32Z")
-DC_HRG_P = (0.25, 0.15, 0.25, 0.15, 0.10, 0.10)
-EL_HRGS = ("HN12F", "HN22E", "BZ34C", "LB15E", "FE21Z")
-EL_HRG_P = (0.03, 0.04, 0.33, 0.30, 0.30)
+DC_HRGS = ("LB72A", "LB17Z", "MA12Z", "LB14Z", "LB15E", "BZ34C", "FE21Z")
+DC_HRG_P = (0.25, 0.15, 0.10, 0.15, 0.10, 0.15, 0.10)
+EL_HRGS = ("LB14Z", "MA12Z", "LB15E", "HN12F", "BZ34C")
+EL_HRG_P = (0.30, 0.20, 0.20, 0.10, 0.20)
 EL_METHODS = ("11", "12", "13")
 EL_METHOD_P = (0.70, 0.25, 0.05)
 EL_LOS = (1, 7)  # ordinary elective LOS uniform in [1, 7) days
@@ -112,7 +105,9 @@ EL_LOS = (1, 7)  # ordinary elective LOS uniform in [1, 7) days
 # Outpatients.
 OP_TFC = ("300", "320", "340", "430", "130", "110", "101")
 OP_TFC_P = (0.20, 0.20, 0.15, 0.15, 0.15, 0.10, 0.05)
-OP_PROC_HRG = {"320": "EY51Z", "340": "DZ59Z", "130": "BZ88A", "101": "LB72A", "110": "HN46Z"}
+# procedure HRGs: LB72A and DZ37A have a 2016/17 outpatient procedure price, the others
+# only reference costs (OPROC)
+OP_PROC_HRG = {"320": "EY51Z", "340": "DZ37A", "130": "BZ88A", "101": "LB72A", "110": "HN46Z"}
 OP_PROC_P = 0.12
 OP_FIRSTATT = ("1", "2", "3", "4")
 OP_FIRSTATT_P = (0.28, 0.66, 0.02, 0.04)
@@ -130,32 +125,6 @@ AE_DEPT = ("01", "02", "03")
 AE_DEPT_P = (0.85, 0.03, 0.12)
 AE_DISP_OTHER = ("02", "03", "04", "10")
 AE_DISP_OTHER_P = (0.40, 0.45, 0.10, 0.05)
-
-# ---------------------------------------------------------------------------------------
-# The illustrative tariff: shipped 2017/18 reference costs x a factor, rounded to whole £
-# ---------------------------------------------------------------------------------------
-
-TARIFF_TITLE = "National tariff 2017/18 (worked example)"
-TARIFF_FACTOR = {"nel": 1.10, "el": 1.05, "dc": 1.05, "op": 1.05, "ae": 1.05, "oproc": 1.00}
-SSE_HRGS = ("DZ65K", "DZ65J", "EB03E", "DZ11V", "LA04S", "DZ19M", "EB07E")
-SSE_PERCENT = 35.0  # reduced short-stay emergency price = 35% of the non-elective price
-NO_NEL_PRICE = ("WJ06J", "EB12B")  # listed with "-" for the non-elective price
-NOT_IN_TARIFF = ("AA22G", "FE32Z")  # no row at all: priced by reference cost
-NO_OP_PRICE_TFC = ("430",)  # geriatric medicine listed with "-" throughout
-NO_AE_PRICE = ("VB11Z",)
-OP_CURRENCIES = (("WF01B", "first_single_price"), ("WF02B", "first_multi_price"),
-                 ("WF01A", "followup_single_price"), ("WF02A", "followup_multi_price"))
-TFC_NAMES = {
-    "300": "General Medicine", "320": "Cardiology", "340": "Respiratory Medicine",
-    "430": "Geriatric Medicine", "130": "Ophthalmology", "110": "Trauma & Orthopaedics",
-    "101": "Urology",
-}
-
-NO_TRIM = 32000
-
-FIXED_ZIP_TIME = (2017, 4, 1, 0, 0, 0)
-FIXED_XML_TIME = "2017-04-01T00:00:00Z"
-
 
 # ---------------------------------------------------------------------------------------
 # helpers
@@ -480,150 +449,12 @@ def cohort_frame(c: Cohort, cov: Covariates) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------
-# the illustrative tariff
-# ---------------------------------------------------------------------------------------
-
-
-def _rc_wide(rc: pl.DataFrame, departments: tuple[str, ...]) -> pl.DataFrame:
-    return (
-        rc.filter(pl.col("department_code").is_in(departments))
-        .group_by("currency_code", "department_code").agg(pl.col("unit_cost").first())
-        .pivot(on="department_code", index="currency_code", values="unit_cost")
-    )
-
-
-def _price(col: str, factor: float) -> pl.Expr:
-    return (pl.col(col) * factor).round(0)
-
-
-def tariff_frames(tables: costing.TableSet) -> dict[str, pl.DataFrame]:
-    """Canonical tariff frames: reference cost x factor for the HRGs the example uses."""
-    rc = tables.table("reference_cost", EDITION)
-    # 32000 in the trim-point table means "no trim point": shown as "-" in the tariff.
-    trim = (tables.table("trimpoints", EDITION).rename({"hrg_code": "currency_code"})
-            .with_columns(pl.when(pl.col("trim_days") < NO_TRIM).then(pl.col("trim_days"))
-                          .alias("trim_days")))
-    names = (rc.filter(pl.col("department_code") == "TOTAL")
-             .select("currency_code", pl.col("currency_description").alias("hrg_name")))
-    admitted = sorted(set(NEL_HRGS + DC_HRGS + EL_HRGS + SECOND_EPISODE_HRGS) - set(NOT_IN_TARIFF))
-    wide = _rc_wide(rc, ("EL", "DC", "NEL", "EL_XS", "NEL_XS"))
-    apc = (
-        pl.DataFrame({"currency_code": admitted})
-        .join(wide, on="currency_code", how="left")
-        .join(trim, on="currency_code", how="left")
-        .join(names, on="currency_code", how="left")
-        .with_columns(
-            pl.lit(None, pl.Float64).alias("op_procedure_price"),
-            pl.lit(None, pl.Float64).alias("combined_dc_el_price"),
-            _price("DC", TARIFF_FACTOR["dc"]).alias("dc_price"),
-            _price("EL", TARIFF_FACTOR["el"]).alias("el_price"),
-            pl.col("trim_days").alias("el_trim_days"),
-            pl.when(~pl.col("currency_code").is_in(NO_NEL_PRICE))
-            .then(_price("NEL", TARIFF_FACTOR["nel"])).alias("nel_price"),
-            pl.col("trim_days").alias("nel_trim_days"),
-            pl.coalesce("NEL_XS", "EL_XS").round(0).alias("excess_bed_day_price"),
-            pl.col("currency_code").is_in(SSE_HRGS).alias("sse_applicable"),
-        )
-        .with_columns(
-            pl.when(pl.col("sse_applicable")).then(pl.lit(SSE_PERCENT)).alias("sse_percent"),
-            pl.when(pl.col("sse_applicable"))
-            .then((pl.col("nel_price") * SSE_PERCENT / 100).round(0)).alias("sse_price"),
-        )
-        .rename({"currency_code": "hrg_code"})
-    )
-    oproc = (
-        rc.filter(pl.col("department_code") == "OPROC")
-        .join(pl.DataFrame({"service_code": list(OP_PROC_HRG),
-                            "currency_code": list(OP_PROC_HRG.values())}),
-              on=["service_code", "currency_code"], how="inner")
-        .join(names, on="currency_code", how="left")
-        .select(pl.col("currency_code").alias("hrg_code"), "hrg_name",
-                _price("unit_cost", TARIFF_FACTOR["oproc"]).alias("op_procedure_price"))
-    )
-    apc = pl.concat([apc, oproc], how="diagonal_relaxed")
-    cl = (
-        rc.filter(pl.col("department_code") == "CL", pl.col("service_code").is_in(OP_TFC))
-        .pivot(on="currency_code", index="service_code", values="unit_cost",
-               aggregate_function="first")
-    )
-    priced_tfc = ~pl.col("treatment_function_code").is_in(NO_OP_PRICE_TFC)
-    op_att = (
-        cl.rename({"service_code": "treatment_function_code"})
-        .with_columns(
-            pl.col("treatment_function_code").replace_strict(TFC_NAMES)
-            .alias("treatment_function_description"),
-            *[pl.when(priced_tfc).then(_price(wf, TARIFF_FACTOR["op"])).alias(name)
-              for wf, name in OP_CURRENCIES],
-        )
-    )
-    ae_wide = (rc.filter(pl.col("department_code") == "AE")
-               .pivot(on="service_code", index="currency_code", values="unit_cost",
-                      aggregate_function="first"))
-    ae = (
-        ae_wide.filter(pl.col("currency_code").is_in(AE_HRGS_ADMITTED + AE_HRGS_OTHER))
-        .join(names, on="currency_code", how="left")
-        .with_columns(
-            pl.when(~pl.col("currency_code").is_in(NO_AE_PRICE))
-            .then(_price("T01NA", TARIFF_FACTOR["ae"])).alias("type_1_2_price"),
-            pl.when(~pl.col("currency_code").is_in(NO_AE_PRICE))
-            .then(_price("T03NA", TARIFF_FACTOR["ae"])).alias("type_3_price"),
-        )
-        .rename({"currency_code": "hrg_code"})
-    )
-    schema = TABLE_SCHEMAS["tariff"]
-    frames = {"apc": apc, "op_attendance": op_att, "ae": ae}
-    return {
-        k: v.select([pl.col(c).cast(t) for c, t in schema[k].items()]).sort(next(iter(schema[k])))
-        for k, v in frames.items()
-    }
-
-
-def normalise_xlsx(path: Path) -> None:
-    """Fix the timestamps openpyxl writes (zip entries, document properties).
-
-    The workbook then has the same bytes on every run (its sha256 is in the edition manifest).
-    """
-    with zipfile.ZipFile(path) as z:
-        entries = [(info.filename, z.read(info.filename)) for info in z.infolist()]
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in entries:
-            if name == "docProps/core.xml":
-                text = data.decode("utf-8")
-                text = re.sub(r"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:)",
-                              rf"\g<1>{FIXED_XML_TIME}\g<3>", text)
-                data = text.encode("utf-8")
-            z.writestr(zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME), data,
-                       compress_type=zipfile.ZIP_DEFLATED)
-
-
-def write_tariff(tables: costing.TableSet, workbook: Path = WORKBOOK, into: Path = TABLES) -> Path:
-    """Write the illustrative workbook and import it as the ``tariff/2017-18`` edition."""
-    frames = tariff_frames(tables)
-    tariff_workbook.write_tariff_workbook(
-        workbook, frames["apc"], frames["op_attendance"], frames["ae"],
-        title=TARIFF_TITLE, illustrative=True,
-    )
-    normalise_xlsx(workbook)
-    return tariff_workbook.import_edition(
-        workbook, edition=EDITION, into=into, hrg_version="HRG4", overwrite=True,
-        illustrative=True,
-        provenance=Provenance(
-            title=f"{TARIFF_TITLE} - {tariff_workbook.ILLUSTRATIVE_NOTE}",
-            publisher=("costing worked example (synthetic; derived from the 2017/18 "
-                       "reference costs)"),
-            obtained_from="examples/icp/generate.py",
-        ),
-    )
-
-
-# ---------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------
 
 
-def generate(data_dir: Path = DATA, tables_dir: Path = TABLES,
-             workbook: Path = WORKBOOK) -> dict[str, Path]:
-    """Write the cohort, the three extracts and the illustrative tariff; return the paths."""
+def generate(data_dir: Path = DATA) -> dict[str, Path]:
+    """Write the cohort and the three extracts; return the paths."""
     rng = np.random.default_rng(SEED)
     c = make_cohort(rng)
     cov = add_covariates(c)
@@ -652,8 +483,6 @@ def generate(data_dir: Path = DATA, tables_dir: Path = TABLES,
     apc.write_csv(paths["apc"], line_terminator="\n")
     op_df.write_csv(paths["op"], line_terminator="\n")
     ae_df.write_csv(paths["ae"], line_terminator="\n")
-    paths["workbook"] = workbook
-    paths["tariff"] = write_tariff(costing.load_tables(), workbook, tables_dir)
     return paths
 
 

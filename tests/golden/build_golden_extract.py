@@ -49,7 +49,7 @@ SCENARIOS: dict[str, CostingConfig] = {
         chain=("tariff", "reference_cost", "total_hrg_average")),
     "reference_cost_then_tariff": CostingConfig(chain=("reference_cost", "tariff")),
     "purchaser_mff_nhscii_2022_23": CostingConfig(
-        mff=True, price_base="2022-23", index="nhscii_pay_prices"),
+        mff=True, mff_edition="2026-27", price_base="2022-23", index="nhscii_pay_prices"),
 }
 
 #: Columns written to priced.csv (money rounded to 2 dp, factors to 6 dp).
@@ -210,9 +210,10 @@ def write_fixture_tariffs(root: Path) -> None:
 
 
 def golden_tables(root: Path) -> costing.TableSet:
-    """Fixture tariffs written under ``root`` plus the shipped tables."""
+    """Fixture tariffs written under ``root`` plus the shipped tables but their tariffs (the
+    invented 2017-18 tariff stands in for the shipped one)."""
     write_fixture_tariffs(root)
-    return costing.load_tables([root, "shipped"])
+    return costing.TableSet([*costing.load_tables(root), *costing.load_tables().without("tariff")])
 
 
 def price_golden(tables: costing.TableSet) -> pl.DataFrame:

@@ -134,8 +134,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     roots = []
     for name in ("first", "second"):
         root = tmp_path_factory.mktemp(name)
-        gen.generate(data_dir=root / "data", tables_dir=root / "tables",
-                     workbook=root / "illustrative_tariff_2017-18.xlsx")
+        gen.generate(data_dir=root / "data")
         roots.append(root)
     return roots[0], roots[1]
 
@@ -157,15 +156,14 @@ def result(generated: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactor
 def test_generator_is_deterministic(generated: tuple[Path, Path]) -> None:
     first, second = generated
     files = _files(first)
-    # cohort + 3 extracts, the workbook, the tariff edition (3 tables + manifest)
-    assert len(files) == 10, files  # data CSVs, workbook, tables/ (SHA256SUMS, manifest, CSVs)
+    assert len(files) == 4, files  # cohort + 3 extracts (the tariff is a shipped edition)
     assert files == _files(second)
     _, mismatch, errors = filecmp.cmpfiles(first, second, files, shallow=False)
     assert mismatch == [] and errors == []
 
 
 def test_committed_example_matches_generator(generated: tuple[Path, Path]) -> None:
-    """examples/icp/{data,tables,*.xlsx} are exactly what generate.py writes."""
+    """examples/icp/data is exactly what generate.py writes."""
     first = generated[0]
     files = _files(first)
     _, mismatch, errors = filecmp.cmpfiles(first, EXAMPLE, files, shallow=False)
@@ -248,3 +246,22 @@ def test_manifest_counts_match_the_priced_output(result: RunResult) -> None:
     assert got == expected
     assert sum(n for n, _ in got.values()) == priced.height
     assert sum(n for n, _ in got.values()) > len(got)  # more records than statuses
+
+
+def test_real_tariff_pairing_is_reported(result: RunResult) -> None:
+    """The example prices at the real 2016-17 tariff with the 2016-17 reference costs: the run
+    records the HRG4 / HRG4+ grouper-phase warning, and coverage_by_edition gives the tariff's
+    hrg_not_found share, recomputed here from the priced rows and the tariff's own table."""
+    assert result.manifest["config"]["pricing"]["tariff_edition"] == "2016-17"
+    assert any(w.startswith("tariff 2016-17 (HRG4 2016/17 grouper) and reference costs 2016-17")
+               for w in result.manifest["warnings"])
+    by_edition = pl.read_csv(result.files["coverage_by_edition"])
+    tariff = by_edition.filter(pl.col("kind") == "tariff").row(0, named=True)
+    from costing import load_tables
+
+    tables = load_tables()
+    held = pl.concat([tables.table("tariff", "2016-17", r)["hrg_code"] for r in ("apc", "ae")])
+    coded = result.priced.filter(pl.col("setting").is_in(["apc", "ae"]) & pl.col("hrg_code").is_not_null())
+    missing = coded.filter(~pl.col("hrg_code").is_in(held.to_list())).height
+    assert (tariff["n_records"], tariff["n_hrg_not_found"]) == (coded.height, missing)
+    assert 0 < missing < coded.height  # some fall back on purpose, most do not

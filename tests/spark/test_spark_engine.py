@@ -68,12 +68,13 @@ def test_price_provider_equals_polars_record_for_record(spark: Any, activity: pl
 
 def test_purchaser_spells_over_many_batches_and_custom_tables(spark: Any) -> None:
     # The ICP example's admitted episodes (7,936, many spells of several episodes) priced
-    # with the user's illustrative tariff edition broadcast beside the shipped tables. Two
-    # partitions of about 4,000 rows each reach the worker in batches of 1,000 rows.
-    tables = costing.load_tables(["shipped", ICP / "tables"])
+    # at the shipped 2016-17 tariff, with a TableSet other than the shipped default (the
+    # 2017-18 tariff left out) broadcast to the workers. Two partitions of about 4,000 rows
+    # each reach the worker in batches of 1,000 rows.
+    tables = costing.load_tables().without("tariff", "2017-18")
     apc = costing.read_activity(ICP / "data" / "apc.csv", setting="apc", columns="hes").collect()
-    cfg = costing.CostingConfig(perspective="purchaser", tariff_edition="2017-18",
-                                reference_cost_edition="2017-18")
+    cfg = costing.CostingConfig(perspective="purchaser", tariff_edition="2016-17",
+                                reference_cost_edition="2016-17")
     got = collect(cs.price(cs._spark_frame(spark, apc), tables, cfg, partitions=2))
     want = costing.price(apc, tables, cfg)
     assert int(want["n_episodes"].max()) > 1  # spells were built
@@ -81,7 +82,7 @@ def test_purchaser_spells_over_many_batches_and_custom_tables(spark: Any) -> Non
     _same(got, want, ["record_id"])
     assert int(got["n_episodes"].sum()) == apc.height  # every episode counted in its spell
     by_tariff = got.filter(pl.col("cost_source") == "tariff")
-    assert by_tariff.height > 0 and set(by_tariff["tariff_edition"]) == {"2017-18"}
+    assert by_tariff.height > 0 and set(by_tariff["tariff_edition"]) == {"2016-17"}
 
 
 def test_empty_partitions_and_source_row_added(spark: Any) -> None:

@@ -114,7 +114,7 @@ def test_evaluate_missing_group_column_exits_1(tmp_path: Path) -> None:
     wc = _write(tmp_path, with_group=False)
     res = CliRunner().invoke(main, ["evaluate", str(wc), "-o", str(tmp_path / "did.csv")])
     assert res.exit_code == 1
-    assert "no 'group' column" in res.stderr
+    assert "group column 'group' not found" in res.stderr
     assert not (tmp_path / "did.csv").exists()
 
 

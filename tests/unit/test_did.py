@@ -339,7 +339,7 @@ def test_arm_window_means() -> None:
 @pytest.mark.parametrize(
     ("mutate", "kwargs", "message"),
     [
-        (lambda df: df.drop("group"), {}, "no 'group' column"),
+        (lambda df: df.drop("group"), {}, "group column 'group' not found"),
         (lambda df: df.with_columns(pl.lit(C).alias("group")), {}, "no treated patients"),
         (lambda df: df.with_columns(pl.lit(T).alias("group")), {}, "no control patients"),
         (lambda df: df, {"pre": -2}, "window(s) -2 not present"),

@@ -81,11 +81,11 @@ def test_run_with_a_match_section_matches_windows_and_evaluates(tmp_path):
     inputs = "\n".join(f'[inputs.{s}]\npath = "{example / "data" / f"{s}.csv"}"\n' for s in ("op", "ae"))
     (tmp_path / "run.toml").write_text(f"""
 [tables]
-paths = ["shipped", "{example / 'tables'}"]
+paths = ["shipped"]
 {inputs}
 [pricing]
-tariff_edition = "2017-18"
-reference_cost_edition = "2017-18"
+tariff_edition = "2016-17"
+reference_cost_edition = "2016-17"
 [match]
 cases = "cases.csv"
 pool = "pool.csv"

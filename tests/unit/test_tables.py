@@ -33,7 +33,8 @@ SHIPPED = {
     "reference_cost": ["2011-12", "2013-14", "2014-15", "2015-16", "2016-17", "2017-18", "2018-19",
                        "2023-24", "2024-25"],
     "trimpoints": ["2017-18"],
-    "mff": ["2026-27"],
+    "mff": ["2016-17", "2017-18", "2018-19", "2022-23", "2026-27"],
+    "tariff": ["2016-17", "2017-18", "2018-19", "2022-23"],
 }
 
 
@@ -159,7 +160,7 @@ def test_write_edition_refuses_duplicate_keys_and_overwrites(tmp_path: Path) -> 
 def test_user_folder_added_to_shipped(tmp_path: Path) -> None:
     write_mff(tmp_path, "2025-26", {"RAA": 1.05})
     both = load_tables(["shipped", tmp_path])
-    assert both.editions("mff") == ["2025-26", "2026-27"]
+    assert both.editions("mff") == [*SHIPPED["mff"][:4], "2025-26", "2026-27"]
     with pytest.raises(costing.TableError, match="defined twice"):
         load_tables(["shipped", shipped_tables_path()])
 
