@@ -55,6 +55,7 @@ __all__ = [
     "read_activity",
     "detect_setting",
     "duplicate_records",
+    "duplicate_warnings",
     "DUPLICATE_REASON",
     "read_cohort",
     "read_table",
@@ -730,6 +731,17 @@ def duplicate_records(activity: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
             .group_by("source_file", maintain_order=True)
             .agg(pl.len().alias("n_duplicates"), pl.col("source_row").min().alias("first_row"))
             .collect())
+
+
+def duplicate_warnings(activity: pl.DataFrame | pl.LazyFrame) -> list[str]:
+    """One file-level line per input file with repeated record ids (see
+    :func:`duplicate_records`), for ``costing price`` and ``costing run`` alike."""
+    if "invalid_reason" not in activity.lazy().collect_schema().names():
+        return []
+    return [f"{row['source_file']}: {row['n_duplicates']:,} record(s) repeat an earlier record's id "
+            f"(first at row {row['first_row']}); they have status duplicate_record and are not "
+            "priced (--strict makes this an error)"
+            for row in duplicate_records(activity).iter_rows(named=True)]
 
 
 def detect_setting(path: PathArg, columns: ColumnsArg = "hes", sheet: SheetArg = None,

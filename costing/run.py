@@ -339,7 +339,9 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
     unpriced_windows = None
 
     cohort = windows = audit_frame = did_frame = matched = balance_frame = None
-    warnings: list[str] = []
+    from costing.io import duplicate_warnings
+
+    warnings: list[str] = duplicate_warnings(priced)  # file-level: repeated record ids
     w = cfg.windows
     in_windows = priced
     if cfg.match is not None:

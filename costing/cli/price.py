@@ -48,16 +48,14 @@ def _read(files: dict[str, list[str]], cols: str | Path, sheet: str | int | None
 
 def _warn_duplicates(activity: pl.DataFrame, files: dict[str, list[str]]) -> None:
     """A file-level warning for each file with repeated record ids, and for a file given twice."""
-    from costing.io import duplicate_records
+    from costing.io import duplicate_warnings
 
     given = [str(Path(f).resolve()) for paths in files.values() for f in paths]
     for path in sorted({g for g in given if given.count(g) > 1}):
         echo_err(f"costing: warning: {path} is given more than once: the second reading's records "
                  "have status duplicate_record")
-    for row in duplicate_records(activity).iter_rows(named=True):
-        echo_err(f"costing: warning: {row['source_file']}: {row['n_duplicates']:,} record(s) repeat an "
-                 f"earlier record's id (first at row {row['first_row']}); they have status "
-                 "duplicate_record and are not priced (--strict makes this an error)")
+    for line in duplicate_warnings(activity):
+        echo_err(f"costing: warning: {line}")
 
 
 @main.command("price")

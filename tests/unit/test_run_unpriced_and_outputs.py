@@ -222,3 +222,16 @@ def test_run_config_refuses_bad_thresholds() -> None:
                                 "unpriced": {"warn": 0.5, "fail": 0.2}})
     with pytest.raises(costing.ConfigError, match="fail"):
         RunConfig.from_mapping({"inputs": {"apc": {"path": "a.csv"}}, "unpriced": {"fail": 2}})
+
+
+def test_run_warns_per_file_of_repeated_record_ids(tmp_path: Path) -> None:
+    # e2 given twice in the extract: the second is duplicate_record (not priced again), and the
+    # run says so per file on stderr and in the manifest, not only in its status counts
+    run_file = write_run(tmp_path, apc=APC_2017 + "p1,e2,2017-09-01,2017-09-10,11,1,HN12F,RXX,50\n")
+    res = cli("run", "-q", str(run_file))
+    line = "1 record(s) repeat an earlier record's id (first at row 5)"
+    assert line in res.output, res.output
+    manifest = json.loads((tmp_path / "out" / "run_manifest.json").read_text())
+    assert any(line in w and "apc.csv" in w for w in manifest["warnings"])
+    priced = pl.read_parquet(tmp_path / "out" / "priced.parquet")
+    assert priced.filter(pl.col("status_name") == "duplicate_record").height == 1
