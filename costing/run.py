@@ -370,28 +370,14 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
         files["unpriced"] = write_frame(unpriced_windows, out_dir / "unpriced.csv")
         files["audit_summary"] = write_frame(audit_summary(audit_frame), out_dir / "audit_summary.csv")
         if cfg.evaluate is not None:
-            from costing.did import did, did_pretrend
-
             e = cfg.evaluate
-            say(f"difference in differences ({e.n_boot} bootstrap replicates)")
-            # cohort columns beyond those the windows carry (subgroups, covariates) come
-            # from the cohort itself
-            extra = bool(e.subgroups or e.adjust or e.balance)
-            kwargs: dict[str, Any] = dict(group=e.group, treated=e.treated, by="category", weight=e.weight,
-                          cluster=e.cluster, n_boot=e.n_boot, seed=e.seed, ci=e.ci,
-                          censoring=e.censoring, cohort=cohort if extra else None,
-                          measure=None if e.measure == "both" else e.measure)
-            did_frame = did(windows, pre=e.pre, post=e.post, subgroups=e.subgroups,
-                            adjust=e.adjust, **kwargs)
             pretrend = e.pretrend
             if matched is not None and not pretrend:
                 # always for matched cohorts: cases picked at a peak show a pre-trend
                 pretrend = _matched_pretrend(w.windows, warnings)
-            if pretrend:
-                trend = did_pretrend(windows, windows=pretrend, **kwargs)
-                did_frame = pl.concat([did_frame, trend], how="diagonal_relaxed")
-                if matched is not None:
-                    warnings += _pretrend_warnings(trend)
+            did_frame, trend = evaluate_windows(e, windows, cohort, say, pretrend)
+            if matched is not None and trend is not None:
+                warnings += _pretrend_warnings(trend)
             files["did"] = write_frame(did_frame, out_dir / "did.csv")
             if e.balance is not None:
                 from costing.balance import balance
@@ -474,6 +460,27 @@ def _match(cfg: RunConfig, priced: pl.DataFrame, files: dict[str, Path],
     spell = index_spells(priced, result.cohort, m.index_spell_days)
     files["index_spells"] = write_frame(priced.filter(spell), out_dir / "index_spells.csv")
     return result, priced.filter(~spell)
+
+
+def evaluate_windows(e: EvaluateSpec, windows: pl.DataFrame, cohort: pl.DataFrame | None,
+                     say: Progress, pretrend: tuple[int, ...] | None) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The run file's difference in differences on window costs, with the pre-trend rows
+    appended when ``pretrend`` names windows; returns the table and the pre-trend rows alone
+    (None without them). Both engines call this, so their DiD arguments cannot drift apart."""
+    from costing.did import did, did_pretrend
+
+    say(f"difference in differences ({e.n_boot} bootstrap replicates)")
+    # cohort columns beyond those the windows carry (subgroups, covariates) come from the cohort
+    extra = bool(e.subgroups or e.adjust or e.balance)
+    kwargs: dict[str, Any] = dict(group=e.group, treated=e.treated, by="category", weight=e.weight,
+                                  cluster=e.cluster, n_boot=e.n_boot, seed=e.seed, ci=e.ci,
+                                  censoring=e.censoring, cohort=cohort if extra else None,
+                                  measure=None if e.measure == "both" else e.measure)
+    did_frame = did(windows, pre=e.pre, post=e.post, subgroups=e.subgroups, adjust=e.adjust, **kwargs)
+    if not pretrend:
+        return did_frame, None
+    trend = did_pretrend(windows, windows=pretrend, **kwargs)
+    return pl.concat([did_frame, trend], how="diagonal_relaxed"), trend
 
 
 def _matched_pretrend(windows: tuple[int, ...], warnings: list[str]) -> tuple[int, ...] | None:

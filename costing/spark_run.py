@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from costing.errors import ConfigError, ConservationError
-from costing.run import EvaluateSpec, Progress, RunConfig, RunResult
+from costing.run import Progress, RunConfig, RunResult, evaluate_windows
 from costing.tables import TableSet
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
         check_money(float(counts["cost"].sum()), audit_sum, float(windows["cost"].sum()))
         files["audit_summary"] = write_frame(audit_sum, out_dir / "audit_summary.csv")
         if cfg.evaluate is not None:
-            did_frame = _evaluate(cfg.evaluate, windows, cohort, say)
+            did_frame, _ = evaluate_windows(cfg.evaluate, windows, cohort, say, cfg.evaluate.pretrend)
             files["did"] = write_frame(did_frame, out_dir / "did.csv")
     cov = combine_coverage(_combine(summaries, "coverage"))  # type: ignore[arg-type]
     files["coverage"] = write_frame(cov, out_dir / "coverage.csv")
@@ -256,20 +256,3 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
                      manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=rows_in)
 
-
-def _evaluate(e: EvaluateSpec, windows: pl.DataFrame, cohort: pl.DataFrame, say: Progress) -> pl.DataFrame:
-    """The run file's difference in differences (and pre-trend table) on window costs, with
-    the arguments the polars run gives (its [evaluate] balance table is not written here)."""
-    from costing.did import did, did_pretrend
-
-    say(f"difference in differences ({e.n_boot} bootstrap replicates)")
-    extra = bool(e.subgroups or e.adjust or e.balance)
-    kwargs: dict[str, Any] = dict(group=e.group, treated=e.treated, by="category", weight=e.weight,
-                                  cluster=e.cluster, n_boot=e.n_boot, seed=e.seed, ci=e.ci,
-                                  censoring=e.censoring, cohort=cohort if extra else None,
-                                  measure=None if e.measure == "both" else e.measure)
-    did_frame = did(windows, pre=e.pre, post=e.post, subgroups=e.subgroups, adjust=e.adjust, **kwargs)
-    if e.pretrend:
-        did_frame = pl.concat([did_frame, did_pretrend(windows, windows=e.pretrend, **kwargs)],
-                              how="diagonal_relaxed")
-    return did_frame
