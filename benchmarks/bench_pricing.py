@@ -2,6 +2,10 @@
 
     python benchmarks/bench_pricing.py --records 1000000 10000000
     python benchmarks/bench_pricing.py --records --stream 100000000   # Parquet -> Parquet, streamed
+    python benchmarks/bench_pricing.py --records 10000000 --out results.json
+
+Each run's result is one JSON object on standard output, and with ``--out`` all of them as
+a JSON list in that file.
 
 Each size is priced in a fresh subprocess so peak RSS is that run's own. Activity is
 generated once per size by benchmarks/generate.py in its own subprocess, before the timed
@@ -204,6 +208,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, nargs="*", default=[1_000_000])
     ap.add_argument("--perspective", choices=["provider", "purchaser", "both"], default="both")
     ap.add_argument("--stream", type=int, help="stream this many records Parquet -> Parquet")
+    ap.add_argument("--out", type=Path, help="also write every result to this JSON file (a list)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -213,12 +218,14 @@ def main() -> None:
         print(json.dumps(res))
         return
     persps = ["provider", "purchaser"] if a.perspective == "both" else [a.perspective]
+    results: list[dict[str, object]] = []
 
     def child(job: str) -> None:
         r = subprocess.run([sys.executable, __file__, "--child", job], capture_output=True, text=True,
                            check=False)
         out = r.stdout.strip() or json.dumps({"job": job, "error": r.stderr.strip()[-2000:]})
         print(out, flush=True)
+        results.append(json.loads(out))
 
     with tempfile.TemporaryDirectory(dir=HERE) as tmp:
         for n in a.records:
@@ -233,6 +240,8 @@ def main() -> None:
     if a.stream:
         for p in persps:
             child(f"stream:{a.stream}:{p}")
+    if a.out is not None:
+        a.out.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

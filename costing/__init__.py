@@ -35,7 +35,7 @@ from costing.errors import (
 from costing.io import read_activity, read_cohort, read_table, write_frame
 from costing.manifest import run_manifest, write_run_manifest
 from costing.match import MatchResult, match, prior_use
-from costing.pricing import price, price_lazy
+from costing.pricing import EngineOptions, price, price_lazy
 from costing.run import RunConfig, RunResult
 
 # ``costing.run`` is the module costing/run.py, callable as its run(): costing.run(path) and
@@ -57,6 +57,7 @@ __all__ = [
     "load_tables",
     "price",
     "price_lazy",
+    "EngineOptions",
     "CostingConfig",
     "read_activity",
     "read_cohort",

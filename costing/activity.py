@@ -1,4 +1,7 @@
-"""Canonical activity: typing, validation reasons, spells from episodes, point of delivery.
+"""Canonical activity: typing, validation reasons, spells from episodes.
+
+Point of delivery is a pricing rule (costing/pricing/rules/pod.py); the in-memory spell
+steps live with the in-memory engine (costing/pricing/engine/spells.py).
 
 Pricing calls ``prepare``; everything here is lazy polars expressions, no row loops.
 """
@@ -8,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 
 import polars as pl
 
@@ -18,8 +20,6 @@ from costing.schema import (
     ACTIVITY_REQUIRED,
     ACTIVITY_SCHEMA,
     ADMISSION_METHODS,
-    ELECTIVE_METHODS,
-    EMERGENCY_METHODS,
     HES_DUMMY_DAYS,
     PATIENT_CLASSIFICATIONS,
     PRICED_COLUMNS,
@@ -31,7 +31,6 @@ __all__ = [
     "canonical_frame",
     "string_columns",
     "strings_to_normalise",
-    "chunked_like",
     "normalise_codes",
     "row_checks",
     "row_check_column",
@@ -42,16 +41,11 @@ __all__ = [
     "DUPLICATE_REASON",
     "validation_failures",
     "build_spells",
-    "SpellPlan",
-    "spells_appended",
     "with_los",
     "has_episode_dates",
     "apc_los",
     "apc_price_date",
     "days_between",
-    "apc_pod",
-    "ae_pod",
-    "category_expr",
     "Check",
     "OP_ATTENDED",
     "OP_NOT_ATTENDED",
@@ -631,171 +625,3 @@ def build_spells(lf: pl.LazyFrame, config: CostingConfig) -> pl.LazyFrame:
         )
         .select(names + ["n_episodes", "spell_key"])
     )
-
-
-# Up to this many merged episodes (dropped) and first episodes (replaced by their spell's
-# row) are handled in memory by joining zero-copy slices of the rows around them (the result
-# has a chunk more for each); more by one gather, which copies every column.
-_DROP_BY_SLICES = 4096
-
-
-def _null_throughout(df: pl.DataFrame, rows: pl.DataFrame) -> list[str]:
-    """The columns of ``df`` null on every row of it and of ``rows``, but its first (a frame
-    of constants alone would have one row): set as constants after the two are joined, since
-    slicing or joining would write them out."""
-    return [c for c in df.columns[1:]
-            if df.get_column(c).null_count() == df.height and rows.get_column(c).null_count() == rows.height]
-
-
-def _rebuild(df: pl.DataFrame, drop: pl.Series, at: pl.Series, rows: pl.DataFrame,
-             then: Sequence[pl.Expr] = ()) -> pl.DataFrame:
-    """``df`` without its rows at positions ``drop`` and with its rows at positions ``at``
-    replaced by ``rows`` (in order; positions sorted and distinct, none in both), by
-    zero-copy slices: no column is copied, the frame just comes out in more chunks. Then
-    the expressions ``then`` (each setting a column in place).
-
-    A column null throughout is sliced as a stand-in and set back as a constant (slicing it
-    would write it out); no frame operation but the last (on a frame whose chunks differ
-    between columns, polars would first copy it into one chunk; and each pays per chunk).
-    """
-    stand_in, new_stand_in = df.get_column(df.columns[0]), rows.get_column(df.columns[0])
-    nulls = _null_throughout(df, rows)
-    kept = pl.DataFrame([stand_in.alias(c) if c in nulls else df.get_column(c) for c in df.columns])
-    if drop.len() or at.len():
-        new = pl.DataFrame([new_stand_in.alias(c) if c in nulls else rows.get_column(c) for c in df.columns])
-        events = sorted([(p, False) for p in drop.to_list()] + [(p, True) for p in at.to_list()])
-        pieces, start, j = [], 0, 0
-        for pos, replaced in events:  # bounded: at most _DROP_BY_SLICES
-            if pos > start:
-                pieces.append(kept.slice(start, pos - start))
-            if replaced:
-                pieces.append(new.slice(j, 1))
-                j += 1
-            start = pos + 1
-        if start < df.height:
-            pieces.append(kept.slice(start, df.height - start))
-        kept = pl.concat(pieces, rechunk=False)
-    last = [*(pl.lit(None, dtype=df.schema[c]).alias(c) for c in nulls), *then]
-    return kept.with_columns(last) if last else kept
-
-
-@dataclass(frozen=True)
-class SpellPlan:
-    """How a frame of episodes with their spells' first rows appended (:func:`spells_appended`)
-    becomes one row per spell: the first ``height`` rows are the episodes; the merged ones
-    (``drop``) go, and each first episode whose spell's values differ from its own (``at``)
-    is replaced by its appended row. It applies to any frame row-aligned with that one, e.g.
-    the priced output."""
-
-    height: int
-    drop: pl.Series
-    at: pl.Series
-
-    def apply(self, frame: pl.DataFrame, then: Sequence[pl.Expr] = ()) -> pl.DataFrame:
-        """``frame`` (row-aligned with the appended frame) as one row per spell, then the
-        expressions ``then`` (each setting a column in place)."""
-        n = self.height
-        if self.drop.len() + self.at.len() > _DROP_BY_SLICES:  # one gather of every column
-            order = pl.int_range(0, n, dtype=pl.UInt32, eager=True).scatter(
-                self.at, pl.int_range(n, n + self.at.len(), dtype=pl.UInt32, eager=True))
-            out = frame[order.filter(pl.repeat(True, n, eager=True).scatter(self.drop, False))]
-            return out.with_columns(then) if then else out
-        return _rebuild(frame.slice(0, n), self.drop, self.at, frame.slice(n), then)
-
-
-def spells_appended(df: pl.DataFrame, config: CostingConfig) -> tuple[pl.DataFrame, SpellPlan | None]:
-    """Spells for a frame in memory: ``df`` with ``n_episodes`` and ``spell_key``, and the
-    first episode of each spell whose values differ from its own (a spell of several
-    episodes, or a declared spell HRG) appended with the spell's values; and the
-    :class:`SpellPlan` that turns it (or its priced output) into one row per spell, as
-    :func:`build_spells` does. None when no spell changes anything.
-
-    Pricing reads the rows as they are and applies the plan to its output, so the wide
-    frame is neither copied nor cut into pieces before pricing (its steps pay per chunk).
-    """
-    n = df.height
-    roles = _spell_roles(_apc_episodes(df), config).collect()
-    heads = roles.filter(pl.col("_is_head"))
-    changed = heads.filter(~pl.col("_discharge").eq_missing(pl.col("_own_discharge"))
-                           | ~pl.col("_hrg").eq_missing(pl.col("_own_hrg"))
-                           | (pl.col("n_episodes") > 1)).sort(RID)
-    if not changed.height:
-        return df.with_columns(pl.lit(1, dtype=pl.Int32).alias("n_episodes"),
-                               pl.lit(None, dtype=pl.String).alias("spell_key")), None
-    at = changed.get_column(RID)
-    firsts = df[at].with_columns(
-        changed.get_column("_discharge").alias("discharge_date"), changed.get_column("_hrg").alias("hrg_code"),
-        changed.get_column("n_episodes"), changed.get_column("spell_key"))
-    # Columns null throughout stay constants; every other column, and the new ones, cut like
-    # the rows' chunks (a null text value's memory is never written)
-    nulls = set(_null_throughout(df, firsts))
-    kept = [c for c in df.columns if c not in nulls]
-    added = [pl.repeat(1, n, dtype=pl.Int32, eager=True).alias("n_episodes"),
-             pl.repeat(None, n, dtype=pl.String, eager=True).alias("spell_key")]
-    cut = {s.name: s for s in chunked_like(df, [*added, *([df.get_column(ROW)] if ROW in kept else [])])}
-    base = pl.DataFrame([cut[c] if c in cut else df.get_column(c) for c in [*kept, "n_episodes", "spell_key"]])
-    frame = pl.concat([base, firsts.select(base.columns)], rechunk=False).with_columns(
-        [pl.lit(None, dtype=df.schema[c]).alias(c) for c in nulls])
-    plan = SpellPlan(n, roles.filter(~pl.col("_is_head")).get_column(RID).sort(), at)
-    return frame.select(*df.columns, "n_episodes", "spell_key"), plan
-
-
-def chunked_like(df: pl.DataFrame, columns: Sequence[pl.Series]) -> list[pl.Series]:
-    """New one-piece ``columns`` cut (zero-copy) at the chunk boundaries of ``df``'s most
-    chunked column (a Parquet read comes in row groups). Columns of a frame chunked alike
-    stay apart; were one column's chunks to differ, polars would copy the whole frame into
-    one chunk at its next step (docs/performance.md, point 6)."""
-    counts = dict(zip(df.columns, df.n_chunks("all"), strict=True))
-    most = max(counts, key=counts.__getitem__, default=None)
-    if most is None or counts[most] == 1:
-        return list(columns)
-    lengths = [c.len() for c in df.get_column(most).get_chunks()]
-    starts = list(accumulate(lengths[:-1], initial=0))
-    return [pl.concat([c.slice(a, n) for a, n in zip(starts, lengths, strict=True)], rechunk=False)
-            if c.n_chunks() == 1 else c for c in columns]
-
-
-# --------------------------------------------------------------------------------------
-# point of delivery and cost category
-# --------------------------------------------------------------------------------------
-
-
-def apc_pod() -> pl.Expr:
-    """DC, EL, NEL or RP for admitted care (docs/domain.md#pod); null if undeterminable."""
-    method = pl.col("admission_method")
-    cls = pl.col("patient_classification")
-    elective = one_of(method, ELECTIVE_METHODS)
-    return (
-        pl.when(one_of(cls, ["3", "4"])).then(pl.lit("RP"))
-        .when(elective & (cls == "2")).then(pl.lit("DC"))
-        .when(elective & cls.is_not_null()).then(pl.lit("EL"))
-        .when(one_of(method, ADMISSION_METHODS) & ~elective & cls.is_not_null()).then(pl.lit("NEL"))
-    )
-
-
-def ae_pod() -> pl.Expr:
-    """AE_T12 (types 1 and 2 share a tariff price), AE_T3 or AE_T4 by department type."""
-    t = pl.col("department_type")
-    return (
-        pl.when(one_of(t, ["01", "02"])).then(pl.lit("AE_T12"))
-        .when(t == "03").then(pl.lit("AE_T3"))
-        .when(t == "04").then(pl.lit("AE_T4"))
-    )
-
-
-def category_expr() -> pl.Expr:
-    """elective / non_elective / outpatient / ae. Day case and RP report under elective;
-    an APC record whose method is not elective (or unknown) is non_elective."""
-    s = pl.col("setting")
-    return (
-        pl.when(s == "op").then(pl.lit("outpatient"))
-        .when(s == "ae").then(pl.lit("ae"))
-        .when(one_of(pl.col("pod"), ["DC", "EL", "RP"])).then(pl.lit("elective"))
-        .when(one_of(pl.col("admission_method"), ELECTIVE_METHODS) & pl.col("pod").is_null())
-        .then(pl.lit("elective"))
-        .otherwise(pl.lit("non_elective"))
-    )
-
-
-def is_emergency() -> pl.Expr:
-    return one_of(pl.col("admission_method"), EMERGENCY_METHODS)

@@ -28,6 +28,17 @@ def pipeline(act: pl.DataFrame, cohort: pl.DataFrame, tables: costing.TableSet,
     return priced, win
 
 
+def reference_pipeline(act: pl.DataFrame, cohort: pl.DataFrame, tables: costing.TableSet,
+                       cfg: costing.CostingConfig, rules: Rules) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`pipeline` with the reference engine (every rule on every record): the yardstick
+    the alternatives are checked against (not timed: it is the plain, slow way)."""
+    from costing.pricing.reference import price_reference
+
+    priced = price_reference(act, tables, cfg)
+    win = costing.cost_by_window(priced, cohort, windows=rules.windows, months=rules.months)
+    return priced, win
+
+
 def totals(priced: pl.DataFrame, win: pl.DataFrame, rules: Rules) -> Totals:
     """The comparison totals from the engine's outputs."""
     by_status = priced.group_by("status").agg(pl.len(), pl.col("cost").sum()).sort("status")

@@ -32,6 +32,7 @@ from costing.schema import (
 from costing.tables import TableSet, load_tables
 from tests.fixtures.tables import (
     apc_rows,
+    write_index,
     write_mff,
     write_reference_costs,
     write_tariff,
@@ -61,6 +62,7 @@ __all__ = [
 #: The one edition the fixture tables carry (tariff, reference cost, trim points).
 EDITION = "2017-18"
 MFF_EDITION = "2026-27"
+INDEX_NAME = "fixture_index"
 
 TARIFF_HRGS = ("DZ11V", "HN12F", "FZ22Z", "WA14Z", "BZ23Z")
 AE_HRGS = ("VB01Z", "VB02Z")
@@ -192,6 +194,8 @@ def write_tables(
     rc_scale: float = 1.0,
     drop_tariff_hrg: str | None = None,
     with_tariff: bool = True,
+    earlier: str | None = None,
+    index: dict[str, float] | None = None,
 ) -> TableSet:
     """Write ``spec`` as editions under ``root`` and load them (verified) as a TableSet.
 
@@ -202,7 +206,21 @@ def write_tables(
         rc_scale: multiply every reference cost by this.
         drop_tariff_hrg: leave this HRG out of the APC and A&E tariff.
         with_tariff: write no tariff edition at all when False.
+        earlier: also write the tariff and reference costs as this (earlier) edition, every
+            price 90% of the spec's (so the edition a record is priced at shows).
+        index: an inflation index ``INDEX_NAME`` with these values by financial year.
     """
+    if earlier is not None:
+        _write_edition(root, spec, tariff_scale * 0.9, rc_scale * 0.9, drop_tariff_hrg, with_tariff, earlier)
+    if index is not None:
+        write_index(root, "2025-26", INDEX_NAME, index)
+    _write_edition(root, spec, tariff_scale, rc_scale, drop_tariff_hrg, with_tariff, EDITION)
+    return load_tables(root)
+
+
+def _write_edition(root: Path, spec: TableSpec, tariff_scale: float, rc_scale: float,
+                   drop_tariff_hrg: str | None, with_tariff: bool, edition: str) -> None:
+    """:func:`write_tables` of one edition (trim points and MFF with ``EDITION`` only)."""
 
     def scale(row: dict[str, Any]) -> dict[str, Any]:
         return {k: (_scaled(v, tariff_scale) if k in _TARIFF_PRICE_COLUMNS else v)
@@ -218,12 +236,12 @@ def write_tables(
         ae = pl.DataFrame([scale(r) for r in spec.ae if r["hrg_code"] != drop_tariff_hrg], schema={
             "hrg_code": pl.String, "hrg_name": pl.String, "type_1_2_price": pl.Float64,
             "type_3_price": pl.Float64})
-        write_tariff(root, EDITION, apc_rows(*apc), op_attendance=op, ae=ae)
-    write_reference_costs(root, EDITION, [(d, s, c, p * rc_scale) for d, s, c, p in spec.reference_costs])
-    if spec.trimpoints:
-        write_trimpoints(root, EDITION, spec.trimpoints)
-    write_mff(root, MFF_EDITION, spec.mff)
-    return load_tables(root)
+        write_tariff(root, edition, apc_rows(*apc), op_attendance=op, ae=ae)
+    write_reference_costs(root, edition, [(d, s, c, p * rc_scale) for d, s, c, p in spec.reference_costs])
+    if edition == EDITION:
+        if spec.trimpoints:
+            write_trimpoints(root, EDITION, spec.trimpoints)
+        write_mff(root, MFF_EDITION, spec.mff)
 
 
 # --------------------------------------------------------------------------------------
@@ -384,3 +402,18 @@ def activity_frames(
     """A canonical activity frame of mixed settings, valid and invalid records."""
     rec = records if records is not None else activity_records(dummy_dates=dummy_dates)
     return st.lists(rec, min_size=min_size, max_size=max_size).map(lambda r: to_frame(r, prefix))
+
+
+def messy(df: pl.DataFrame) -> pl.DataFrame:
+    """The same records with codes as an extract might hold them: padded with blanks,
+    HRG and admission method in lower case, setting in upper case, A&E type unpadded."""
+    lower = ("hrg_code", "admission_method")
+    pad = [c for c, t in df.schema.items()
+           if t == pl.String and c not in ("setting", "department_type", *lower)]
+    return df.with_columns(
+        *[(pl.lit(" ") + pl.col(c) + pl.lit("  ")).alias(c) for c in pad],
+        *[(pl.lit(" ") + pl.col(c).str.to_lowercase() + pl.lit("\t")).alias(c)
+          for c in lower],
+        pl.col("setting").str.to_uppercase(),
+        pl.col("department_type").str.strip_chars_start("0"),
+    )

@@ -383,8 +383,6 @@ def test_spells_from_provider_patient_admission_date(fixture_tables: costing.Tab
 @pytest.mark.parametrize("pieces", [1, 2, 3, 100])
 def test_spell_key_names_merged_spells_only_and_spell_values_land_on_the_head(
         fixture_tables: costing.TableSet, by_slices: bool, pieces: int) -> None:
-    from costing import activity
-
     d = D(2017, 6, 1)
     eps = [
         apc("lone", los=2),
@@ -398,9 +396,9 @@ def test_spell_key_names_merged_spells_only_and_spell_values_land_on_the_head(
     ]
     df = frame(*eps)
     held = pl.concat([df.slice(i, pieces) for i in range(0, df.height, pieces)], rechunk=False)
-    with pytest.MonkeyPatch.context() as mp:  # few changed rows: slices; many: a copy
-        mp.setattr(activity, "_DROP_BY_SLICES", 1 << 30 if by_slices else 0)
-        out = costing.price(held, fixture_tables, PURCHASER)
+    # few changed rows: slices; many: a copy
+    options = costing.EngineOptions(drop_by_slices=1 << 30 if by_slices else 0)
+    out = costing.price(held, fixture_tables, PURCHASER, options=options)
     assert_frame_equal(out, costing.price_lazy(df.lazy(), fixture_tables, PURCHASER).collect())
     got = {r["record_id"]: r for r in out.iter_rows(named=True)}
     # each spell at its first episode's place, in input order
@@ -509,13 +507,6 @@ def test_output_keeps_input_columns_and_appends_priced_columns(fixture_tables: c
     assert out["my_extra"][0] == "keep me"
     for col, dtype in costing.schema.PRICED_COLUMNS.items():
         assert out.schema[col] == dtype, col
-
-
-def test_price_lazy_equals_price(fixture_tables: costing.TableSet) -> None:
-    records = frame(apc("a", los=2), apc("b", hrg="WA14Z", los=6))
-    lazy = costing.price_lazy(records.lazy(), fixture_tables, PURCHASER)
-    assert isinstance(lazy, pl.LazyFrame)
-    assert lazy.collect().equals(costing.price(records, fixture_tables, PURCHASER))
 
 
 # --------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ PUBLIC = {
     # reading and writing
     "read_activity", "read_cohort", "read_table", "write_frame",
     # pricing
-    "price", "price_lazy", "CostingConfig", "Status", "CostSource",
+    "price", "price_lazy", "EngineOptions", "CostingConfig", "Status", "CostSource",
     # windows, audit, coverage, manifest
     "validate_cohort", "cost_by_window", "audit", "audit_summary", "coverage",
     "run_manifest", "write_run_manifest", "assess_unpriced", "unpriced_by_window",
