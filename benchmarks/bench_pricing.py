@@ -10,9 +10,9 @@ a JSON list in that file.
 Each size is priced in a fresh subprocess so peak RSS is that run's own. Activity is
 generated once per size by benchmarks/generate.py in its own subprocess, before the timed
 runs, and each run reads it from Parquet (not timed), then prices it, in provider and
-purchaser perspectives (the purchaser run uses a
-synthetic illustrative tariff built from the reference costs so the tariff lookups really
-happen). ``rss_mb_with_input_only`` is the process's RSS holding just the input frame.
+purchaser perspectives (the purchaser run prices at the shipped 2017-18 tariff; tables
+without one get a synthetic illustrative tariff built from the reference costs, so the
+tariff lookups really happen). ``rss_mb_with_input_only`` is the process's RSS holding just the input frame.
 """
 
 from __future__ import annotations
@@ -103,13 +103,16 @@ class _MemorySampler:
 
 
 def _tariff_tables():  # type: ignore[no-untyped-def]
-    """Shipped tables plus a synthetic HRG4 tariff (reference costs x 0.9) for the benchmark."""
+    """The shipped tables, with their 2017-18 tariff; where they hold none, a synthetic HRG4
+    tariff (reference costs x 0.9) is added for the benchmark."""
     import polars as pl
 
     import costing
     from costing.tables import Source, load_tables, write_edition
 
     tables = costing.load_tables()
+    if "2017-18" in tables.editions("tariff"):
+        return tables
     rc = tables.table("reference_cost", "2017-18", "reference_costs")
     nel = rc.filter(pl.col("department_code") == "NEL").select("currency_code", nel_price=pl.col("unit_cost") * 0.9)
     el = rc.filter(pl.col("department_code") == "EL").select("currency_code", el_price=pl.col("unit_cost") * 0.9)
@@ -128,8 +131,8 @@ def _tariff_tables():  # type: ignore[no-untyped-def]
 
 
 def _setup(perspective: str):  # type: ignore[no-untyped-def]
-    """Tables and configuration of a run: fixed 2017-18 editions; the purchaser run adds
-    the synthetic tariff."""
+    """Tables and configuration of a run: fixed 2017-18 editions (the purchaser run's tariff
+    from :func:`_tariff_tables`)."""
     import costing
 
     tables = _tariff_tables() if perspective == "purchaser" else costing.load_tables()

@@ -8,17 +8,18 @@ eligibility), and the rules (``costing.pricing.rules``, evaluated by
 :func:`costing.price` and :func:`costing.price_lazy` and exists to define what they must
 return: ``tests/property/test_engine_equality.py`` holds all three equal, column for column.
 
-Example:
+Example (docs/domain.md#verified-figures: HN12F EL £6,060.96, EL_XS £412.76 a day, trim 7):
     >>> import datetime as dt, polars as pl, costing
     >>> from costing.pricing.reference import price_reference
-    >>> episode = pl.DataFrame({
-    ...     "record_id": ["e1"], "patient_id": ["p1"], "setting": ["apc"],
-    ...     "activity_date": [dt.date(2017, 6, 1)], "discharge_date": [dt.date(2017, 6, 13)],
-    ...     "admission_method": ["21"], "patient_classification": ["1"],
-    ...     "hrg_code": ["DZ11V"], "hrg_version": ["HRG4"]})
+    >>> stay = pl.DataFrame({
+    ...     "record_id": ["s1"], "patient_id": ["p1"], "setting": ["apc"],
+    ...     "activity_date": [dt.date(2017, 9, 4)], "discharge_date": [dt.date(2017, 9, 13)],
+    ...     "admission_method": ["11"], "patient_classification": ["1"], "hrg_code": ["HN12F"]})
     >>> cfg = costing.CostingConfig(perspective="provider", reference_cost_edition="2017-18")
-    >>> out = price_reference(episode, config=cfg)
-    >>> out.equals(costing.price(episode, config=cfg))
+    >>> out = price_reference(stay, config=cfg)
+    >>> round(out["cost"][0], 2)  # 6,060.96 + (9 - 7) x 412.76
+    6886.48
+    >>> out.equals(costing.price(stay, config=cfg))
     True
 """
 
@@ -29,9 +30,8 @@ import polars as pl
 from costing.activity import RID, apc_los, apc_price_date, validation_failures
 from costing.config import CostingConfig
 from costing.errors import ValidationError
-from costing.pricing.engine.evaluate import edition_index, price_keys, resolve_tables
+from costing.pricing.engine.evaluate import edition_index, price_keys, resolve_tables, row_rule_columns
 from costing.pricing.engine.keys import editions_for, keep_originals, prepare, row_rule_outputs
-from costing.pricing.rules import rules_for
 from costing.schema import PRICED_COLUMNS
 from costing.tables import TableSet
 
@@ -63,10 +63,7 @@ def price_reference(activity: pl.DataFrame | pl.LazyFrame, tables: TableSet | No
         *[ed.index_expr(price_date).alias(edition_index(kind)) for kind, ed in editions.items()],
     )
     # the per-record rules (they may read the length of stay); one not in use is null
-    per_record = {r.output: r for r in rules_for(cfg) if r.row}
-    records = records.with_columns(
-        (per_record[c].expr(cfg) if c in per_record else pl.lit(None, dtype=pl.Boolean)).alias(c)
-        for c in row_rule_outputs())
+    records = records.with_columns(row_rule_columns(cfg, editions, row_rule_outputs()))
 
     # every rule on every record: each record is its own "key", all its fields in it
     priced = price_keys(records, tables, cfg, cfg.resolved_chain(), editions, key_cols=fields,

@@ -17,6 +17,8 @@ the real ``write_edition`` through ``tests/fixtures/tables.py``. Every price is 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -417,3 +419,21 @@ def messy(df: pl.DataFrame) -> pl.DataFrame:
         pl.col("setting").str.to_uppercase(),
         pl.col("department_type").str.strip_chars_start("0"),
     )
+
+
+class ScratchFolders:
+    """Folders for a test module's fixture editions (one fresh subfolder per write), in
+    shared memory where there is some. Loaded frames are held in memory, so the folders are
+    removed at the end of the module (removing thousands of small files one example at a
+    time doubled the run time)."""
+
+    def __init__(self) -> None:
+        shm = Path("/dev/shm")
+        self.dir = tempfile.TemporaryDirectory(
+            prefix="costing-props-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
+        self.n = 0
+
+    def folder(self) -> Path:
+        self.n += 1
+        return Path(self.dir.name) / str(self.n)
+

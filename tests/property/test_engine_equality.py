@@ -2,19 +2,16 @@
 ``costing.pricing.reference``), the keyed in-memory engine (``costing.price``) and the
 streaming engine (``costing.price_lazy``) return the same frame, every column, for every
 configuration: both perspectives, declared chains, fixed and dated editions, MFF, inflation,
-spells, adjustments switched off; on input held in several chunks, with codes as read or
-as an extract might hold them, and under engine options that force the rare paths (tiny
-batches and check slices, colliding hashes, no threads).
+spells, thresholds moved, adjustments switched off; on input held in several chunks, with
+codes as read or as an extract might hold them, and under engine options that force the rare
+paths (tiny batches and check slices, colliding hashes, no threads).
 
 Hypothesis profile ``ci`` by default; ``COSTING_HYPOTHESIS_PROFILE=deep`` for many more.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -27,6 +24,7 @@ from costing import CostingConfig
 from costing.errors import CostingError
 from costing.pricing.reference import price_reference
 from tests.property.strategies import (
+    ScratchFolders,
     EDITION,
     INDEX_NAME,
     TableSpec,
@@ -49,6 +47,9 @@ CONFIGS = {
     "chain_rc_then_tariff": FIXED.model_copy(update={"chain": ("reference_cost", "tariff")}),
     "mff_fixed": FIXED.model_copy(update={"mff": True}),
     "mff_dated_inflation_spells": CostingConfig(mff=True, **INFLATION),
+    # thresholds moved: a stay newly short enough must get the short-stay price in every
+    # engine (the stay test is read per record for age and per key for the price)
+    "thresholds_moved": FIXED.model_copy(update={"sse_max_los": 3, "sse_min_age": 40, "nes_los_threshold": 4}),
     "adjustments_off": FIXED.model_copy(update={
         "short_stay_emergency": False, "long_stay": False, "rp_source": "tariff_day_case",
         "op_reference_department": "NCL"}),
@@ -61,21 +62,7 @@ OPTIONS = st.sampled_from([
 ])
 
 
-class _Scratch:
-    """A folder for this module's fixture editions (one subfolder per example)."""
-
-    def __init__(self) -> None:
-        shm = Path("/dev/shm")
-        self.dir = tempfile.TemporaryDirectory(
-            prefix="costing-equality-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
-        self.n = 0
-
-    def folder(self) -> Path:
-        self.n += 1
-        return Path(self.dir.name) / str(self.n)
-
-
-_SCRATCH = _Scratch()
+_SCRATCH = ScratchFolders()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -91,6 +78,28 @@ def _in_pieces(df: pl.DataFrame, size: int) -> pl.DataFrame:
     return pl.concat([df.slice(i, size) for i in range(0, df.height, size)], rechunk=False)
 
 
+def _with_twins(df: pl.DataFrame) -> pl.DataFrame:
+    """``df``, each admitted record again as a same-day emergency stay (the short-stay
+    emergency candidates random records seldom are), then every one of those twice more under
+    a new id: once with its age moved across the short-stay emergency age, once staying a day
+    longer. Twins share every code with their record, so an engine that merged keys which
+    differ only in a per-record quantity (age eligibility, length of stay) would price a twin
+    like its record."""
+    age, rid = pl.col("age"), pl.col("record_id")
+    short = df.filter(pl.col("setting") == "apc").with_columns(
+        (rid + "-sse").alias("record_id"), pl.lit("21").alias("admission_method"),
+        pl.lit("1").alias("patient_classification"), pl.col("activity_date").alias("discharge_date"))
+    base = pl.concat([df, short])
+    return pl.concat([
+        base,
+        base.with_columns((rid + "-age").alias("record_id"),
+                          pl.when(age.is_null()).then(45).when(age >= 19).then(age - 19)
+                          .otherwise(age + 40).cast(pl.Int32).alias("age")),
+        base.with_columns((rid + "-los").alias("record_id"),
+                          (pl.col("discharge_date") + pl.duration(days=1)).alias("discharge_date")),
+    ])
+
+
 def _outcome(run: object) -> pl.DataFrame | type[CostingError]:
     """The engine's frame, or the kind of error it refused the input with."""
     try:
@@ -101,7 +110,7 @@ def _outcome(run: object) -> pl.DataFrame | type[CostingError]:
 
 
 @settings(max_examples=6)
-@given(spec=table_specs(), df=activity_frames(min_size=8, max_size=40), piece=st.integers(1, 9),
+@given(spec=table_specs(), df=activity_frames(min_size=5, max_size=20), piece=st.integers(1, 9),
        as_read=st.booleans(), options=OPTIONS)
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_reference_in_memory_and_streaming_engines_give_the_same_frame(
@@ -110,7 +119,7 @@ def test_reference_in_memory_and_streaming_engines_give_the_same_frame(
     tables = write_tables(_SCRATCH.folder(), spec, earlier=EARLIER,
                           index={EARLIER: 96.5, EDITION: 100.0})
     cfg = CONFIGS[config]
-    records = df if as_read else messy(df)
+    records = _with_twins(df) if as_read else messy(_with_twins(df))
     expected = _outcome(lambda: price_reference(records, tables, cfg))
     chunked = _in_pieces(records, piece)
     for engine in (lambda: costing.price(chunked, tables, cfg, options=options),

@@ -10,9 +10,7 @@ examples: ``COSTING_HYPOTHESIS_PROFILE=deep pytest tests/property``.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from costing.errors import TableError, TableIntegrityError
 from costing.schema import EMERGENCY_METHODS
 from costing.tables import shipped_tables_path
 from tests.property.strategies import (
+    ScratchFolders,
     EDITION,
     TableSpec,
     activity_frames,
@@ -55,25 +54,7 @@ CONFIGS = {
 }
 
 
-class _Scratch:
-    """A folder for this module's fixture editions (one fresh subfolder per write).
-
-    Loaded frames are held in memory, so folders are only removed at the end of the module
-    (removing thousands of small files one example at a time doubled the run time).
-    """
-
-    def __init__(self) -> None:
-        shm = Path("/dev/shm")
-        self.dir = tempfile.TemporaryDirectory(
-            prefix="costing-props-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
-        self.n = 0
-
-    def folder(self) -> Path:
-        self.n += 1
-        return Path(self.dir.name) / str(self.n)
-
-
-_SCRATCH = _Scratch()
+_SCRATCH = ScratchFolders()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -97,3 +97,53 @@ def test_rules_a_configuration_turns_off_are_not_used() -> None:
         r.name for r in rules_for(costing.CostingConfig(rp_source="tariff_day_case"))}
     provider = {r.name for r in rules_for(costing.CostingConfig(perspective="provider"))}
     assert "short_stay_emergency" not in provider and "admitted_care_department" in provider
+
+
+# --------------------------------------------------------------------------------------
+# per-edition rule sets
+# --------------------------------------------------------------------------------------
+
+
+def test_an_edition_uses_the_latest_rule_set_not_after_it() -> None:
+    from costing.pricing.rules import RuleSet, rules_of_edition
+    from costing.pricing.rules import apc_tariff
+
+    later = tuple(r for r in TARIFF if r is not apc_tariff.EXCESS_BED_DAYS)
+    sets = {"tariff": (RuleSet("2003-04", TARIFF), RuleSet("2017-18", later))}
+    assert rules_of_edition("tariff", "2016-17", sets) == TARIFF
+    assert rules_of_edition("tariff", "2017-18", sets) == later
+    assert rules_of_edition("tariff", "2022-23", sets) == later
+    assert rules_of_edition("tariff", "2002-03", sets) == ()
+    # the shipped registry: every edition of each level has its rules, in evaluation order
+    assert rules_of_edition("tariff", "2017-18") == TARIFF
+    assert rules_of_edition("reference_cost", "2023-24") == REFERENCE_COST
+
+
+def test_a_rule_registered_from_a_year_applies_to_records_of_that_year_only() -> None:
+    # two dated tariff editions; from 2017-18 a new excess-bed-day rule pays double days
+    # (a rule that changes from a year is a new rule in a new set, not an if inside one)
+    import dataclasses
+
+    from costing.pricing.engine.evaluate import edition_index, level_column
+    from costing.pricing.engine.lookups import Editions
+    from costing.pricing.rules import RuleSet
+    from costing.pricing.rules import apc_tariff
+
+    doubled = dataclasses.replace(apc_tariff.EXCESS_BED_DAYS, name="tariff_excess_bed_days_doubled",
+                                  value=lambda cfg: apc_tariff.EXCESS_BED_DAYS.value(cfg) * 2)
+    sets = {"tariff": (RuleSet("2003-04", TARIFF),
+                       RuleSet("2017-18", tuple(doubled if r is apc_tariff.EXCESS_BED_DAYS else r
+                                                for r in TARIFF)))}
+
+    class _Edition:  # the two fields level_column reads of an edition
+        def __init__(self, edition: str) -> None:
+            self.edition = edition
+
+    ed = Editions("tariff", (_Edition("2016-17"), _Edition("2017-18")), None)  # type: ignore[arg-type]
+    frame = pl.DataFrame({
+        "setting": ["apc", "apc"], "_t_sse": [False, False], "_t_pod_price": [1000.0, 1000.0],
+        "_t_trim": [5, 5], "_t_excess_bed_day_price": [100.0, 100.0], "los_days": [8, 8],
+        edition_index("tariff"): [0, 1]})
+    days = frame.select(level_column("_tariff_xs_days", costing.CostingConfig(), "tariff", ed,
+                                     pl.lit(0, dtype=pl.Int32), sets))
+    assert days["_tariff_xs_days"].to_list() == [3, 6]  # 8 - 5 = 3 days; doubled from 2017-18

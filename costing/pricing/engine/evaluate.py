@@ -31,9 +31,8 @@ from costing.pricing.engine.lookups import (
     trim_table,
     RC_DEPARTMENTS,
 )
-from costing.pricing.rules import adjustments, apc_tariff, chain, outpatients, pod
-from costing.pricing.rules import ae as ae_rules
-from costing.pricing.rules import reference_costs as rc_rules
+from costing.pricing.rules import adjustments, apc_tariff, chain, pod
+from costing.pricing.rules import RULE_SETS, RuleSet, rules_of_edition
 from costing.pricing.rules.base import Rule, first_applying
 from costing.pricing.rules.pod import ae_pod, category_expr
 from costing.schema import PRICED_COLUMNS
@@ -65,6 +64,38 @@ def _set(rules: Sequence[Rule], cfg: CostingConfig, otherwise: pl.Expr | None = 
     return first_applying([r for r in rules if r.active(cfg)], cfg, otherwise).alias(rules[0].output)
 
 
+def level_column(output: str, cfg: CostingConfig, kind: str, ed: Editions, otherwise: pl.Expr | None = None,
+                 sets: dict[str, tuple[RuleSet, ...]] | None = None) -> pl.Expr:
+    """The column ``output`` as each edition of level ``kind`` sets it: the rules of the
+    edition's rule set (``costing.pricing.rules.RULE_SETS``) that set ``output``, in the set's
+    order, the first that applies winning. Editions that share their rules share one
+    expression; with editions whose rules differ, a record's edition chooses."""
+    editions = [e.edition for e in ed.editions] or [RULE_SETS[kind][-1].first_edition if sets is None
+                                                    else sets[kind][-1].first_edition]
+    groups: dict[tuple[Rule, ...], list[int]] = {}
+    for i, edition in enumerate(editions):
+        rules = tuple(r for r in rules_of_edition(kind, edition, sets) if r.output == output and r.active(cfg))
+        groups.setdefault(rules, []).append(i)
+    if len(groups) == 1:
+        return first_applying(next(iter(groups)), cfg, otherwise).alias(output)
+    out: pl.Expr = pl.lit(None) if otherwise is None else otherwise
+    for rules, at in reversed(groups.items()):
+        out = pl.when(pl.col(edition_index(kind)).is_in(at)).then(first_applying(rules, cfg, otherwise)).otherwise(out)
+    return out.alias(output)
+
+
+def row_rule_columns(cfg: CostingConfig, eds: dict[str, Editions], outputs: Sequence[str]) -> list[pl.Expr]:
+    """The per-record rules' columns (``outputs``, each Boolean), set by the rules of the
+    level that declares them in each record's edition; null where no level in the chain
+    does (it then splits no keys)."""
+    out = []
+    for output in outputs:
+        kinds = [k for k in eds if any(r.output == output and r.row for s in RULE_SETS[k] for r in s.rules)]
+        out.append(level_column(output, cfg, kinds[0], eds[kinds[0]]).cast(pl.Boolean) if kinds
+                   else pl.lit(None, dtype=pl.Boolean).alias(output))
+    return out
+
+
 def tariff_level(lf: pl.LazyFrame, ed: Editions, cfg: CostingConfig, codes: Codes) -> pl.LazyFrame:
     """Adds _tariff_cost, _tariff_base, _tariff_xs_days, _tariff_xs_cost, _tariff_sse,
     _tariff_reason, _tariff_edition, _tariff_version, _tariff_proc."""
@@ -85,16 +116,13 @@ def tariff_level(lf: pl.LazyFrame, ed: Editions, cfg: CostingConfig, codes: Code
     lf = lf.with_columns([e for r, k, ids, _, known, vals in lookups
                           for e in tariff_lookup(ed, r, k, ids, known, vals)])
 
-    lf = lf.with_columns(_set(apc_tariff.POD_PRICE, cfg), _set(apc_tariff.TRIM_POINT, cfg),
-                         _set([apc_tariff.SSE_ELIGIBLE], cfg),
-                         _set([outpatients.TARIFF_PROCEDURE], cfg))
-    lf = lf.with_columns(_set([apc_tariff.SHORT_STAY_EMERGENCY], cfg))
-    base = [apc_tariff.SSE_PRICE, apc_tariff.APC_PRICE, outpatients.TARIFF_PROCEDURE_PRICE,
-            outpatients.TARIFF_ATTENDANCE_PRICE, ae_rules.TARIFF_PRICE]
-    lf = lf.with_columns(
-        _set(base, cfg),
-        _set([apc_tariff.EXCESS_BED_DAYS], cfg, pl.lit(0, dtype=pl.Int32)),
-    ).with_columns(
+    def rules(output: str, otherwise: pl.Expr | None = None) -> pl.Expr:
+        return level_column(output, cfg, "tariff", ed, otherwise)
+
+    # each step sets columns the next reads (the rules in costing/pricing/rules/)
+    lf = lf.with_columns(rules("_t_pod_price"), rules("_t_trim"), rules("_t_sse_needs_age"), rules("_tariff_proc"))
+    lf = lf.with_columns(rules("_t_sse"))
+    lf = lf.with_columns(rules("_tariff_base"), rules("_tariff_xs_days", pl.lit(0, dtype=pl.Int32))).with_columns(
         (pl.col("_tariff_xs_days") * pl.col("_t_excess_bed_day_price").fill_null(0.0)).alias("_tariff_xs_cost"),
         pl.col("_t_sse").alias("_tariff_sse"),
     ).with_columns(
@@ -126,10 +154,12 @@ def rc_level(lf: pl.LazyFrame, ed: Editions, tables: TableSet, cfg: CostingConfi
     edi = pl.col(edition_index("reference_cost"))
     hrg = pl.col("_hrg_i")
     no_service = pl.lit(codes.service[""], dtype=pl.Int64)
+    def rules(output: str, otherwise: pl.Expr | None = None) -> pl.Expr:
+        return level_column(output, cfg, "reference_cost", ed, otherwise)
+
     lf = lf.with_columns(
-        _set(rc_rules.DEPARTMENT, cfg), _set(rc_rules.SERVICE, cfg, pl.lit("")),
-        _set(rc_rules.EXCESS_DAY_DEPARTMENT, cfg), _set(rc_rules.EXCESS_DAY_SERVICE, cfg, pl.lit("")),
-        _set(rc_rules.EXCESS_DAY_CODE, cfg),
+        rules("_rc_dept1"), rules("_rc_service1", pl.lit("")),
+        rules("_rc_dept2"), rules("_rc_service2", pl.lit("")), rules("_rc_code2"),
     )
 
     def dept_id(col: str) -> pl.Expr:
@@ -179,12 +209,12 @@ def rc_level(lf: pl.LazyFrame, ed: Editions, tables: TableSet, cfg: CostingConfi
         gather(trim["trim_days"], pl.Int32, row_of(pl.when(s == "apc").then(hrg_key), trim["key"]))
         .alias("_rc_trim"),
     )
-    lf = lf.with_columns(_set([rc_rules.PROCEDURE], cfg))
+    lf = lf.with_columns(rules("_rc_proc"))
     wide = (pl.when(s == "op").then(pl.when(pl.col("_rc_proc")).then(pl.col("_rc_p1_wide"))
                                     .otherwise(pl.col("_rc_p2_wide")))
             .when(s == "ae").then(pl.col("_rc_p1_wide")).otherwise(pl.lit(False)))
     lf = lf.with_columns(
-        _set(rc_rules.PRICE, cfg), _set([rc_rules.EXCESS_BED_DAYS], cfg, pl.lit(0, dtype=pl.Int32)),
+        rules("_rc_base"), rules("_rc_xs_days", pl.lit(0, dtype=pl.Int32)),
         wide.fill_null(False).alias("_rc_wide"),
     ).with_columns(
         (pl.col("_rc_xs_days") * pl.col("_rc_p2").fill_null(0.0)).alias("_rc_xs_cost"),

@@ -33,7 +33,14 @@ from costing.activity import (
 from costing.config import CostingConfig
 from costing.errors import CostingError, ValidationError
 from costing.pairing import reference_cost_pairing
-from costing.pricing.engine.evaluate import ENGINE_COLUMNS, ENGINE_READS, edition_index, price_keys, resolve_tables
+from costing.pricing.engine.evaluate import (
+    ENGINE_COLUMNS,
+    ENGINE_READS,
+    edition_index,
+    price_keys,
+    resolve_tables,
+    row_rule_columns,
+)
 from costing.pricing.engine.lookups import Editions, editions_of
 from costing.pricing.engine.spells import SpellPlan, spells_appended
 from costing.pricing.options import DEFAULT_OPTIONS, EngineOptions
@@ -201,11 +208,7 @@ def _row_stage(cfg: CostingConfig, eds: dict[str, Editions], key_columns: Sequen
           for i, c in row_checks(cfg, key_columns)],
     ]
     first += [ed.index_expr(price_date).alias(edition_index(kind)) for kind, ed in eds.items()]
-    active = {r.output: r for r in rules_for(cfg) if r.row}
-    # a per-record rule the configuration does not use is null: it does not split keys
-    second = [(active[c].expr(cfg) if c in active else pl.lit(None, dtype=pl.Boolean)).alias(c)
-              for c in row_rule_outputs()]
-    return [first, second]
+    return [first, row_rule_columns(cfg, eds, row_rule_outputs())]
 
 
 def _never_fails(check: Check, frame: pl.DataFrame | None) -> bool:

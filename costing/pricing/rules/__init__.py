@@ -18,12 +18,15 @@ their declared reads (``costing.pricing.engine.keys``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from costing.config import CostingConfig
 from costing.pricing.rules import adjustments, ae, apc_tariff, chain, outpatients, pod
 from costing.pricing.rules import reference_costs as rc
 from costing.pricing.rules.base import Rule, first_applying
 
-__all__ = ["Rule", "first_applying", "rules_for", "RECORD", "TARIFF", "REFERENCE_COST", "ADJUSTMENTS"]
+__all__ = ["Rule", "RuleSet", "first_applying", "rules_for", "rules_of_edition", "RULE_SETS",
+           "RECORD", "TARIFF", "REFERENCE_COST", "ADJUSTMENTS"]
 
 RECORD: tuple[Rule, ...] = (pod.HRG_VERSION, pod.APC_POD, apc_tariff.NO_SSE_TEST, *chain.STATUS_PRECEDENCE)
 TARIFF: tuple[Rule, ...] = (
@@ -37,6 +40,31 @@ REFERENCE_COST: tuple[Rule, ...] = (
     *rc.EXCESS_DAY_CODE, rc.PROCEDURE, *rc.PRICE, rc.EXCESS_BED_DAYS,
 )
 ADJUSTMENTS: tuple[Rule, ...] = (adjustments.MFF, adjustments.INFLATION)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The rules a level's editions use, in order, from ``first_edition`` (a financial year,
+    ``YYYY-YY``) until the next set of that level. A rule that changes from a given year is a
+    new rule in a new set from that year, not a condition inside a shared rule."""
+
+    first_edition: str
+    rules: tuple[Rule, ...]
+
+
+# Per level, its rule sets by first edition (each edition uses the latest set not after it).
+RULE_SETS: dict[str, tuple[RuleSet, ...]] = {
+    "tariff": (RuleSet("2003-04", TARIFF),),
+    "reference_cost": (RuleSet("2003-04", REFERENCE_COST),),
+}
+
+
+def rules_of_edition(level: str, edition: str,
+                     sets: dict[str, tuple[RuleSet, ...]] | None = None) -> tuple[Rule, ...]:
+    """The ordered rules ``edition`` of ``level`` uses: its set is the latest whose
+    ``first_edition`` is not after it (none before the first set)."""
+    held = [s for s in (RULE_SETS if sets is None else sets)[level] if s.first_edition <= edition]
+    return max(held, key=lambda s: s.first_edition).rules if held else ()
 
 
 def rules_for(cfg: CostingConfig) -> tuple[Rule, ...]:
