@@ -73,9 +73,11 @@ class _Category:
         return text
 
 
-_OP_UNPRICED: Final = ("non-consultant-led (NCL) attendances and treatment functions with no "
-                       "national price")
-_AE_UNPRICED: Final = "type 4 departments (no national price) and HRGs the tariff has no price for"
+_OP_UNPRICED: Final = ("non-consultant-led (NCL) attendances, treatment functions with no "
+                       "national price, and rows without a treatment function (a schedule "
+                       "not split by it)")
+_AE_UNPRICED: Final = ("type 4 departments (no national price), HRGs the tariff has no price "
+                       "for, and rows without a department type (a schedule not split by it)")
 _FIRST: Final = ("WF01B", "WF02B")  # face-to-face first attendances, single and multi-professional
 _FOLLOW_UP: Final = ("WF01A", "WF02A")  # face-to-face follow-ups
 
@@ -242,11 +244,13 @@ _DEPARTMENT_PRICE: Final = {
 
 def _tariff_key() -> pl.Expr:
     """What a left-out row is listed as: the HRG, 'CL 100' (department and treatment
-    function) or 'T01A VB01Z' (A&E service and HRG)."""
-    d = pl.col("department_code")
-    return (pl.when(d.is_in(["CL", "NCL"])).then(pl.concat_str(d, pl.lit(" "), "service_code"))
-            .when(d == "AE").then(pl.concat_str("service_code", pl.lit(" "), "currency_code"))
-            .otherwise(pl.col("currency_code")))
+    function) or 'T01A VB01Z' (A&E service and HRG); a schedule without service codes
+    (National Cost Collection 2023-24 on): 'CL WF01B', 'AE VB01Z'."""
+    d, service, currency = pl.col("department_code"), pl.col("service_code"), pl.col("currency_code")
+    return (pl.when(d.is_in(["CL", "NCL"])).then(
+                pl.concat_str(d, pl.lit(" "), pl.coalesce(service, currency)))
+            .when(d == "AE").then(pl.concat_str(pl.coalesce(service, d), pl.lit(" "), currency))
+            .otherwise(currency).fill_null("(no code)"))
 
 
 def _tariff_frame(tariff: Mapping[str, pl.DataFrame], resource: str) -> pl.DataFrame:

@@ -136,7 +136,8 @@ def evaluate_cmd(
     if chart:
         from costing.charts import event_study_chart
 
-        event_study_chart(wc, path=chart, **kwargs)  # type: ignore[arg-type]
+        event_study_chart(wc, path=chart, subgroups=names(subgroups),
+                          **kwargs)  # type: ignore[arg-type]
     main_measure = "activity" if measure == "activity" else "cost"
     fmt = _money if main_measure == "cost" else (
         lambda v: "n/a" if v is None else f"{v:+,.3f} records")
