@@ -4,10 +4,10 @@ The run file's pipeline with one shuffle: the extracts are read by Spark and typ
 polars reader's code a part at a time; activity and cohort are cogrouped by patient bucket,
 and each bucket is priced, windowed, audited and counted whole by the polars engine. The
 priced records come back into Spark and are written as a Parquet dataset (``priced/``); each
-bucket's small results (window costs, coverage and audit counts, rows in) come back beside
-them as one summary row, and are combined on the driver, checked (rows in = rows priced,
-summed over buckets) and written as in the polars run. DiD runs on the collected window
-costs, which are small (one row per patient x window x category).
+bucket's small results (window costs, coverage, audit, unpriced and edition counts, rows in)
+come back beside them as one summary row, and are combined on the driver, checked (rows in =
+rows priced, summed over buckets) and written as in the polars run. DiD and the balance table run on the
+collected window costs, which are small (one row per patient x window x category).
 
 Each bucket's audit rows (one per record, or apportioned part) come back in the same pass
 and are written as a Parquet dataset (``audit/``); the unpriced assessment is made from each
@@ -18,6 +18,7 @@ bucket's unpriced counts (``costing.unpriced.unpriced_counts``), stacked on the 
 from __future__ import annotations
 
 import io
+import logging
 import math
 import pickle
 import time
@@ -36,9 +37,13 @@ if TYPE_CHECKING:
 
 __all__ = ["run_spark"]
 
+logger = logging.getLogger("costing.run")  # the polars run's logger: the same warnings
+
 SUMMARY = "_costing_summary"  # the binary column of each bucket's summary row
 AUDIT = "_costing_audit"  # true on a bucket's audit rows (the priced rows leave it null)
 _COUNT_KEYS = ("cost_category", "status", "status_name", "cost_source")
+# what costing.pairing.run_warnings reads of the priced records: the editions used
+_EDITION_COLUMNS = ("tariff_edition", "reference_cost_edition", "mff_factor")
 
 
 def _ipc(frame: pl.DataFrame) -> bytes:
@@ -83,7 +88,8 @@ def bucket_outputs(bucket: int, records: pl.DataFrame, cohort: pl.DataFrame | No
     """One bucket priced, windowed and counted: its priced rows, its audit rows (with a
     cohort; flagged ``AUDIT``), then one summary row."""
     from costing import spark as cs
-    from costing.coverage import coverage
+    from costing.coverage import coverage, trimpoint_coverage
+    from costing.pairing import hrg_not_found_by_edition
     from costing.pricing import price
     from costing.unpriced import unpriced_counts
     from costing.windows import audit_summary, cost_by_window_and_audit
@@ -92,6 +98,9 @@ def bucket_outputs(bucket: int, records: pl.DataFrame, cohort: pl.DataFrame | No
     cs.check_rows(bucket, records.height, priced)
     parts = {"rows_in": pl.DataFrame({"rows_in": [records.height]}), "counts": priced_counts(priced)}
     parts |= {f"unpriced_{name}": frame for name, frame in unpriced_counts(priced).items()}
+    parts |= {"editions": priced.select(c for c in _EDITION_COLUMNS if c in priced.columns).unique(),
+              "by_edition": hrg_not_found_by_edition(priced, tables),
+              "trimpoints": trimpoint_coverage(priced, tables, cfg.pricing)}
     w = cfg.windows
     out = [priced]
     if cohort is not None:
@@ -125,6 +134,31 @@ def combine_audit_summaries(parts: pl.DataFrame) -> pl.DataFrame:
                                                    "n_excluded": pl.UInt32(), "cost": pl.Float64()})
     alone = pl.len().over("bucket") == 1
     return summed.filter(alone | (pl.col("n_rows") > 0))
+
+
+def _summed_like(parts: pl.DataFrame, measures: list[str]) -> pl.DataFrame:
+    """Stacked tables summed over ``measures`` per the other columns, in their types."""
+    keys = [c for c in parts.columns if c not in measures]
+    return (parts.group_by(keys, maintain_order=True).agg(pl.col(measures).sum())
+            .select(parts.columns).cast(dict(parts.schema)))
+
+
+def combine_by_edition(parts: pl.DataFrame) -> pl.DataFrame:
+    """``hrg_not_found_by_edition`` tables of disjoint sets of records (stacked) as the table
+    of them all: counts summed per kind and edition, the share found again, in its order
+    (tariff editions, then reference-cost editions, each by edition)."""
+    out = _summed_like(parts.drop("share_hrg_not_found"), ["n_records", "n_hrg_not_found"])
+    share = pl.when(pl.col("n_records") > 0).then(pl.col("n_hrg_not_found") / pl.col("n_records"))
+    return (out.with_columns(share.cast(pl.Float64).alias("share_hrg_not_found"))
+            .sort(pl.col("kind") != "tariff", "edition"))
+
+
+def combine_trimpoints(parts: pl.DataFrame) -> pl.DataFrame:
+    """``trimpoint_coverage`` tables of disjoint sets of records (stacked) as the table of
+    them all: records summed per reference-cost edition (its trim-point choice is the same in
+    every part), by edition."""
+    return (_summed_like(parts, ["n_records", "n_without_trim_point"])
+            .sort("reference_cost_edition"))
 
 
 def check_money(priced: float, audit_sum: pl.DataFrame, in_windows: float) -> None:
@@ -194,6 +228,7 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
     from costing.coverage import combine_coverage
     from costing.io import read_cohort, write_frame
     from costing.manifest import _COST_DECIMALS, run_manifest, write_run_manifest
+    from costing.pairing import run_warnings
     from costing.report import write_report
     from costing.schema import COHORT_SCHEMA
     from costing.unpriced import assess_unpriced_counts
@@ -282,6 +317,12 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
                 files["balance"] = write_frame(balance_frame, out_dir / "balance.csv")
     cov = combine_coverage(_combine(summaries, "coverage"))  # type: ignore[arg-type]
     files["coverage"] = write_frame(cov, out_dir / "coverage.csv")
+    by_edition = combine_by_edition(_combine(summaries, "by_edition"))  # type: ignore[arg-type]
+    files["coverage_by_edition"] = write_frame(by_edition, out_dir / "coverage_by_edition.csv")
+    # the editions the records used: all that run_warnings reads of them
+    warnings = run_warnings(_combine(summaries, "editions").unique(), ts, cfg.pricing)  # type: ignore[union-attr]
+    trim = combine_trimpoints(_combine(summaries, "trimpoints"))  # type: ignore[arg-type]
+    files["coverage_trimpoints"] = write_frame(trim, out_dir / "coverage_trimpoints.csv")
 
     say("manifest")
     inputs, other_inputs = _input_entries(cfg)
@@ -298,7 +339,12 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
                                      "cost_total": round(cost, _COST_DECIMALS)}
     manifest["inputs"] += other_inputs
     manifest["engine"] |= {"spark": spark.version, "master": spark.sparkContext.master, "partitions": n}
+    manifest["trimpoints"] = trim.to_dicts()
     manifest["unpriced"] = unpriced.to_dict()
+    if warnings:
+        manifest["warnings"] = warnings
+        for msg in warnings:
+            logger.warning(msg)
     files["manifest"] = write_run_manifest(manifest, out_dir / "run_manifest.json")
     if cfg.output.report:
         say("report")
@@ -308,5 +354,5 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
     return RunResult(priced=counts, window_costs=windows, audit=None, coverage=cov, did=did_frame,
                      manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=rows_in, unpriced=unpriced,
-                     balance=balance_frame)
+                     balance=balance_frame, warnings=warnings, trimpoints=trim)
 

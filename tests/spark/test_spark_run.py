@@ -49,12 +49,13 @@ def test_run_spark_equals_polars_run(spark: Any, tmp_path: Path) -> None:
     assert got.window_costs is not None and want.window_costs is not None
     assert_frame_equal(got.window_costs, want.window_costs)
     assert_frame_equal(got.coverage, want.coverage)
-    for name in ("window_costs.csv", "window_costs_wide.csv", "coverage.csv", "did.csv", "audit_summary.csv"):
+    for name in ("window_costs.csv", "window_costs_wide.csv", "coverage.csv", "did.csv", "audit_summary.csv",
+                 "coverage_by_edition.csv", "coverage_trimpoints.csv"):
         assert_frame_equal(pl.read_csv(got.files[name.removesuffix(".csv")]),
                            pl.read_csv(want.files[name.removesuffix(".csv")]), check_exact=False)
     # the manifest: same configuration, tables, inputs, counts and outputs; the engine named
     m_got, m_want = (json.loads(r.files["manifest"].read_text()) for r in (got, want))
-    for key in ("config_sha256", "tables_sha256", "inputs", "rows_in", "counts_by_status"):
+    for key in ("config_sha256", "tables_sha256", "inputs", "rows_in", "counts_by_status", "trimpoints", "warnings"):
         assert m_got[key] == m_want[key], key
     assert m_got["outputs"]["window_costs"] == m_want["outputs"]["window_costs"]
     assert m_got["outputs"]["priced"]["rows"] == m_want["outputs"]["priced"]["rows"]
@@ -63,7 +64,8 @@ def test_run_spark_equals_polars_run(spark: Any, tmp_path: Path) -> None:
     # the CLI's summary line reads the Spark run's counts as it reads the priced records
     from costing.report import summary_line
 
-    assert summary_line(got.priced) == summary_line(want.priced)
+    assert summary_line(got.priced, trimpoints=got.trimpoints) == summary_line(want.priced, trimpoints=want.trimpoints)
+    assert got.warnings == want.warnings and want.warnings, "the ICP run's edition pairing warning"
     # the unpriced assessment (from the buckets' counts), unpriced.csv and the balance table
     assert got.unpriced is not None and want.unpriced is not None
     assert want.unpriced.n_unpriced > 0, "the ICP example should hold unpriced records to compare"
@@ -96,7 +98,7 @@ def _rounded(value: Any) -> Any:
 def test_spark_run_past_the_fail_threshold_exits_1_as_the_polars_run(spark: Any, tmp_path: Path) -> None:
     """Three of five records unpriced (HRG codes no table holds: one admission, and every
     A&E record): 60% is past --fail-unpriced 0.5, and A&E is wholly unpriced; both engines
-    exit 1 with the same error lines, naming the A&E file."""
+    exit 1 with the same error (and warning) lines, naming the A&E file."""
     from click.testing import CliRunner
 
     from costing.cli import main
@@ -125,9 +127,10 @@ def test_spark_run_past_the_fail_threshold_exits_1_as_the_polars_run(spark: Any,
         results[engine] = CliRunner().invoke(main, ["run", str(run_file), "-q", "--fail-unpriced", "0.5"])
     polars, spark_run = results["polars"], results["spark"]
     assert polars.exit_code == spark_run.exit_code == 1, (polars.output, spark_run.output)
-    errors = [[line for line in r.stderr.splitlines() if line.startswith("costing: error:")]
+    errors = [[line for line in r.stderr.splitlines() if line.startswith(("costing: error:", "costing: warning:"))]
               for r in (polars, spark_run)]
     assert errors[0] == errors[1]
+    errors = [[line for line in e if line.startswith("costing: error:")] for e in errors]
     assert "costing: error: 3 of 5 records unpriced (60.0% of records" in errors[0][0]
     assert any(f"{data.as_posix()}/ae.csv: all 2 records unpriced" in e for e in errors[0])
     for engine in ("polars", "spark"):  # the outputs are written all the same

@@ -175,3 +175,28 @@ def test_audit_and_priced_columns_share_types(priced: pl.DataFrame) -> None:
     assert all(out[c] == t for c, t in audit.items())
     with pytest.raises(ConfigError, match="type \\['cost'\\] differently"):
         output_schema(priced.schema, {**audit, "cost": pl.String()})
+
+
+def test_edition_tables_and_warnings_of_buckets_equal_the_whole() -> None:
+    """coverage_by_edition, the trim points and the edition warnings of a Spark run come from
+    its buckets: summed (or, for the warnings, from the editions each bucket used), they equal
+    the polars run's of all the records."""
+    from costing.coverage import trimpoint_coverage
+    from costing.pairing import hrg_not_found_by_edition, run_warnings
+    from costing.spark_run import _EDITION_COLUMNS, combine_by_edition, combine_trimpoints
+
+    cfg = costing.CostingConfig(perspective="purchaser", tariff_edition="2016-17",
+                                reference_cost_edition="2016-17")
+    tables = costing.load_tables()
+    whole = costing.price(generate(1500, 200, seed=5), tables, cfg)
+    parts = _halves(whole)
+    by_edition = combine_by_edition(pl.concat([hrg_not_found_by_edition(p, tables) for p in parts]))
+    assert by_edition["kind"].to_list() == ["tariff", "reference_cost"]
+    assert_frame_equal(by_edition, hrg_not_found_by_edition(whole, tables))
+    trim = combine_trimpoints(pl.concat([trimpoint_coverage(p, tables, cfg) for p in parts]))
+    assert trim["n_records"].sum() > 0
+    assert_frame_equal(trim, trimpoint_coverage(whole, tables, cfg))
+    used = pl.concat([p.select(c for c in _EDITION_COLUMNS if c in p.columns).unique() for p in parts])
+    warnings = run_warnings(whole, tables, cfg)
+    assert any("different HRG grouper phases" in w for w in warnings)  # 2016/17: HRG4 and HRG4+
+    assert run_warnings(used.unique(), tables, cfg) == warnings
