@@ -11,6 +11,8 @@ HRG average), each level's rules small declared objects.
 ``engine/streaming.py``  :func:`price_lazy`: keyed, streamed
 ``engine/spells.py``   in-memory spells
 ``options.py``         :class:`EngineOptions`: how the keyed engines work (never what they compute)
+``reference.py``       ``price_reference``: every rule on every record, the definition the
+                       keyed engines are tested against
 =====================  ===================================================================
 
 A record is priced by each level of the chain as columns side by side; the first level with
