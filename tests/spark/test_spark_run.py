@@ -26,7 +26,7 @@ def _run_file(tmp: Path, engine: str, cohort: Path | None = None) -> Path:
     if cohort is not None:
         text = re.sub(r"\[match\].*?\n\n", f'[cohort]\npath = "{cohort.as_posix()}"\n\n', text,
                       count=1, flags=re.DOTALL)
-    text = re.sub(r'path = "data/', f'path = "{ICP.as_posix()}/data/', text)
+    text = re.sub(r'= "data/', f'= "{ICP.as_posix()}/data/', text)
     text = text.replace('paths = ["shipped", "tables"]', f'paths = ["shipped", "{ICP.as_posix()}/tables"]')
     text = text.replace("n_boot = 2000", "n_boot = 40")
     text = text.replace("[output]", "[output]\nreport = false")
