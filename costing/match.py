@@ -364,9 +364,10 @@ class ScoreModel:
     outcome: np.ndarray = field(repr=False)
 
     def logit(self, x: np.ndarray) -> np.ndarray:
-        z = x[:, self.kept] - self.mean[self.kept]
-        z /= self.scale[self.kept]
-        return np.asarray(self.intercept + z @ self.coef, dtype=np.float64)
+        # ((x - mean) / scale) @ coef as one product with x: no standardised copy of x
+        w = np.zeros(x.shape[1])
+        w[self.kept] = self.coef / self.scale[self.kept]
+        return np.asarray(self.intercept - self.mean @ w + x @ w, dtype=np.float64)
 
     def terms(self) -> pl.DataFrame:
         """The coefficients per standardised design column (intercept first)."""
@@ -713,8 +714,13 @@ def match(
     ref_date = pl.select(pl.lit(first_index).dt.offset_by(f"-{_PROGNOSTIC_MONTHS}mo")).item()
     earliest = pl.select(pl.lit(ref_date).dt.offset_by(f"-{months_span + months}mo")).item()
     ids = pl.concat([case_df["patient_id"], cand["patient_id"]])
+    # only what the features and the prognostic outcome read (an absent column is named by
+    # the windows' own check)
+    read = ("patient_id", "setting", "activity_date", "discharge_date", "cost_category", "cost", "status")
+    have = priced.lazy().collect_schema().names()
     src = (
         priced.lazy()
+        .select([c for c in read if c in have])
         .filter(pl.col("patient_id").cast(pl.String).is_in(ids.implode())
                 & (pl.col("activity_date") >= earliest) & (pl.col("activity_date") < last_index))
         .collect()
@@ -810,6 +816,7 @@ def match(
         case_pos = np.flatnonzero((case_df["_month"] == m).to_numpy())
         lp_c = prop.logit(info["x"])
         pg_c = prog.logit(info["x"]) if prog is not None else None
+        del info["x"]  # the scores are all the matching needs from here
         info["scores"] = (lp_c, pg_c)
         cal_c = pg_c if score == "prognostic" else lp_c
         assert cal_c is not None
