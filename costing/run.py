@@ -290,10 +290,9 @@ def run(config: RunConfig | str | Path, tables: TableSet | None = None,
     Returns:
         A RunResult with the frames, the files written and the unpriced assessment
         (``result.unpriced.level`` is "fail" past the failure threshold: the CLI exits 1).
-        Under the Spark engine the priced records stay in Spark (written to
-        ``files["priced"]``, a Parquet dataset) and ``priced`` holds their counts
-        (``n_records`` and cost by category, status and source); ``audit`` and ``unpriced``
-        are None (``audit_summary.csv`` is written).
+        Under the Spark engine the priced records and the audit stay in Spark (written to
+        ``files["priced"]`` and ``files["audit"]``, Parquet datasets): ``priced`` holds their
+        counts (``n_records`` and cost by category, status and source) and ``audit`` is None.
     """
     from costing.io import atomic_folder, refuse_overwriting_inputs
 
@@ -313,7 +312,7 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
     from costing.io import read_cohort, write_frame
     from costing.pricing import price
     from costing.report import coverage_table, write_report
-    from costing.unpriced import assess_unpriced, unpriced_by_window
+    from costing.unpriced import assess_unpriced
 
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
@@ -364,9 +363,7 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
             files["window_costs_wide"] = write_frame(widen(windows, by=w.by),
                                                      out_dir / "window_costs_wide.csv")
         files["audit"] = write_frame(audit_frame, out_dir / "audit.parquet")
-        arms = ({"group": cfg.evaluate.group, "treated": cfg.evaluate.treated}
-                if cfg.evaluate is not None else {})
-        unpriced_windows = unpriced_by_window(windows, by=w.by, **arms)
+        unpriced_windows = unpriced_table(cfg, windows)
         files["unpriced"] = write_frame(unpriced_windows, out_dir / "unpriced.csv")
         files["audit_summary"] = write_frame(audit_summary(audit_frame), out_dir / "audit_summary.csv")
         if cfg.evaluate is not None:
@@ -379,11 +376,8 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
             if matched is not None and trend is not None:
                 warnings += _pretrend_warnings(trend)
             files["did"] = write_frame(did_frame, out_dir / "did.csv")
-            if e.balance is not None:
-                from costing.balance import balance
-
-                balance_frame = balance(windows, cohort=cohort, covariates=e.balance, pre=e.pre,
-                                        group=e.group, treated=e.treated, weight=e.weight)
+            balance_frame = balance_table(e, windows, cohort)
+            if balance_frame is not None:
                 files["balance"] = write_frame(balance_frame, out_dir / "balance.csv")
 
     cov = coverage_table(priced, cohort, w.windows if cohort is not None else None, w.months, w.assign)
@@ -460,6 +454,27 @@ def _match(cfg: RunConfig, priced: pl.DataFrame, files: dict[str, Path],
     spell = index_spells(priced, result.cohort, m.index_spell_days)
     files["index_spells"] = write_frame(priced.filter(spell), out_dir / "index_spells.csv")
     return result, priced.filter(~spell)
+
+
+def unpriced_table(cfg: RunConfig, windows: pl.DataFrame) -> pl.DataFrame:
+    """``unpriced.csv``: unpriced records per arm (the evaluation's), window and category.
+    Both engines call this on their window costs."""
+    from costing.unpriced import unpriced_by_window
+
+    e = cfg.evaluate
+    arms = {"group": e.group, "treated": e.treated} if e is not None else {}
+    return unpriced_by_window(windows, by=cfg.windows.by, **arms)
+
+
+def balance_table(e: EvaluateSpec, windows: pl.DataFrame, cohort: pl.DataFrame) -> pl.DataFrame | None:
+    """``[evaluate] balance``: the balance table of the window costs (None when not asked
+    for). Both engines call this; the covariates come from the cohort."""
+    if e.balance is None:
+        return None
+    from costing.balance import balance
+
+    return balance(windows, cohort=cohort, covariates=e.balance, pre=e.pre, group=e.group,
+                   treated=e.treated, weight=e.weight)
 
 
 def evaluate_windows(e: EvaluateSpec, windows: pl.DataFrame, cohort: pl.DataFrame | None,

@@ -18,7 +18,7 @@ See docs/unpriced-and-warnings.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -34,8 +34,10 @@ __all__ = [
     "WITHHOLD_SHARE",
     "UnpricedAssessment",
     "assess_unpriced",
+    "assess_unpriced_counts",
     "check_thresholds",
     "unpriced_by_window",
+    "unpriced_counts",
     "with_unpriced_status",
 ]
 
@@ -219,19 +221,20 @@ def _values_text(values: Sequence[Any], counts: Sequence[int], status: int) -> s
 
 
 def _reasons(unpriced: pl.DataFrame, n_records: int) -> pl.DataFrame:
-    """Per status and reason: the offending values, the count, the share and the advice."""
+    """Per status and reason: the offending values, the count, the share and the advice
+    (from ``unpriced_counts``'s ``reasons``: unpriced records per status, reason, value, file)."""
     schema = {"status": pl.Int64, "status_name": pl.String, "reason": pl.String,
               "values": pl.String, "n_records": pl.Int64, "share_records": pl.Float64,
               "advice": pl.String}
     if unpriced.height == 0:
         return pl.DataFrame(schema=schema)
-    by_value = unpriced.group_by("status", "_reason", "_value").len()
+    by_value = unpriced.group_by("status", "reason", "value").agg(pl.col("n_records").sum())
     rows = []
-    for (status, reason), part in by_value.group_by("status", "_reason"):
-        n = int(part["len"].sum())
+    for (status, reason), part in by_value.group_by("status", "reason"):
+        n = int(part["n_records"].sum())
         rows.append({
             "status": int(status), "status_name": Status(status).label, "reason": reason,
-            "values": _values_text(part["_value"].to_list(), part["len"].to_list(), int(status)),
+            "values": _values_text(part["value"].to_list(), part["n_records"].to_list(), int(status)),
             "n_records": n, "share_records": n / n_records if n_records else 0.0,
             "advice": _ADVICE.get(Status(status), ""),
         })
@@ -295,18 +298,20 @@ def _counts_from_priced(priced: pl.LazyFrame, names: Sequence[str]) -> pl.LazyFr
 
 
 def _file_lines(unpriced_rows: pl.DataFrame, totals: pl.DataFrame) -> list[str]:
-    """One line per file whose every record is unpriced, naming its reasons."""
+    """One line per file whose every record is unpriced, naming its reasons (from
+    ``unpriced_counts``'s ``reasons`` and ``files``)."""
     lines = []
     for r in totals.filter(pl.col("n_records") == pl.col("n_unpriced")).sort("source_file").iter_rows(named=True):
         part = unpriced_rows.filter(pl.col("source_file") == r["source_file"])
-        by = part.group_by("status", "_reason").agg(pl.len(), pl.col("_value").unique().sort())
-        by = by.sort("len", "_reason", descending=[True, False])
+        by = part.group_by("status", "reason").agg(pl.col("n_records").sum().alias("len"),
+                                                   pl.col("value").unique().sort())
+        by = by.sort("len", "reason", descending=[True, False])
         bits = []
         for s in by.iter_rows(named=True):
-            vals = [v for v in s["_value"] if v is not None]
-            one_value = len(vals) == 1 and s["len"] == r["n_records"] and f"'{vals[0]}'" not in s["_reason"]
+            vals = [v for v in s["value"] if v is not None]
+            one_value = len(vals) == 1 and s["len"] == r["n_records"] and f"'{vals[0]}'" not in s["reason"]
             value = f", value '{vals[0]}' on every one" if one_value else ""
-            bits.append(f"{s['_reason']}{value} ({s['len']:,}) [{Status(s['status']).label}]")
+            bits.append(f"{s['reason']}{value} ({s['len']:,}) [{Status(s['status']).label}]")
         one = " for one reason" if by.height == 1 else ""
         empty = "; hrg_code is empty on every record" if r.get("n_no_hrg") == r["n_records"] else ""
         lines.append(f"{r['source_file']}: all {r['n_records']:,} records unpriced{one}{empty}: "
@@ -345,40 +350,83 @@ def assess_unpriced(
     check_thresholds(warn, fail)
     lf = frame.lazy()
     names = lf.collect_schema().names()
-    reasons = _reasons(pl.DataFrame(), 0)
-    file_lines: list[str] = []
     if "status" in names:
-        counts = _counts_from_priced(lf, names).collect()
-        cols = [c for c in names if c not in ("invalid_reason", "source_file", "status")]
-        reason, value = _reason_and_value(names, cols)
-        has_file = "source_file" in names
-        unpriced_rows = lf.filter(pl.col("status") >= NOT_PRICED_FROM).select(
-            "status", reason.alias("_reason"), value.alias("_value"),
-            *(["source_file"] if has_file else []),
-        ).collect()
-        n = int(counts["n_records"].sum())
-        reasons = _reasons(unpriced_rows, n)
-        if has_file:
-            totals = lf.group_by("source_file").agg(
-                pl.len().alias("n_records"),
-                (pl.col("status") >= NOT_PRICED_FROM).sum().alias("n_unpriced"),
-                *([pl.col("hrg_code").is_null().sum().alias("n_no_hrg")] if "hrg_code" in names else []),
-            ).filter(pl.col("source_file").is_not_null()).collect()
-            file_lines = _file_lines(unpriced_rows, totals)
-    elif "n_unpriced" in names:
-        if windows is not None:
-            lf = lf.filter(pl.col("window").is_in(list(windows)))
-        counts = lf.group_by(pl.col("category").cast(pl.String)).agg(
-            pl.lit(None, pl.String).alias("pod"),
-            *(pl.col(c).cast(pl.Int64).sum() for c in ("n_records", "n_unpriced", "n_excluded")
-              if c in names),
-            pl.col("cost").cast(pl.Float64).sum(),
-        ).collect()
-        if "n_excluded" not in counts.columns:
-            counts = counts.with_columns(pl.lit(0, pl.Int64).alias("n_excluded"))
-    else:
+        return assess_unpriced_counts(unpriced_counts(lf), warn=warn, fail=fail)
+    if "n_unpriced" not in names:
         raise ConfigError("assess_unpriced: pass priced records (with status) or window costs "
                           "(with n_unpriced)")
+    if windows is not None:
+        lf = lf.filter(pl.col("window").is_in(list(windows)))
+    counts = lf.group_by(pl.col("category").cast(pl.String)).agg(
+        pl.lit(None, pl.String).alias("pod"),
+        *(pl.col(c).cast(pl.Int64).sum() for c in ("n_records", "n_unpriced", "n_excluded")
+          if c in names),
+        pl.col("cost").cast(pl.Float64).sum(),
+    ).collect()
+    if "n_excluded" not in counts.columns:
+        counts = counts.with_columns(pl.lit(0, pl.Int64).alias("n_excluded"))
+    return _assessment(counts, _reasons(pl.DataFrame(), 0), [], warn, fail, has_reasons=False)
+
+
+def unpriced_counts(priced: pl.DataFrame | pl.LazyFrame) -> dict[str, pl.DataFrame]:
+    """The small aggregates of priced records that ``assess_unpriced`` reads.
+
+    Returns:
+        ``categories``: category, pod, n_records, n_unpriced, n_excluded, cost;
+        ``reasons``: status, reason, value (the offending value), source_file, n_records
+        (unpriced records only); ``files``: source_file, n_records, n_unpriced (and
+        n_no_hrg with an hrg_code column); empty without a source_file column.
+
+    The counts of disjoint sets of records (the Spark engine's patient buckets) stack:
+    ``pl.concat`` each frame over the sets and ``assess_unpriced_counts`` sums them, giving
+    the assessment of all the records together.
+
+    Example:
+        >>> import polars as pl
+        >>> priced = pl.DataFrame({"status": [1, 52], "cost": [100.0, None],
+        ...     "cost_category": ["elective"] * 2, "pod": ["EL"] * 2, "hrg_code": ["FZ91A", "XX99Z"]})
+        >>> unpriced_counts(priced)["reasons"].select("reason", "value", "n_records").rows()
+        [('hrg_code not in any table of the chain', 'XX99Z', 1)]
+    """
+    lf = priced.lazy()
+    names = lf.collect_schema().names()
+    cols = [c for c in names if c not in ("invalid_reason", "source_file", "status")]
+    reason, value = _reason_and_value(names, cols)
+    has_file = "source_file" in names
+    file = pl.col("source_file").cast(pl.String) if has_file else pl.lit(None, pl.String)
+    unpriced = pl.col("status") >= NOT_PRICED_FROM
+    reasons = lf.filter(unpriced).group_by(
+        "status", reason.alias("reason"), value.alias("value"), file.alias("source_file"),
+    ).agg(pl.len().cast(pl.Int64).alias("n_records"))
+    files = lf.filter(file.is_not_null()).group_by(file.alias("source_file")).agg(
+        pl.len().cast(pl.Int64).alias("n_records"), unpriced.sum().cast(pl.Int64).alias("n_unpriced"),
+        *([pl.col("hrg_code").is_null().sum().cast(pl.Int64).alias("n_no_hrg")]
+          if "hrg_code" in names else []),
+    )
+    if not has_file:
+        files = files.limit(0)
+    categories, reasons_df, files_df = pl.collect_all([_counts_from_priced(lf, names), reasons, files])
+    return {"categories": categories, "reasons": reasons_df, "files": files_df}
+
+
+def assess_unpriced_counts(counts: Mapping[str, pl.DataFrame], warn: float = WARN_SHARE,
+                           fail: float = FAIL_SHARE) -> UnpricedAssessment:
+    """``assess_unpriced`` of priced records from their ``unpriced_counts`` (or those of
+    disjoint sets of records, each frame stacked): the same assessment, read from the
+    aggregates alone (the Spark engine collects them from its buckets)."""
+    check_thresholds(warn, fail)
+    keys = ["status", "reason", "value", "source_file"]
+    rows = counts["reasons"].group_by(keys).agg(pl.col("n_records").sum())
+    files = counts["files"]
+    files = files.group_by("source_file").agg(pl.exclude("source_file").sum())
+    n = int(counts["categories"]["n_records"].sum())
+    return _assessment(counts["categories"], _reasons(rows, n), _file_lines(rows, files), warn,
+                       fail, has_reasons=True)
+
+
+def _assessment(counts: pl.DataFrame, reasons: pl.DataFrame, file_lines: list[str], warn: float,
+                fail: float, has_reasons: bool) -> UnpricedAssessment:
+    """The assessment from counts per category and pod, the reasons and the file lines."""
     cats = _category_shares(counts.select("category", "pod", "n_records", "n_unpriced",
                                           "n_excluded", "cost"))
     n_records = int(cats["n_records"].sum())
@@ -396,7 +444,7 @@ def assess_unpriced(
     worst = max(share_records, share_gbp)
     level: Level = "fail" if worst > fail or whole else "warn" if worst > warn else "ok"
     messages = _messages(level, n_records, n_unpriced, share_records, share_gbp, warn, fail,
-                         whole, reasons, file_lines, has_reasons="status" in names)
+                         whole, reasons, file_lines, has_reasons=has_reasons)
     return UnpricedAssessment(
         level=level, n_records=n_records, n_unpriced=n_unpriced, share_records=share_records,
         share_gbp=share_gbp, warn=warn, fail=fail, categories=cats.drop("_imputed"),

@@ -54,12 +54,13 @@ def test_run_spark_equals_polars_run(spark: Any, tmp_path: Path) -> None:
     assert got.window_costs is not None and want.window_costs is not None
     assert_frame_equal(got.window_costs, want.window_costs)
     assert_frame_equal(got.coverage, want.coverage)
-    for name in ("window_costs.csv", "window_costs_wide.csv", "coverage.csv", "did.csv", "audit_summary.csv"):
+    for name in ("window_costs.csv", "window_costs_wide.csv", "coverage.csv", "did.csv", "audit_summary.csv",
+                 "coverage_by_edition.csv", "coverage_trimpoints.csv"):
         assert_frame_equal(pl.read_csv(got.files[name.removesuffix(".csv")]),
                            pl.read_csv(want.files[name.removesuffix(".csv")]), check_exact=False)
     # the manifest: same configuration, tables, inputs, counts and outputs; the engine named
     m_got, m_want = (json.loads(r.files["manifest"].read_text()) for r in (got, want))
-    for key in ("tables_sha256", "rows_in", "counts_by_status"):
+    for key in ("tables_sha256", "rows_in", "counts_by_status", "trimpoints", "warnings"):
         assert m_got[key] == m_want[key], key
     # the same configuration but [cohort] for [match], and the inputs the matched cohort's file
     assert ({k: v for k, v in m_got["config"].items() if k not in ("cohort", "match")}
@@ -75,7 +76,77 @@ def test_run_spark_equals_polars_run(spark: Any, tmp_path: Path) -> None:
     # the CLI's summary line reads the Spark run's counts as it reads the priced records
     from costing.report import summary_line
 
-    assert summary_line(got.priced) == summary_line(want.priced)
+    assert summary_line(got.priced, trimpoints=got.trimpoints) == summary_line(want.priced, trimpoints=want.trimpoints)
+    assert got.warnings == want.warnings and want.warnings, "the ICP run's edition pairing warning"
+    # the unpriced assessment (from the buckets' counts), unpriced.csv and the balance table
+    assert got.unpriced is not None and want.unpriced is not None
+    assert want.unpriced.n_unpriced > 0, "the ICP example should hold unpriced records to compare"
+    assert _rounded(m_got["unpriced"]) == _rounded(m_want["unpriced"])
+    assert got.unpriced.messages == want.unpriced.messages
+    assert got.balance is not None and want.balance is not None
+    assert_frame_equal(got.balance, want.balance)
+    for name in ("unpriced", "balance"):
+        assert_frame_equal(pl.read_csv(got.files[name]), pl.read_csv(want.files[name]))
+    # the audit: a Parquet dataset with the polars run's columns and rows (Enum as strings)
+    audit = pl.read_parquet(got.files["audit"] / "*.parquet")
+    assert want.audit is not None
+    expected = want.audit.cast({c: pl.String for c, t in want.audit.schema.items()
+                                if isinstance(t, (pl.Enum, pl.Categorical))})
+    assert audit.columns == expected.columns and audit.height == expected.height
+    assert_frame_equal(audit.sort(audit.columns, nulls_last=True),
+                       expected.sort(expected.columns, nulls_last=True))
+
+
+def _rounded(value: Any) -> Any:
+    """A manifest entry with its floats to 6 significant digits: the buckets' sums of £ are
+    added in another order than the polars run's."""
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return float(f"{value:.6g}") if isinstance(value, float) else value
+
+
+def test_spark_run_past_the_fail_threshold_exits_1_as_the_polars_run(spark: Any, tmp_path: Path) -> None:
+    """Three of five records unpriced (HRG codes no table holds: one admission, and every
+    A&E record): 60% is past --fail-unpriced 0.5, and A&E is wholly unpriced; both engines
+    exit 1 with the same error (and warning) lines, naming the A&E file."""
+    from click.testing import CliRunner
+
+    from costing.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "apc.csv").write_text(
+        "EPIKEY,PSEUDO_HESID,PROCODE3,SPELL_ID,EPIORDER,ADMIDATE,DISDATE,ADMIMETH,CLASSPAT,STARTAGE,SUSHRG,SPELL_HRG\n"
+        "1,P1,ZZA,S1,1,2016-10-19,2016-10-19,11,2,65,LB72A,LB72A\n"
+        "2,P2,ZZA,S2,1,2016-10-20,2016-10-21,28,1,68,DZ65K,DZ65K\n"
+        "3,P2,ZZA,S3,1,2016-11-20,2016-11-21,28,1,68,ZZ99Q,ZZ99Q\n", encoding="utf-8")
+    (data / "ae.csv").write_text(
+        "AEKEY,PSEUDO_HESID,PROCODE3,ARRIVALDATE,ARRIVALAGE,AEDEPTTYPE,AEATTENDDISP,SUSHRG\n"
+        "4,P1,ZZA,2016-10-24,65,01,02,VB99Q\n5,P2,ZZA,2016-10-28,71,01,01,VB99Q\n", encoding="utf-8")
+    (data / "cohort.csv").write_text("patient_id,index_date,group\nP1,2016-12-01,intervention\n"
+                                     "P2,2016-12-01,control\n", encoding="utf-8")
+    results = {}
+    for engine in ("polars", "spark"):
+        run_file = tmp_path / engine / "run.toml"
+        run_file.parent.mkdir()
+        run_file.write_text(
+            f'[inputs.apc]\npath = "{data.as_posix()}/apc.csv"\n[inputs.ae]\npath = "{data.as_posix()}/ae.csv"\n'
+            f'[cohort]\npath = "{data.as_posix()}/cohort.csv"\n'
+            '[pricing]\nperspective = "purchaser"\ntariff_edition = "2016-17"\nreference_cost_edition = "2016-17"\n'
+            f'[output]\nreport = false\n[engine]\nname = "{engine}"\npartitions = 2\n', encoding="utf-8")
+        results[engine] = CliRunner().invoke(main, ["run", str(run_file), "-q", "--fail-unpriced", "0.5"])
+    polars, spark_run = results["polars"], results["spark"]
+    assert polars.exit_code == spark_run.exit_code == 1, (polars.output, spark_run.output)
+    errors = [[line for line in r.stderr.splitlines() if line.startswith(("costing: error:", "costing: warning:"))]
+              for r in (polars, spark_run)]
+    assert errors[0] == errors[1]
+    errors = [[line for line in e if line.startswith("costing: error:")] for e in errors]
+    assert "costing: error: 3 of 5 records unpriced (60.0% of records" in errors[0][0]
+    assert any(f"{data.as_posix()}/ae.csv: all 2 records unpriced" in e for e in errors[0])
+    for engine in ("polars", "spark"):  # the outputs are written all the same
+        assert (tmp_path / engine / "output" / "unpriced.csv").is_file()
 
 
 def test_excel_input_refused_by_spark(spark: Any, tmp_path: Path) -> None:
