@@ -33,6 +33,7 @@ _LABELS = {
 }
 _TREATED_COLOUR = "#c0392b"
 _CONTROL_COLOUR = "#2c6fbb"
+_PRETREND_COLOUR = "#7f8c8d"
 _PALETTE = ("#2c6fbb", "#c0392b", "#27ae60", "#8e44ad", "#e67e22", "#16a085", "#7f8c8d")
 
 
@@ -94,6 +95,58 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
+def _subgroup_blocks(
+    window_costs: pl.DataFrame | pl.LazyFrame,
+    cohort: pl.DataFrame | pl.LazyFrame | None,
+    subgroups: str | Sequence[str] | None,
+) -> list[tuple[str, pl.DataFrame | pl.LazyFrame, pl.DataFrame | pl.LazyFrame | None]]:
+    """("All patients", everything), then ("column = value", that value's patients) for each
+    value of each subgroup column, as ``did(subgroups=...)`` splits them (a patient with no
+    value is in "all" only). The column comes from the cohort, else the window costs."""
+    out: list[tuple[str, pl.DataFrame | pl.LazyFrame, pl.DataFrame | pl.LazyFrame | None]] = [
+        ("All patients", window_costs, cohort)]
+    columns = () if subgroups is None else (subgroups,) if isinstance(subgroups, str) else tuple(
+        subgroups)
+    for col in columns:
+        source = next((f.lazy() for f in (cohort, window_costs)
+                       if f is not None and col in f.lazy().collect_schema().names()), None)
+        if source is None:
+            raise InputError(f"subgroup column {col!r} is in neither the cohort nor the window "
+                             "costs; add it to the cohort file or drop it from subgroups")
+        values = (source.select("patient_id", pl.col(col).cast(pl.String).alias("_v"))
+                  .drop_nulls("_v").unique().collect())
+        for v in sorted(values["_v"].unique().to_list()):
+            ids = values.filter(pl.col("_v") == v)["patient_id"].cast(pl.String).implode()
+            keep = pl.col("patient_id").cast(pl.String).is_in(ids)
+            out.append((f"{col} = {v}", window_costs.lazy().filter(keep),
+                        None if cohort is None else cohort.lazy().filter(keep)))
+    return out
+
+
+def _event_panel(ax: Any, part: pl.DataFrame, title: str, bold: bool, measure: str,
+                 fontsize: float) -> None:
+    """One panel: both arms' means per window with their bands, the index date dashed."""
+    for arm, colour, marker in (("control", _CONTROL_COLOUR, "s"),
+                                ("treated", _TREATED_COLOUR, "o")):
+        d = part.filter(pl.col("arm") == arm).sort("window")
+        x = d["window"].to_list()
+        label = f"{d['group'][0]} (n={d['n_patients'][0]:,})"
+        ax.fill_between(x, d["ci_low"].to_list(), d["ci_high"].to_list(), color=colour,
+                        alpha=0.15, linewidth=0)
+        ax.plot(x, d["mean"].to_list(), color=colour, marker=marker, linewidth=2,
+                markersize=5, label=label)
+    ax.axvline(-0.5, color="#555555", linestyle="--", linewidth=1)
+    ax.set_title(title, fontsize=fontsize, fontweight="bold" if bold else "normal")
+    ws = sorted(part["window"].unique().to_list())
+    ax.set_xticks(ws, [_window_label(w) for w in ws])
+    if measure == "cost":
+        ax.yaxis.set_major_formatter(_gbp)
+    low = part["ci_low"].min()
+    ax.set_ylim(bottom=min(0.0, float(low) if isinstance(low, (int, float)) else 0.0))
+    ax.grid(axis="y", color="#dddddd", linewidth=0.8)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
 def event_study_chart(
     window_costs: pl.DataFrame | pl.LazyFrame,
     cohort: pl.DataFrame | pl.LazyFrame | None = None,
@@ -110,12 +163,18 @@ def event_study_chart(
     title: str | None = None,
     path: str | os.PathLike[str] | None = None,
     measure: str = "cost",
+    subgroups: str | Sequence[str] | None = None,
 ) -> Figure:
     """Mean cost (or activity) per patient per window by arm with bands, one panel per category.
 
     The means and bands come from ``costing.did.arm_window_means`` (clustered Poisson
     bootstrap, percentile bands), so the chart agrees with the ``did`` table. The last panel
     is the total over categories. A dashed line marks the index date.
+
+    With ``subgroups`` the chart has one row of panels (one per category and the total) for
+    all patients and one for each value of each subgroup column, as ``did(subgroups=...)``
+    splits them; each panel's title names its subgroup ("site_type = case management: ...")
+    and each row has its own bootstrap and its own legend (the arms' patient counts).
 
     Args:
         window_costs: long window output of ``costing.cost_by_window``.
@@ -124,61 +183,61 @@ def event_study_chart(
         title: figure title (a default names the arms and the interval).
         path: optional .png path, written atomically.
         measure: "cost" (GBP) or "activity" (records: admissions, attendances).
+        subgroups: a cohort (or window-cost) column, or several: a row of panels per value.
 
     Returns:
         The matplotlib Figure.
     """
-    means = arm_window_means(
-        window_costs, cohort=cohort, windows=windows, group=group, treated=treated, by=by,
-        weight=weight, cluster=cluster, n_boot=n_boot, seed=seed, ci=ci, censoring=censoring,
-        measure=measure,
-    )
+    blocks = []
+    for label, wc, co in _subgroup_blocks(window_costs, cohort, subgroups):
+        try:
+            means = arm_window_means(
+                wc, cohort=co, windows=windows, group=group, treated=treated, by=by,
+                weight=weight, cluster=cluster, n_boot=n_boot, seed=seed, ci=ci,
+                censoring=censoring, measure=measure,
+            )
+        except InputError as exc:
+            if not blocks:
+                raise
+            raise InputError(f"subgroup {label}: {exc}") from None
+        blocks.append((label, means, _unpriced_shares(wc, co, group, treated, by, windows)))
     what = "cost" if measure == "cost" else "activity (records)"
-    categories = means["category"].unique(maintain_order=True).to_list()
-    unpriced = _unpriced_shares(window_costs, cohort, group, treated, by, windows)
-    rows, cols = _grid(len(categories))
-    fig = _figure(figsize=(4.6 * cols, 3.6 * rows))
+    categories = blocks[0][1]["category"].unique(maintain_order=True).to_list()
+    split = len(blocks) > 1
+    rows, cols = (len(blocks), len(categories)) if split else _grid(len(categories))
+    fig = _figure(figsize=(4.6 * cols, (3.9 if split else 3.6) * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
-    control_label = means.filter(pl.col("arm") == "control")["group"][0]
-    for ax, cat in zip(axes.flat, categories, strict=False):
-        part = means.filter(pl.col("category") == cat)
-        for arm, colour, marker in (("control", _CONTROL_COLOUR, "s"),
-                                    ("treated", _TREATED_COLOUR, "o")):
-            d = part.filter(pl.col("arm") == arm).sort("window")
-            x = d["window"].to_list()
-            label = f"{d['group'][0]} (n={d['n_patients'][0]:,})"
-            ax.fill_between(x, d["ci_low"].to_list(), d["ci_high"].to_list(), color=colour,
-                            alpha=0.15, linewidth=0)
-            ax.plot(x, d["mean"].to_list(), color=colour, marker=marker, linewidth=2,
-                    markersize=5, label=label)
-        ax.axvline(-0.5, color="#555555", linestyle="--", linewidth=1)
-        ax.set_title(_label(cat) + unpriced.get(cat, ""), fontsize=11,
-                     fontweight="bold" if cat == TOTAL else "normal")
-        ws = sorted(part["window"].unique().to_list())
-        ax.set_xticks(ws, [_window_label(w) for w in ws])
-        if measure == "cost":
-            ax.yaxis.set_major_formatter(_gbp)
-        low = part["ci_low"].min()
-        ax.set_ylim(bottom=min(0.0, float(low) if isinstance(low, (int, float)) else 0.0))
-        ax.grid(axis="y", color="#dddddd", linewidth=0.8)
-        ax.spines[["top", "right"]].set_visible(False)
+    control_label = blocks[0][1].filter(pl.col("arm") == "control")["group"][0]
+    for b, (label, means, unpriced) in enumerate(blocks):
+        panels = list(axes[b]) if split else list(axes.flat)
+        for ax, cat in zip(panels, categories, strict=False):
+            name = _label(cat) + unpriced.get(cat, "")
+            _event_panel(ax, means.filter(pl.col("category") == cat),
+                         f"{label}: {name}" if split else name, cat == TOTAL, measure,
+                         10 if split else 11)
+        if split:  # each row's arms have their own patient counts
+            panels[0].legend(loc="best", frameon=False, fontsize=7.5, title=label,
+                             title_fontsize=8)
     fig.supxlabel("Six-month window relative to the index date (0 = the six months from it)",
                   fontsize=10)
     fig.supylabel("Mean cost per patient per window (£)" if measure == "cost"
                   else "Mean records per patient per window", fontsize=10)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    spare = list(axes.flat)[len(categories):]
-    for ax in spare:
-        ax.axis("off")
-    if spare:
-        spare[0].legend(handles, labels, loc="center", frameon=False, fontsize=10,
-                        title="Arm (patients)")
-    else:
-        fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=9.5,
-                   title="Arm (patients)")
+    if not split:
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        spare = list(axes.flat)[len(categories):]
+        for ax in spare:
+            ax.axis("off")
+        if spare:
+            spare[0].legend(handles, labels, loc="center", frameon=False, fontsize=10,
+                            title="Arm (patients)")
+        else:
+            fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize=9.5,
+                       title="Arm (patients)")
     fig.suptitle(
-        title or f"Mean {what} per patient per six-month window: {treated} vs {control_label}\n"
-        f"(shaded: {ci:.0%} bootstrap interval; dashed line: index date)",
+        title or f"Mean {what} per patient per six-month window: {treated} vs {control_label}"
+        + (", all patients and by "
+           + ", ".join(dict.fromkeys(b[0].split(" = ")[0] for b in blocks[1:])) if split else "")
+        + f"\n(shaded: {ci:.0%} bootstrap interval; dashed line: index date)",
         fontsize=12,
     )
     _save(fig, path)
@@ -332,6 +391,15 @@ def balance_chart(
     return fig
 
 
+def _did_row_label(r: dict[str, Any]) -> str:
+    who = "all" if r["subgroup"] == "all" else r["subgroup_value"]
+    text = f"{who}: {_label(r['category'])}"
+    if r["_kind"] == "pretrend":
+        pre, post = (str(r[c]).strip("[]") for c in ("pre_windows", "post_windows"))
+        text = f"pre-trend {pre}→{post}, {text}"
+    return text
+
+
 def did_chart(
     did_table: pl.DataFrame,
     path: str | os.PathLike[str] | None = None,
@@ -342,10 +410,15 @@ def did_chart(
     One panel per measure (activity in records, cost in £, per patient per window). Each
     category (and the total) of each subgroup block is a row: the DiD with its bootstrap
     interval (filled marker) and, where the table has it, the risk-adjusted DiD with its
-    regression interval (open marker, just below).
+    regression interval (open marker, just below). Pre-trend rows (comparison "pretrend",
+    the placebo DiD between pre-index windows of ``did_pretrend``), where the table has them,
+    follow below a line, labelled "pre-trend -2→-1, ...", as grey diamonds with their
+    bootstrap interval: an estimate away from 0 there warns that the arms were already
+    diverging before the index date.
 
     Args:
-        did_table: the frame ``costing.did`` returns (rows with comparison "did" are drawn).
+        did_table: the frame ``costing.did`` returns, with ``did_pretrend`` rows appended
+            or not (rows of other comparisons are not drawn).
         path: optional .png path, written atomically.
         title: figure title.
 
@@ -356,32 +429,46 @@ def did_chart(
     missing = [c for c in need if c not in did_table.columns]
     if missing:
         raise InputError(f"DiD table: missing column(s) {missing}; pass costing.did output")
-    rows = (did_table.filter(pl.col("comparison") == "did")
-            if "comparison" in did_table.columns else did_table)
+    kind = pl.col("comparison") if "comparison" in did_table.columns else pl.lit("did")
+    rows = did_table.with_columns(kind.alias("_kind")).filter(
+        pl.col("_kind").is_in(["did", "pretrend"]))
+    for c in ("pre_windows", "post_windows"):
+        if c not in rows.columns:
+            rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+    # the DiD rows first (drawn at the top), then the pre-trend rows
+    rows = rows.sort(pl.col("_kind") == "pretrend", maintain_order=True)
     measures = rows["measure"].unique(maintain_order=True).to_list()
     n_rows = rows.filter(pl.col("measure") == measures[0]).height
     fig = _figure(figsize=(5.2 * len(measures) + 2.0, 0.32 * n_rows + 1.8))
     axes = fig.subplots(1, len(measures), squeeze=False, sharey=True)[0]
+    # estimate, interval, colour, marker, fill, offset, legend label, the rows it is drawn for
     series = [("did", "ci_low", "ci_high", _TREATED_COLOUR, "o", "full", 0.0,
-               "DiD (bootstrap interval)")]
+               "DiD (bootstrap interval)", "did")]
     if "adjusted_did" in rows.columns:
         series.append(("adjusted_did", "adjusted_ci_low", "adjusted_ci_high", _CONTROL_COLOUR,
-                       "o", "none", -0.3, "risk-adjusted (regression interval)"))
+                       "o", "none", -0.3, "risk-adjusted (regression interval)", "did"))
+    n_trend = rows.filter((pl.col("measure") == measures[0]) & (pl.col("_kind") == "pretrend")
+                          ).height
+    if n_trend:
+        series.append(("did", "ci_low", "ci_high", _PRETREND_COLOUR, "D", "full", 0.0,
+                       "pre-trend: placebo DiD before the index date (bootstrap interval)",
+                       "pretrend"))
     for ax, m in zip(axes, measures, strict=True):
         part = rows.filter(pl.col("measure") == m).reverse()
-        for est, lo, hi, colour, marker, fill, dy, label in series:
-            for i, (e, a, b) in enumerate(part.select(est, lo, hi).iter_rows()):
-                if e is None:
+        for est, lo, hi, colour, marker, fill, dy, label, only in series:
+            first = True
+            for i, (k, e, a, b) in enumerate(part.select("_kind", est, lo, hi).iter_rows()):
+                if e is None or k != only:
                     continue
                 if a is not None and b is not None:
                     ax.plot([a, b], [i + dy, i + dy], color=colour, linewidth=1.4)
                 ax.plot([e], [i + dy], marker, color=colour, mfc=colour if fill == "full"
-                        else "white", markersize=5, label=label if i == 0 else None)
+                        else "white", markersize=5, label=label if first else None)
+                first = False
         ax.axvline(0.0, color="#555555", linewidth=1)
-        labels = [
-            f"{'all' if s == 'all' else v}: {_label(c)}"
-            for s, v, c in part.select("subgroup", "subgroup_value", "category").iter_rows()
-        ]
+        if n_trend:  # the pre-trend rows are at the bottom, below this line
+            ax.axhline(n_trend - 0.5, color="#999999", linewidth=0.8, linestyle=":")
+        labels = [_did_row_label(r) for r in part.iter_rows(named=True)]
         ax.set_yticks(list(range(part.height)), labels, fontsize=8)
         if m == "cost":
             ax.xaxis.set_major_formatter(_gbp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,9 +135,12 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
                  window_costs: pl.DataFrame | None, did_table: pl.DataFrame | None,
                  manifest: dict[str, Any], unpriced_windows: pl.DataFrame | None = None,
                  match_balance: pl.DataFrame | None = None,
-                 balance_table: pl.DataFrame | None = None) -> dict[str, Path]:
+                 balance_table: pl.DataFrame | None = None,
+                 event_study: Mapping[str, Any] | None = None) -> dict[str, Path]:
     """Write report.xlsx (summary, unpriced activity, coverage, window means, DiD, balance,
-    manifest) and the PNG charts."""
+    manifest) and the PNG charts. ``event_study``: arguments of the event-study charts
+    (``costing.charts.event_study_chart``: cohort, subgroups, weight, ...), so that they
+    show what the DiD table estimates; the chart's defaults without it."""
     import xlsxwriter  # noqa: F401  (polars' Excel writer)
 
     from costing.io import atomic_path, neutralise_formulas
@@ -179,11 +183,12 @@ def write_report(out_dir: Path, *, priced: pl.DataFrame, coverage: pl.DataFrame,
             from costing.charts import event_study_chart
 
             files["chart_event_study"] = out_dir / "event_study.png"
-            event_study_chart(window_costs, path=files["chart_event_study"])
+            options = dict(event_study or {})
+            event_study_chart(window_costs, path=files["chart_event_study"], **options)
             if "measure" in did_table.columns and "activity" in did_table["measure"]:
                 files["chart_event_study_activity"] = out_dir / "event_study_activity.png"
                 event_study_chart(window_costs, path=files["chart_event_study_activity"],
-                                  measure="activity")
+                                  measure="activity", **options)
     if did_table is not None and "relative_effect_pct" in did_table.columns:
         from costing.charts import did_chart
 

@@ -417,7 +417,8 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
                                   did_table=did_frame, manifest=manifest,
                                   unpriced_windows=unpriced_windows,
                                   match_balance=matched.balance if matched is not None else None,
-                                  balance_table=balance_frame))
+                                  balance_table=balance_frame,
+                                  event_study=event_study_options(cfg.evaluate, cohort)))
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=records_in, match=matched,
@@ -496,6 +497,16 @@ def evaluate_windows(e: EvaluateSpec, windows: pl.DataFrame, cohort: pl.DataFram
         return did_frame, None
     trend = did_pretrend(windows, windows=pretrend, **kwargs)
     return pl.concat([did_frame, trend], how="diagonal_relaxed"), trend
+
+
+def event_study_options(e: EvaluateSpec | None, cohort: pl.DataFrame | None) -> dict[str, Any]:
+    """The event-study charts' arguments from ``[evaluate]``: the DiD's arms, weights,
+    clusters, censoring, interval and subgroups, so the charts show what it estimates."""
+    if e is None:
+        return {}
+    return dict(cohort=cohort if e.subgroups else None, subgroups=e.subgroups or None,
+                group=e.group, treated=e.treated, weight=e.weight, cluster=e.cluster,
+                censoring=e.censoring, ci=e.ci, seed=e.seed)
 
 
 def _matched_pretrend(windows: tuple[int, ...], warnings: list[str]) -> tuple[int, ...] | None:

@@ -384,8 +384,9 @@ class TableSet:
     def table(self, kind: str, edition: str, resource: str | None = None) -> pl.DataFrame:
         return self.get(kind, edition).table(resource)
 
-    def unit_costs(self, reference_costs: str) -> pl.DataFrame:
-        """Activity-weighted national average unit costs of one reference-cost edition.
+    def unit_costs(self, reference_costs: str, tariff: str | None = None) -> pl.DataFrame:
+        """Activity-weighted national average unit costs of one reference-cost edition, or
+        of a tariff edition weighted by that edition's activity.
 
         The cost of an emergency admission, an elective admission (ordinary or day case), a
         day case, an outpatient first and follow-up attendance and an A&E attendance (all
@@ -393,15 +394,27 @@ class TableSet:
         the schedule rows of each category, excess bed days' cost included as the schedule
         counts it. The ``basis`` column says which rows were used (``costing.unit_costs``).
 
+        With ``tariff``, each schedule row is priced at that tariff edition instead and the
+        schedule's activity weights the prices (the tariff has no activity counts); rows
+        the tariff has no price for are left out and reported (``tariff_coverage``,
+        ``left_out``, ``notes``): see ``costing.unit_costs.unit_costs_from_tariff``.
+
         Example:
             >>> uc = load_tables().unit_costs("2016-17")
             >>> uc.filter(pl.col("category") == "day_case")["unit_cost"].round(2).item()
             735.62
+            >>> t = load_tables().unit_costs("2016-17", tariff="2016-17")
+            >>> t.filter(pl.col("category") == "ae_type_3").select(
+            ...     pl.col("unit_cost", "tariff_coverage").round(4)).row(0)
+            (57.0, 1.0)
         """
-        from costing.unit_costs import unit_costs_from_reference
+        from costing.unit_costs import unit_costs_from_reference, unit_costs_from_tariff
 
         table = self.table("reference_cost", reference_costs, "reference_costs")
-        return unit_costs_from_reference(table, reference_costs)
+        if tariff is None:
+            return unit_costs_from_reference(table, reference_costs)
+        return unit_costs_from_tariff(table, self.get("tariff", tariff).frames, reference_costs,
+                                      tariff)
 
     def index_series(self, name: str) -> pl.DataFrame:
         """financial_year, value for a named inflation index, from the newest edition holding it."""

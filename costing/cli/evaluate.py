@@ -136,7 +136,8 @@ def evaluate_cmd(
     if chart:
         from costing.charts import event_study_chart
 
-        event_study_chart(wc, path=chart, **kwargs)  # type: ignore[arg-type]
+        event_study_chart(wc, path=chart, subgroups=names(subgroups),
+                          **kwargs)  # type: ignore[arg-type]
     main_measure = "activity" if measure == "activity" else "cost"
     fmt = _money if main_measure == "cost" else (
         lambda v: "n/a" if v is None else f"{v:+,.3f} records")
@@ -182,6 +183,9 @@ def _change(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 @main.command("unit-costs")
 @click.option("--reference-costs", "edition", required=True,
               help="Reference-cost edition, e.g. 2016-17 (see `costing tables list`).")
+@click.option("--tariff", "tariff", default=None,
+              help="Tariff edition, e.g. 2016-17: its prices weighted by the reference-cost "
+                   "edition's activity, with the share of activity it prices (coverage).")
 @click.option("--path", "paths", multiple=True, type=click.Path(file_okay=False),
               help="Tables folder(s) instead of the shipped ones; 'shipped' adds the shipped ones.")
 @click.option("--change", "changes", multiple=True, callback=_change,
@@ -189,8 +193,8 @@ def _change(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
                    "emergency_admission=193000.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Also write the table here (.csv, .parquet or .xlsx).")
-def unit_costs_cmd(edition: str, paths: tuple[str, ...], changes: dict[str, float],
-                   output: str | None) -> None:
+def unit_costs_cmd(edition: str, tariff: str | None, paths: tuple[str, ...],
+                   changes: dict[str, float], output: str | None) -> None:
     """National average unit costs per activity category, and the cost of an activity change.
 
     Activity-weighted averages of the chosen National Schedule of Reference Costs: emergency
@@ -199,23 +203,34 @@ def unit_costs_cmd(edition: str, paths: tuple[str, ...], changes: dict[str, floa
     excess bed days' cost included as the schedule counts it. The basis column says which
     schedule rows each one uses.
 
+    With --tariff, each schedule row is priced at that tariff and weighted by the schedule's
+    activity; rows without a tariff price are left out and reported: tariff_coverage (share
+    of activity priced), notes (printed below the table) and left_out (the codes, in -o).
+
     \b
     Examples:
       costing unit-costs --reference-costs 2016-17
+      costing unit-costs --reference-costs 2016-17 --tariff 2016-17
       costing unit-costs --reference-costs 2016-17 --change emergency_admission=193000
     """
     from costing.io import write_frame
     from costing.tables import load_tables
     from costing.unit_costs import cost_of_change
 
-    uc = load_tables(list(paths) if paths else None).unit_costs(edition)
+    uc = load_tables(list(paths) if paths else None).unit_costs(edition, tariff=tariff)
     table = cost_of_change(changes, uc) if changes else uc
+    shown = [c for c in ("category", "change", "activity", "cost", "unit_cost", "tariff_coverage")
+             if c in table.columns]
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=50,
                    tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
                    float_precision=2, thousands_separator=","):
-        click.echo(str(table.drop("basis", "reference_cost_edition", strict=False)))
+        click.echo(str(table.select(shown)))
     if output:
         write_frame(table, output)
-    echo_err(f"costing: unit costs from reference costs {edition} (activity-weighted national "
-             "averages; the basis column says which rows)"
+    source = (f"tariff {tariff} weighted by reference costs {edition} activity" if tariff
+              else f"reference costs {edition} (activity-weighted national averages)")
+    if tariff:
+        for category, notes in uc.select("category", "notes").iter_rows():
+            echo_err(f"costing: {category}: {notes}")
+    echo_err(f"costing: unit costs from {source}; the basis column says how"
              + (f"; {table.height} rows written to {output}" if output else ""))

@@ -71,3 +71,55 @@ def test_window_means_chart(tmp_path: Path) -> None:
 def test_chart_path_must_be_png(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="PNG"):
         window_means_chart(_windows(), path=tmp_path / "means.pdf")
+
+
+def _markers(ax, marker: str) -> list:  # type: ignore[no-untyped-def]
+    return [line for line in ax.get_lines() if line.get_marker() == marker]
+
+
+def test_event_study_chart_subgroup_panels() -> None:
+    # p0..p5 at site A, p6..p11 at site B; the treated are p0, p3, p6, p9
+    cohort = pl.DataFrame({"patient_id": [f"p{i}" for i in range(12)],
+                           "site": ["A"] * 6 + ["B"] * 6})
+    fig = event_study_chart(_windows(), cohort=cohort, subgroups="site", n_boot=20)
+    # a row of panels (4 categories and the total) for all patients, then per site
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 3 * 5
+    assert titles[0] == "All patients: Elective admissions"
+    assert titles[5:10] == [f"site = A: {t}" for t in (
+        "Elective admissions", "Emergency (non-elective) admissions", "Outpatient attendances",
+        "A&E attendances", "Total secondary care")]
+    assert titles[14] == "site = B: Total secondary care"
+    # each row's legend counts its own patients: site A has 2 treated and 4 controls
+    assert [t.get_text() for t in fig.axes[5].get_legend().get_texts()] == [
+        "control (n=4)", "intervention (n=2)"]
+    # site A's treated elective mean in window -2 is its own: cost = ((37i - 22) mod 90) x 10,
+    # p0 -> 680, p3 -> 890: mean 785 (all patients: p0, p3, p6, p9 -> 680, 890, 200, 410)
+    assert _markers(fig.axes[5], "o")[0].get_ydata()[0] == pytest.approx(785.0)
+    assert _markers(fig.axes[0], "o")[0].get_ydata()[0] == pytest.approx(545.0)
+    with pytest.raises(InputError, match="subgroup column 'region'"):
+        event_study_chart(_windows(), cohort=cohort, subgroups="region", n_boot=20)
+
+
+def test_did_chart_draws_the_pretrend_rows() -> None:
+    from costing.charts import did_chart
+    from costing.did import did, did_pretrend
+
+    wc = _windows()
+    main = did(wc, measure="cost", n_boot=20)
+    trend = did_pretrend(wc, windows=(-2, -1), measure="cost", n_boot=20)
+    fig = did_chart(pl.concat([main, trend], how="diagonal_relaxed"))
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    # the five DiD rows at the top, the five pre-trend rows below them (y counts upwards)
+    assert labels[:5] == [f"pre-trend -2→-1, all: {c}" for c in (
+        "Total secondary care", "A&E attendances", "Outpatient attendances",
+        "Emergency (non-elective) admissions", "Elective admissions")]
+    assert not any("pre-trend" in t for t in labels[5:]) and len(labels) == 10
+    diamonds = _markers(ax, "D")
+    assert [d.get_xdata()[0] for d in diamonds] == pytest.approx(trend["did"].reverse().to_list())
+    assert [d.get_ydata()[0] for d in diamonds] == [0, 1, 2, 3, 4]
+    assert any("pre-trend" in t.get_text() for t in fig.legends[0].get_texts())
+    # without pre-trend rows: no diamonds, no pre-trend labels
+    plain = did_chart(main).axes[0]
+    assert not _markers(plain, "D") and len(plain.get_yticklabels()) == 5

@@ -138,3 +138,19 @@ def test_evaluate_help_has_example() -> None:
     res = CliRunner().invoke(main, ["evaluate", "--help"])
     assert res.exit_code == 0
     assert "costing evaluate windows.parquet -o did.csv" in res.output
+
+
+def test_unit_costs_command_with_a_tariff(tmp_path: Path) -> None:
+    out = tmp_path / "uc.csv"
+    res = CliRunner().invoke(main, ["unit-costs", "--reference-costs", "2016-17",
+                                    "--tariff", "2016-17", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    got = pl.read_csv(out)
+    # every type 3 A&E HRG is £57 in the 2016-17 tariff (tests/unit/test_unit_costs.py)
+    assert got.filter(pl.col("category") == "ae_type_3")["unit_cost"].item() == pytest.approx(57.0)
+    assert {"tariff_coverage", "left_out", "notes", "basis"} <= set(got.columns)
+    assert "tariff_coverage" in res.stdout
+    assert "ae_type_4: no unit cost" in res.stderr and "had a tariff price" in res.stderr
+    bad = CliRunner().invoke(main, ["unit-costs", "--reference-costs", "2016-17",
+                                    "--tariff", "2015-16"])
+    assert bad.exit_code == 1 and "no tariff edition '2015-16'" in bad.stderr
