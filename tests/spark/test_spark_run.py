@@ -108,20 +108,24 @@ def _rounded(value: Any) -> Any:
 
 
 def test_spark_run_past_the_fail_threshold_exits_1_as_the_polars_run(spark: Any, tmp_path: Path) -> None:
-    """Three of five records unpriced (HRG codes no table holds: one admission, and every
-    A&E record): 60% is past --fail-unpriced 0.5, and A&E is wholly unpriced; both engines
-    exit 1 with the same error (and warning) lines, naming the A&E file."""
+    """Four of six records unpriced (HRG codes no table holds: one admission and every A&E
+    record; one admission repeating another's id): 67% is past --fail-unpriced 0.5, and A&E
+    is wholly unpriced; both engines price the same and exit 1 with the same error and warning
+    lines (the A&E file, the repeated id, the edition pairing)."""
     from click.testing import CliRunner
 
     from costing.cli import main
 
     data = tmp_path / "data"
     data.mkdir()
-    (data / "apc.csv").write_text(
-        "EPIKEY,PSEUDO_HESID,PROCODE3,SPELL_ID,EPIORDER,ADMIDATE,DISDATE,ADMIMETH,CLASSPAT,STARTAGE,SUSHRG,SPELL_HRG\n"
-        "1,P1,ZZA,S1,1,2016-10-19,2016-10-19,11,2,65,LB72A,LB72A\n"
-        "2,P2,ZZA,S2,1,2016-10-20,2016-10-21,28,1,68,DZ65K,DZ65K\n"
-        "3,P2,ZZA,S3,1,2016-11-20,2016-11-21,28,1,68,ZZ99Q,ZZ99Q\n", encoding="utf-8")
+    header = "EPIKEY,PSEUDO_HESID,PROCODE3,SPELL_ID,EPIORDER,ADMIDATE,DISDATE,ADMIMETH,CLASSPAT,STARTAGE,SUSHRG,SPELL_HRG"
+    apc = [r.split(",") for r in ("1,P1,ZZA,S1,1,2016-10-19,2016-10-19,11,2,65,LB72A,LB72A",
+                                  "2,P2,ZZA,S2,1,2016-10-20,2016-10-21,28,1,68,DZ65K,DZ65K",
+                                  "3,P2,ZZA,S3,1,2016-11-20,2016-11-21,28,1,68,ZZ99Q,ZZ99Q",
+                                  # record 2's id again: a duplicate, not priced (row 4)
+                                  "2,P2,ZZA,S2,1,2016-12-20,2016-12-21,28,1,68,DZ65K,DZ65K")]
+    # Parquet: its row numbers are exact under Spark too, as the duplicate warning gives them
+    pl.DataFrame(apc, schema=header.split(","), orient="row").write_parquet(data / "apc.parquet")
     (data / "ae.csv").write_text(
         "AEKEY,PSEUDO_HESID,PROCODE3,ARRIVALDATE,ARRIVALAGE,AEDEPTTYPE,AEATTENDDISP,SUSHRG\n"
         "4,P1,ZZA,2016-10-24,65,01,02,VB99Q\n5,P2,ZZA,2016-10-28,71,01,01,VB99Q\n", encoding="utf-8")
@@ -132,19 +136,26 @@ def test_spark_run_past_the_fail_threshold_exits_1_as_the_polars_run(spark: Any,
         run_file = tmp_path / engine / "run.toml"
         run_file.parent.mkdir()
         run_file.write_text(
-            f'[inputs.apc]\npath = "{data.as_posix()}/apc.csv"\n[inputs.ae]\npath = "{data.as_posix()}/ae.csv"\n'
+            f'[inputs.apc]\npath = "{data.as_posix()}/apc.parquet"\n[inputs.ae]\npath = "{data.as_posix()}/ae.csv"\n'
             f'[cohort]\npath = "{data.as_posix()}/cohort.csv"\n'
             '[pricing]\nperspective = "purchaser"\ntariff_edition = "2016-17"\nreference_cost_edition = "2016-17"\n'
             f'[output]\nreport = false\n[engine]\nname = "{engine}"\npartitions = 2\n', encoding="utf-8")
         results[engine] = CliRunner().invoke(main, ["run", str(run_file), "-q", "--fail-unpriced", "0.5"])
     polars, spark_run = results["polars"], results["spark"]
     assert polars.exit_code == spark_run.exit_code == 1, (polars.output, spark_run.output)
-    errors = [[line for line in r.stderr.splitlines() if line.startswith(("costing: error:", "costing: warning:"))]
-              for r in (polars, spark_run)]
-    assert errors[0] == errors[1]
-    errors = [[line for line in e if line.startswith("costing: error:")] for e in errors]
-    assert "costing: error: 3 of 5 records unpriced (60.0% of records" in errors[0][0]
+    warnings = [[line for line in r.stderr.splitlines() if line.startswith(("costing: error:", "costing: warning:"))]
+                for r in (polars, spark_run)]
+    assert warnings[0] == warnings[1]
+    errors = [[line for line in w if line.startswith("costing: error:")] for w in warnings]
+    assert "costing: error: 4 of 6 records unpriced (66.7% of records" in errors[0][0]
     assert any(f"{data.as_posix()}/ae.csv: all 2 records unpriced" in e for e in errors[0])
+    assert any(e.startswith(f"costing: warning: {data.as_posix()}/apc.parquet: 1 record(s) repeat an "
+                            "earlier record's id (first at row 4)") for e in warnings[0])
+    keys = ["setting", "record_id", "activity_date"]
+    priced = [pl.read_parquet(tmp_path / "polars" / "output" / "priced.parquet").select(*keys, "status", "cost"),
+              pl.read_parquet(tmp_path / "spark" / "output" / "priced" / "*.parquet").select(*keys, "status", "cost")]
+    assert priced[0]["status"].to_list().count(59) == 1  # duplicate_record
+    assert_frame_equal(priced[1].sort(keys), priced[0].sort(keys))
     for engine in ("polars", "spark"):  # the outputs are written all the same
         assert (tmp_path / engine / "output" / "unpriced.csv").is_file()
 
