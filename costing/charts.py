@@ -188,7 +188,7 @@ def event_study_chart(
     Returns:
         The matplotlib Figure.
     """
-    blocks = []
+    blocks: list[tuple[str, pl.DataFrame, dict[str, str]]] = []
     for label, wc, co in _subgroup_blocks(window_costs, cohort, subgroups):
         try:
             means = arm_window_means(

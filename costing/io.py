@@ -54,6 +54,7 @@ __all__ = [
     "neutralise_formulas",
     "read_activity",
     "detect_setting",
+    "duplicate_lines",
     "duplicate_records",
     "duplicate_warnings",
     "DUPLICATE_REASON",
@@ -738,10 +739,16 @@ def duplicate_warnings(activity: pl.DataFrame | pl.LazyFrame) -> list[str]:
     :func:`duplicate_records`), for ``costing price`` and ``costing run`` alike."""
     if "invalid_reason" not in activity.lazy().collect_schema().names():
         return []
+    return duplicate_lines(duplicate_records(activity))
+
+
+def duplicate_lines(records: pl.DataFrame) -> list[str]:
+    """The warning of each row of a :func:`duplicate_records` table (the Spark run's sums
+    over its patient buckets too)."""
     return [f"{row['source_file']}: {row['n_duplicates']:,} record(s) repeat an earlier record's id "
             f"(first at row {row['first_row']}); they have status duplicate_record and are not "
             "priced (--strict makes this an error)"
-            for row in duplicate_records(activity).iter_rows(named=True)]
+            for row in records.iter_rows(named=True)]
 
 
 def detect_setting(path: PathArg, columns: ColumnsArg = "hes", sheet: SheetArg = None,

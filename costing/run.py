@@ -504,9 +504,9 @@ def event_study_options(e: EvaluateSpec | None, cohort: pl.DataFrame | None) -> 
     clusters, censoring, interval and subgroups, so the charts show what it estimates."""
     if e is None:
         return {}
-    return dict(cohort=cohort if e.subgroups else None, subgroups=e.subgroups or None,
-                group=e.group, treated=e.treated, weight=e.weight, cluster=e.cluster,
-                censoring=e.censoring, ci=e.ci, seed=e.seed)
+    return {"cohort": cohort if e.subgroups else None, "subgroups": e.subgroups or None,
+            "group": e.group, "treated": e.treated, "weight": e.weight, "cluster": e.cluster,
+            "censoring": e.censoring, "ci": e.ci, "seed": e.seed}
 
 
 def _matched_pretrend(windows: tuple[int, ...], warnings: list[str]) -> tuple[int, ...] | None:

@@ -77,6 +77,8 @@ BUCKET = "_bucket"
 _SOURCE_ROW = "source_row"
 _SOURCE_FILE = "source_file"
 _FILE = "__costing_source_file__"  # the source file of each row, as Spark read it
+_READ_ORDER = "__costing_read_order__"  # the position of a row's input in read_activity's list
+_FIRST = "__costing_first__"  # the first record of a repeated record id
 # Spark settings costing sets on a session it starts (a user's conf overrides them).
 _DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -606,7 +608,9 @@ def read_activity(spark: SparkSession, path: str | Path | Sequence[str | Path], 
                   columns: str | Mapping[str, Any] | Path = "hes", *, encoding: str = "utf8",
                   hrg_version: str | None = None, date_format: str | None = None) -> DataFrame:
     """:func:`costing.read_activity` with Spark: the same canonical columns, values and
-    ``invalid_reason`` (the column preset applied by the same code, a part at a time).
+    ``invalid_reason`` (the column preset applied by the same code, a part at a time; a
+    record id repeating an earlier record's marked over the whole read, as the polars reader
+    marks it).
 
     Args:
         spark: the session.
@@ -618,6 +622,8 @@ def read_activity(spark: SparkSession, path: str | Path | Sequence[str | Path], 
     ``source_row`` is the 1-based row of a Parquet file; for CSV and tables it is unique
     and increasing but not the line number.
     """
+    from pyspark.sql import functions as F
+
     from costing.io import _ROW
     from costing.presets import resolve_preset
 
@@ -627,7 +633,7 @@ def read_activity(spark: SparkSession, path: str | Path | Sequence[str | Path], 
         raise InputError("read_activity: no input given")
     preset = resolve_preset(columns, setting, hrg_version=hrg_version, date_format=date_format)
     out: DataFrame | None = None
-    for p in paths:
+    for i, p in enumerate(paths):
         raw = _raw(spark, str(p), encoding)
         headers = [c for c in raw.columns if c not in (_ROW, _FILE)]
         # typed here on no rows first, so a missing column is an error before any job runs
@@ -637,10 +643,33 @@ def read_activity(spark: SparkSession, path: str | Path | Sequence[str | Path], 
         def typed(frame: pl.DataFrame, headers: list[str] = headers, where: str = str(p)) -> pl.DataFrame:
             return _canonicalise(frame.lazy(), headers, preset, where).collect()
 
-        frame = _narrow(raw, schema, typed)
+        frame = _narrow(raw, schema, typed).withColumn(_READ_ORDER, F.lit(i))
         out = frame if out is None else out.unionByName(frame, allowMissingColumns=True)
     assert out is not None
-    return out
+    return _with_duplicates(out).drop(_READ_ORDER)
+
+
+def _with_duplicates(df: DataFrame) -> DataFrame:
+    """``costing.read_activity``'s mark on a record whose id an earlier record of the read
+    (every file, in the order given, each in its row order) already has: ``DUPLICATE_REASON``
+    appended to its ``invalid_reason``, so that pricing gives it the duplicate_record status.
+    The first record of each repeated id is found by an aggregate over the ids (a shuffle of
+    the ids alone) joined back to the records."""
+    from pyspark.sql import functions as F
+
+    from costing.activity import DUPLICATE_REASON
+
+    if "record_id" not in df.columns:
+        return df
+    order = F.struct(F.col(_READ_ORDER), F.col(_SOURCE_FILE), F.col("source_row"))
+    firsts = (df.where(F.col("record_id").isNotNull()).groupBy("record_id")
+              .agg(F.count(F.lit(1)).alias("_n"), F.min(order).alias(_FIRST))
+              .where(F.col("_n") > 1).drop("_n"))
+    dup = F.col(_FIRST).isNotNull() & (order != F.col(_FIRST))
+    reason = F.when(dup, F.concat_ws("; ", F.col("invalid_reason"), F.lit(DUPLICATE_REASON)))
+    return (df.join(firsts, on="record_id", how="left")
+            .withColumn("invalid_reason", reason.otherwise(F.col("invalid_reason")))
+            .select(*df.columns))
 
 
 def _canonicalise(frame: pl.LazyFrame, headers: list[str], preset: Any, where: str) -> pl.LazyFrame:

@@ -89,6 +89,7 @@ def bucket_outputs(bucket: int, records: pl.DataFrame, cohort: pl.DataFrame | No
     cohort; flagged ``AUDIT``), then one summary row."""
     from costing import spark as cs
     from costing.coverage import coverage, trimpoint_coverage
+    from costing.io import duplicate_records
     from costing.pairing import hrg_not_found_by_edition
     from costing.pricing import price
     from costing.unpriced import unpriced_counts
@@ -100,6 +101,7 @@ def bucket_outputs(bucket: int, records: pl.DataFrame, cohort: pl.DataFrame | No
     parts |= {f"unpriced_{name}": frame for name, frame in unpriced_counts(priced).items()}
     parts |= {"editions": priced.select(c for c in _EDITION_COLUMNS if c in priced.columns).unique(),
               "by_edition": hrg_not_found_by_edition(priced, tables),
+              "duplicates": duplicate_records(priced),
               "trimpoints": trimpoint_coverage(priced, tables, cfg.pricing)}
     w = cfg.windows
     out = [priced]
@@ -159,6 +161,16 @@ def combine_trimpoints(parts: pl.DataFrame) -> pl.DataFrame:
     every part), by edition."""
     return (_summed_like(parts, ["n_records", "n_without_trim_point"])
             .sort("reference_cost_edition"))
+
+
+def combine_duplicates(parts: pl.DataFrame, files: list[str]) -> pl.DataFrame:
+    """``duplicate_records`` tables of disjoint sets of records (stacked) as the table of
+    them all: repeated records summed per file, the first row the least, files in the order
+    read (``files``)."""
+    order = {f: i for i, f in enumerate(files)}
+    return (parts.group_by("source_file").agg(pl.col("n_duplicates").sum(), pl.col("first_row").min())
+            .sort(pl.col("source_file").replace_strict(order, default=len(order)), "source_file")
+            .select(parts.columns).cast(dict(parts.schema)))
 
 
 def check_money(priced: float, audit_sum: pl.DataFrame, in_windows: float) -> None:
@@ -226,7 +238,7 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
     from costing import spark as cs
     from costing.cohort import validate_cohort
     from costing.coverage import combine_coverage
-    from costing.io import read_cohort, write_frame
+    from costing.io import duplicate_lines, read_cohort, write_frame
     from costing.manifest import _COST_DECIMALS, run_manifest, write_run_manifest
     from costing.pairing import run_warnings
     from costing.report import write_report
@@ -319,8 +331,12 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
     files["coverage"] = write_frame(cov, out_dir / "coverage.csv")
     by_edition = combine_by_edition(_combine(summaries, "by_edition"))  # type: ignore[arg-type]
     files["coverage_by_edition"] = write_frame(by_edition, out_dir / "coverage_by_edition.csv")
-    # the editions the records used: all that run_warnings reads of them
-    warnings = run_warnings(_combine(summaries, "editions").unique(), ts, cfg.pricing)  # type: ignore[union-attr]
+    # file-level: repeated record ids; then the editions the records used (all that
+    # run_warnings reads of them)
+    read = [_spark_path(cfg, p) for spec in cfg.inputs.values()
+            for p in ([spec.path] if isinstance(spec.path, str) else spec.path)]
+    warnings = duplicate_lines(combine_duplicates(_combine(summaries, "duplicates"), read))  # type: ignore[arg-type]
+    warnings += run_warnings(_combine(summaries, "editions").unique(), ts, cfg.pricing)  # type: ignore[union-attr]
     trim = combine_trimpoints(_combine(summaries, "trimpoints"))  # type: ignore[arg-type]
     files["coverage_trimpoints"] = write_frame(trim, out_dir / "coverage_trimpoints.csv")
 

@@ -134,7 +134,7 @@ def unit_costs_from_reference(reference_costs: pl.DataFrame, edition: str) -> pl
         and reference_cost_edition. A category the edition has no activity for (an extract
         of admitted care only, say) has null figures and a basis saying so.
     """
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for cat in _CATEGORIES:
         activity, cost = _total(cat.rows(reference_costs, cat.departments))
         if cat.excess_bed_days:
@@ -201,11 +201,9 @@ _OP_PRICE: Final = {"WF01B": "t_first_single_price", "WF02B": "t_first_multi_pri
 
 
 def _op_attendance_price() -> pl.Expr:
-    cur = pl.col("currency_code")
-    expr = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.Float64))
-    for code, column in _OP_PRICE.items():
-        expr = expr.when(cur == code).then(pl.col(column))
-    return expr
+    cur = pl.col("currency_code")  # the currencies are exclusive: at most one is not null
+    return pl.coalesce([pl.when(cur == code).then(pl.col(column))
+                        for code, column in _OP_PRICE.items()])
 
 
 def _ae_price() -> pl.Expr:
@@ -217,28 +215,28 @@ def _ae_price() -> pl.Expr:
 # department -> (the tariff resource it looks up, its price rule, the rule in words)
 _DEPARTMENT_PRICE: Final = {
     "EL": ("apc", _elective_price(),
-           "EL at the ordinary elective spell price (the combined day case / elective price "
-           "where the tariff gives one)"),
+           ("EL at the ordinary elective spell price (the combined day case / elective price "
+            "where the tariff gives one)")),
     "DC": ("apc", _day_case_price(),
            "DC at the day-case spell price (or the combined day case / elective price)"),
     "NEL": ("apc", pl.col("t_nel_price"), "NEL at the non-elective spell price"),
     "NES": ("apc", _short_stay_emergency_price(),
-            "NES at the reduced short-stay emergency price where the tariff applies one, else "
-            "the non-elective price (the schedule has no age split: the tariff's 19-and-over "
-            "condition is not applied)"),
+            ("NES at the reduced short-stay emergency price where the tariff applies one, else "
+             "the non-elective price (the schedule has no age split: the tariff's 19-and-over "
+             "condition is not applied)")),
     "EL_XS": ("apc", _excess_bed_day_price(_elective_price()),
               "EL_XS days at the tariff's per-day long-stay payment"),
     "NEL_XS": ("apc", _excess_bed_day_price(pl.col("t_nel_price")),
                "NEL_XS days at the tariff's per-day long-stay payment"),
     "CL": ("op_attendance", _op_attendance_price(),
-           "CL (consultant-led) at the treatment function's attendance price (WF01B first "
-           "single, WF02B first multi-professional, WF01A / WF02A follow-up)"),
+           ("CL (consultant-led) at the treatment function's attendance price (WF01B first "
+            "single, WF02B first multi-professional, WF01A / WF02A follow-up)")),
     "NCL": ("op_attendance", pl.lit(None, dtype=pl.Float64),
-            "NCL (non-consultant-led): no national price (the tariff prices consultant-led "
-            "attendances only)"),
+            ("NCL (non-consultant-led): no national price (the tariff prices consultant-led "
+             "attendances only)")),
     "AE": ("ae", _ae_price(),
-           "AE at the type 1 and 2 price (T01*, T02*) or the type 3 price (T03*); type 4 "
-           "(T04*) has no national price"),
+           ("AE at the type 1 and 2 price (T01*, T02*) or the type 3 price (T03*); type 4 "
+            "(T04*) has no national price")),
 }
 
 
@@ -283,9 +281,9 @@ def _with_tariff_prices(reference_costs: pl.DataFrame,
     for resource in _TARIFF_COLUMNS:
         rc = rc.join(_tariff_frame(tariff, resource), on=f"t_{resource}_key", how="left",
                      maintain_order="left")
-    price = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.Float64))
-    for dept, (_, rule, _) in _DEPARTMENT_PRICE.items():
-        price = price.when(pl.col("department_code") == dept).then(rule)
+    price = pl.coalesce([  # one rule per department: at most one is not null
+        pl.when(pl.col("department_code") == dept).then(rule)
+        for dept, (_, rule, _) in _DEPARTMENT_PRICE.items()])
     return rc.select(*reference_costs.columns, price.alias("tariff_price"),
                      _tariff_key().alias("tariff_key"))
 

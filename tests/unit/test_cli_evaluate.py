@@ -96,12 +96,17 @@ def test_evaluate_subgroups_adjust_and_balance(tmp_path: Path) -> None:
     assert pl.read_csv(bal)["kind"].unique().sort().to_list() == ["activity", "cost"]
 
 
-def test_unit_costs_command(tmp_path: Path) -> None:
+def _unit_costs(tmp_path: Path, *args: str):  # type: ignore[no-untyped-def]
+    """``costing unit-costs --reference-costs 2016-17 ARGS -o uc.csv``: the result and the file."""
     out = tmp_path / "uc.csv"
-    res = CliRunner().invoke(main, ["unit-costs", "--reference-costs", "2016-17",
-                                    "--change", "day_case=-1,000", "-o", str(out)])
+    res = CliRunner().invoke(main, ["unit-costs", "--reference-costs", "2016-17", *args,
+                                    "-o", str(out)])
     assert res.exit_code == 0, res.output
-    got = pl.read_csv(out)
+    return res, pl.read_csv(out)
+
+
+def test_unit_costs_command(tmp_path: Path) -> None:
+    res, got = _unit_costs(tmp_path, "--change", "day_case=-1,000")
     # 2016-17 day case: £735.621486 (national schedule, Index sheet; tests/unit/test_unit_costs)
     assert got["cost"].to_list()[0] == pytest.approx(-735_621.486, abs=0.01)
     assert "day_case" in res.output
@@ -141,11 +146,7 @@ def test_evaluate_help_has_example() -> None:
 
 
 def test_unit_costs_command_with_a_tariff(tmp_path: Path) -> None:
-    out = tmp_path / "uc.csv"
-    res = CliRunner().invoke(main, ["unit-costs", "--reference-costs", "2016-17",
-                                    "--tariff", "2016-17", "-o", str(out)])
-    assert res.exit_code == 0, res.output
-    got = pl.read_csv(out)
+    res, got = _unit_costs(tmp_path, "--tariff", "2016-17")
     # every type 3 A&E HRG is £57 in the 2016-17 tariff (tests/unit/test_unit_costs.py)
     assert got.filter(pl.col("category") == "ae_type_3")["unit_cost"].item() == pytest.approx(57.0)
     assert {"tariff_coverage", "left_out", "notes", "basis"} <= set(got.columns)
