@@ -29,7 +29,15 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from costing.errors import ConfigError, ConservationError
-from costing.run import Progress, RunConfig, RunResult, balance_table, evaluate_windows, unpriced_table
+from costing.run import (
+    Progress,
+    RunConfig,
+    RunResult,
+    balance_table,
+    evaluate_windows,
+    event_study_options,
+    unpriced_table,
+)
 from costing.tables import TableSet
 
 if TYPE_CHECKING:
@@ -366,7 +374,8 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
         say("report")
         files.update(write_report(out_dir, priced=counts, coverage=cov, window_costs=windows,
                                   did_table=did_frame, manifest=manifest,
-                                  unpriced_windows=unpriced_windows, balance_table=balance_frame))
+                                  unpriced_windows=unpriced_windows, balance_table=balance_frame,
+                                  event_study=event_study_options(cfg.evaluate, cohort)))
     return RunResult(priced=counts, window_costs=windows, audit=None, coverage=cov, did=did_frame,
                      manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=rows_in, unpriced=unpriced,
