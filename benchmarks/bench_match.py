@@ -9,15 +9,22 @@ Builds (not timed) a simulated study (``benchmarks/match_sim.py``: persistent in
 selection on recent emergency admissions) whose priced records number about ``--records``,
 then times ``costing.match`` (features in four six-month windows for every case and, per
 index month, every eligible candidate; both scores; greedy matching) and the balance table,
-and prints its results as one JSON line (wall and CPU seconds, peak RSS, the matches and
-the largest |SMD| after matching). Everything is synthetic.
+and prints its results as one JSON line: wall and CPU seconds, the resident memory before
+matching (the simulated inputs) and its peak during matching, the matches and the largest
+|SMD| after matching. The libraries matching loads on first use (scikit-learn, SciPy) are
+imported before the clock starts and their import time reported apart. ``--profile N``
+prints the N functions with the most cumulative time (cProfile) as ``#`` lines on stderr.
+Everything is synthetic.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import os
+import pstats
 import resource
 import sys
 import time
@@ -32,6 +39,26 @@ from costing.match import match  # noqa: E402
 RECORDS_PER_PATIENT = 10.5  # the simulation's mean over 48 months at rate 1.0
 
 
+def _rss_gib(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process from /proc, in GiB (0 where absent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return 0.0
+
+
+def _reset_peak() -> bool:
+    """Reset the process's peak RSS (Linux: 5 > /proc/self/clear_refs); whether it worked."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=400)
@@ -41,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-k", type=int, default=1)
     ap.add_argument("--score", default="both", choices=["both", "propensity", "prognostic"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="print the N functions with the most cumulative time")
     args = ap.parse_args(argv)
 
     t = time.perf_counter()
@@ -50,18 +79,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"built {sim.priced.height:,} priced records, {args.pool:,} pool, "
           f"{sim.cases.height:,} cases in {time.perf_counter() - t:.1f} s", file=sys.stderr)
 
+    t = time.perf_counter()
+    import scipy.linalg  # noqa: F401  (loaded by match on first use)
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.neighbors  # noqa: F401
+    import_s = time.perf_counter() - t
+
+    rss_before = _rss_gib("VmRSS")
+    reset = _reset_peak()
+    profiler = cProfile.Profile() if args.profile else None
     cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     result = match(sim.cases, sim.pool, sim.priced, k=args.k, score=args.score, seed=args.seed)
+    if profiler is not None:
+        profiler.disable()
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    # the peak since the reset (matching alone), else the process's (the simulation too)
+    peak_gib = _rss_gib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     d = result.diagnostics
     print(f"# match: {sim.cases.height:,} cases x {args.pool:,} pool ({sim.priced.height:,} records): "
-          f"wall {wall:.2f} s, CPU {cpu:.2f} s, peak RSS {peak_gib:.2f} GiB", file=sys.stderr)
+          f"wall {wall:.2f} s, CPU {cpu:.2f} s, RSS {rss_before:.2f} GiB before, peak "
+          f"{peak_gib:.2f} GiB{' during matching' if reset else ' (process)'}", file=sys.stderr)
+    if profiler is not None:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.profile)
+        print("\n".join("# " + line for line in out.getvalue().splitlines()), file=sys.stderr)
     print(json.dumps({
         "benchmark": "match", "cases": sim.cases.height, "pool": args.pool,
         "records": sim.priced.height, "index_months": args.index_months, "k": args.k,
         "score": args.score, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-        "peak_rss_gib": round(peak_gib, 3), "load_1min": round(os.getloadavg()[0], 1),
+        "rss_before_gib": round(rss_before, 3), "peak_rss_gib": round(peak_gib, 3),
+        "peak_is_matching_only": reset, "import_s": round(import_s, 3),
+        "profiled": bool(profiler), "load_1min": round(os.getloadavg()[0], 1),
         "matched": d.n_matched, "controls": d.n_controls,
         "max_abs_smd_after": round(float(result.balance["smd_after"].abs().max() or 0.0), 4),
     }))

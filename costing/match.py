@@ -330,10 +330,14 @@ def _design(
             cols.append(rows[c].to_numpy())
     for c, levels in attrs.categorical.items():
         s = rows[c]
-        cols += [(s == v).to_numpy().astype(np.float64) for v in levels[1:]]
-    x = np.column_stack(cols) if cols else np.empty((len(ids), 0))
-    f = feats.drop("patient_id").to_numpy().astype(np.float64)
-    return np.hstack([x.astype(np.float64), f])
+        cols += [(s == v).to_numpy() for v in levels[1:]]
+    cols += [feats[c].to_numpy() for c in feats.columns if c != "patient_id"]
+    # one allocation, filled a column at a time (a pool of a million rows makes every
+    # intermediate copy of the whole matrix count)
+    x = np.empty((len(ids), len(cols)), dtype=np.float64, order="F")
+    for j, col in enumerate(cols):
+        x[:, j] = col
+    return x
 
 
 # --------------------------------------------------------------------------------------
@@ -360,8 +364,10 @@ class ScoreModel:
     outcome: np.ndarray = field(repr=False)
 
     def logit(self, x: np.ndarray) -> np.ndarray:
-        z = (x[:, self.kept] - self.mean[self.kept]) / self.scale[self.kept]
-        return np.asarray(self.intercept + z @ self.coef, dtype=np.float64)
+        # ((x - mean) / scale) @ coef as one product with x: no standardised copy of x
+        w = np.zeros(x.shape[1])
+        w[self.kept] = self.coef / self.scale[self.kept]
+        return np.asarray(self.intercept - self.mean @ w + x @ w, dtype=np.float64)
 
     def terms(self) -> pl.DataFrame:
         """The coefficients per standardised design column (intercept first)."""
@@ -708,8 +714,13 @@ def match(
     ref_date = pl.select(pl.lit(first_index).dt.offset_by(f"-{_PROGNOSTIC_MONTHS}mo")).item()
     earliest = pl.select(pl.lit(ref_date).dt.offset_by(f"-{months_span + months}mo")).item()
     ids = pl.concat([case_df["patient_id"], cand["patient_id"]])
+    # only what the features and the prognostic outcome read (an absent column is named by
+    # the windows' own check)
+    read = ("patient_id", "setting", "activity_date", "discharge_date", "cost_category", "cost", "status")
+    have = priced.lazy().collect_schema().names()
     src = (
         priced.lazy()
+        .select([c for c in read if c in have])
         .filter(pl.col("patient_id").cast(pl.String).is_in(ids.implode())
                 & (pl.col("activity_date") >= earliest) & (pl.col("activity_date") < last_index))
         .collect()
@@ -756,9 +767,13 @@ def match(
                          "any case's index date")
     take = (np.sort(rng.choice(n_cand_rows, size=max_fit_rows, replace=False))
             if n_cand_rows > max_fit_rows else np.arange(n_cand_rows))
-    x_cand_all = np.vstack([v["x"] for v in per_month.values()])
-    x_cand_fit = x_cand_all[take]
-    del x_cand_all
+    # the sampled rows, month by month (rows numbered across the months in order), without
+    # stacking every candidate-month row first
+    ends = np.cumsum([len(v["pids"]) for v in per_month.values()])
+    x_cand_fit = np.vstack([
+        v["x"][take[(take >= end - len(v["pids"])) & (take < end)] - (end - len(v["pids"]))]
+        for v, end in zip(per_month.values(), ends, strict=True)
+    ])
     x_fit = np.vstack([x_case, x_cand_fit])
     y_fit = np.r_[np.ones(len(x_case)), np.zeros(len(x_cand_fit))]
     models = []
@@ -801,6 +816,7 @@ def match(
         case_pos = np.flatnonzero((case_df["_month"] == m).to_numpy())
         lp_c = prop.logit(info["x"])
         pg_c = prog.logit(info["x"]) if prog is not None else None
+        del info["x"]  # the scores are all the matching needs from here
         info["scores"] = (lp_c, pg_c)
         cal_c = pg_c if score == "prognostic" else lp_c
         assert cal_c is not None
@@ -831,6 +847,7 @@ def match(
     case_scores = (lp_case, pg_case)
     cohort, unmatched = _cohort(case_df, case_death, case_scores, per_month, matches, min_k)
     cohort = _with_attributes(cohort, attrs)
+    cohort = _with_set_columns(cohort, case_df, pool_df)
     diag_models = pl.concat([m.terms() for m in models])
     balance = _balance(
         cohort, x_case, x_cand_fit, case_df, attrs, columns, src, ws, months, index_spell_days,
@@ -958,6 +975,17 @@ def _with_attributes(cohort: pl.DataFrame, attrs: _Attributes) -> pl.DataFrame:
         age = (pl.col("index_date") - pl.col("birth_date")).dt.total_days() / 365.25
         out = out.with_columns(age.alias("age")).drop("birth_date")
     return out.select(*cohort.columns, *cols)
+
+
+def _with_set_columns(cohort: pl.DataFrame, case_df: pl.DataFrame, pool_df: pl.DataFrame) -> pl.DataFrame:
+    """The cohort with the columns only the cases have (e.g. site_type): each control takes
+    its case's value, as with site, so they serve as subgroups downstream."""
+    cols = [c for c in case_df.columns
+            if c not in cohort.columns and c not in pool_df.columns and not c.startswith("_")]
+    if not cols:
+        return cohort
+    sets = case_df.select(pl.col("patient_id").alias("matched_set"), *cols)
+    return cohort.join(sets, on="matched_set", how="left", maintain_order="left")
 
 
 def _balance(

@@ -1,35 +1,42 @@
-"""Generate the synthetic ICP-style worked example: extracts and cohort.
+"""Generate the synthetic ICP-style worked example: cases, a candidate pool and their extracts.
 
 Everything here is SYNTHETIC. No real patient is described. The run file prices the records
 at the real national tariff 2016/17 (shipped, final Annex A), with the 2016/17 reference costs
-(shipped) as the fallback: both are editions of the same year.
+(shipped) as the fallback: both are editions of the same year. It then builds the control
+group itself, by matching the cases to the pool on their priced prior use (``[match]``).
 
 The study is shaped like the Integrated Care Pilots (ICP) case-management evaluation:
 
-* 2 sites x 150 intervention (case-managed) patients, index dates spread over 2008/09-2009/10;
-* 3 or 4 matched controls per case (most 4), sharing their case's index date, with
-  ``matched_set`` = the case's patient id and ``weight`` = 1 for cases, 1/k for k controls;
-* a few deaths (``end_of_follow_up``) in the six months after the index date;
-* HES-layout extracts: admitted patient care episodes (with some two-episode spells), outpatient
-  attendances (with DNAs and procedure HRGs) and A&E attendances, with HRG codes held in the
-  shipped 2016/17 reference costs. Most admitted HRGs are also priced by the 2016/17 tariff;
-  some are HRG4+ codes the tariff (still on the earlier HRG4 design) does not hold, so they
-  fall back to the reference costs on purpose, and the coverage table shows it;
-* activity in the windows k = -2, -1 (before) and 0 (after the index date), and a thinner
-  scatter in k = -3 and k = +1, outside the windows the run uses (it shows in the audit);
+* a population of older people (65 and over) living around two sites; each has a sex, a
+  birth date, a deprivation decile and a count of long-term conditions (``ltc_count``), and a
+  frailty that follows mostly from their conditions and age. Their hospital use is a Poisson
+  process in calendar time at a rate proportional to their frailty, with a slightly rising
+  trend common to everyone (so parallel trends hold);
+* ``CASES_PER_SITE`` x 2 of them are enrolled in case management (the cases), picked with a
+  probability rising with their long-term conditions and higher for women: a built-in
+  imbalance (cases frailer, with more prior use, and more often women than the pool) that
+  the balance table shows before matching and the matching removes. Index dates are spread
+  over 2008/09; a few cases die in the six months after it (``end_of_follow_up``);
+* the others form the candidate pool (``pool.csv``), with the death dates of those who die
+  and, for a few, the date another intervention started (``intervention_start``): the
+  matching never takes them as controls after it, and censors those it takes before it;
+* HES-layout extracts for cases and pool alike, from two years before the first index date
+  to six months after the last: admitted patient care episodes (with some two-episode
+  spells), outpatient attendances (with DNAs and procedure HRGs) and A&E attendances, with
+  HRG codes held in the shipped 2016/17 reference costs. Most admitted HRGs are also priced by
+  the 2016/17 tariff; some are HRG4+ codes the tariff (still on the earlier HRG4 design) does
+  not hold, so they fall back to the reference costs on purpose, and the coverage table shows
+  it;
 * a handful of awkward records (UZ01Z, an HRG no table knows, a HES dummy date, a spell with
-  no spell HRG, an A&E record with no HRG, activity of a patient not in the cohort, an
-  outpatient attendance dated after the patient's death).
+  no spell HRG, an A&E record with no HRG, activity of a patient who is neither a case nor in
+  the pool, an outpatient attendance dated after the patient's death).
 
-The intervention effect is built in: after the index date case-managed patients have MORE
+The intervention effect is built in: from the index date case-managed patients have MORE
 emergency admissions (and A&E attendances) and FEWER elective admissions and outpatient
-attendances than their controls; before it both arms follow the same (slightly rising) trend,
-so the pre-trend check (-2 -> -1) should show no effect. The effect is full at the
-case-management site (A) and weaker at the "other" site (B) (``site_type`` in the cohort), and
-the cases are frailer and more often women than their age-matched controls, so they cost more
-before the index date too (``sex`` and ``prior_cost``, the prior-year cost, in the cohort): a
-built-in imbalance for the balance table and the risk adjustment to show. All of these effects
-are SYNTHETIC choices of this generator, not findings.
+attendances than they would have had (``EFFECT``). The effect is full at the
+case-management site (A) and weaker at the "other" site (B) (``site_type`` in the cases).
+All of these effects, and the imbalance, are SYNTHETIC choices of this generator, not
+findings.
 
 Run from the repository root (``make demo`` does it)::
 
@@ -60,23 +67,35 @@ SEED = 20080401
 SITES = ("A", "B")  # case-management sites
 PROVIDER = {"A": "ZZA", "B": "ZZB"}  # fictitious provider codes (PROCODE3), one per site
 CASES_PER_SITE = 200
-CONTROLS_PER_CASE = (3, 4)
-CONTROLS_PER_CASE_P = (0.2, 0.8)
-FIRST_INDEX = np.datetime64("2008-04-01")  # index dates uniform over 2008/09-2009/10
-INDEX_SPAN_DAYS = 730
-DEATH_P = 0.04  # share of patients who die in the six months after the index date
-AGE_RANGE = (65, 96)  # case management targets older people with long-term conditions
-FRAILTY_SHAPE = 3.0  # patient frailty ~ Gamma(shape, 1/shape): mean 1
+POOL = 4000  # candidate controls
+FIRST_INDEX = np.datetime64("2008-04-01")  # case index dates uniform over 2008/09
+INDEX_SPAN_DAYS = 365
+# Activity from two years before the first index date (the matching's features and its
+# prognostic model look that far back) to six months after the last.
+START = np.datetime64("2006-04-01")
+END = np.datetime64("2009-10-01")
+CASE_DEATH_P = 0.04  # share of cases who die in the six months after their index date
+POOL_DEATH_P = 0.08  # share of the pool who die at some point between START and END
+LATER_INTERVENTION_P = 0.02  # pool members who start another intervention in 2008/09-2009/10
+AGE_RANGE = (65, 96)  # age on FIRST_INDEX
+FEMALE_P = 0.55
+LTC_MEAN = 1.2  # long-term conditions ~ Poisson, capped
+LTC_MAX = 8
+# frailty = exp(LTC_FRAILTY * (ltc - LTC_REF) + AGE_FRAILTY * (age - 80) + N(0, FRAILTY_SIGMA))
+LTC_FRAILTY = 0.45
+LTC_REF = 3
+AGE_FRAILTY = 0.01
+FRAILTY_SIGMA = 0.3
+# Selection into case management: odds x exp(SELECT_LTC) per condition, x SELECT_FEMALE
+# for women (the built-in imbalance).
+SELECT_LTC = 0.6
+SELECT_FEMALE = 1.5
 
-MONTHS = 6
-WINDOWS = (-3, -2, -1, 0, 1)  # generated; the run file uses -2, -1 and 0
-# Thin activity outside the windows the run uses (-3 and +1).
-WINDOW_EXTENT = {-3: 0.3, -2: 1.0, -1: 1.0, 0: 1.0, 1: 0.3}
-TREND = {-3: 0.90, -2: 0.95, -1: 1.00, 0: 1.05, 1: 1.10}  # common to both arms: parallel trends
-
-# Events per patient per six months (before trend, frailty and effect).
+SIX_MONTHS_DAYS = 365.25 / 2
+TREND_PER_YEAR = 0.06  # common to everyone: rates x exp(0.06 per year)
+# Events per patient per six months at frailty 1 (before trend and effect).
 BASE_RATE = {"nel": 0.55, "el": 0.60, "op": 1.50, "ae_other": 0.30}
-# Multiplier on the rate of case-managed patients from the index date on (window >= 0).
+# Multiplier on the rate of case-managed patients from the index date on.
 EFFECT = {"nel": 1.30, "el": 0.60, "op": 0.65, "ae_other": 1.20}
 AE_BEFORE_NEL_P = 0.70  # share of emergency admissions arriving through A&E the same day
 
@@ -126,23 +145,26 @@ AE_DEPT_P = (0.85, 0.03, 0.12)
 AE_DISP_OTHER = ("02", "03", "04", "10")
 AE_DISP_OTHER_P = (0.40, 0.45, 0.10, 0.05)
 
+# Site A runs case management; site B another kind of integrated care, with a weaker effect:
+# the "case-management sites" against "all sites" comparison of the ICP evaluation.
+SITE_TYPE = {"A": "case management", "B": "other"}
+OTHER_SITE_EFFECT_SHARE = 0.3  # effect at "other" sites = 1 + 0.3 * (EFFECT - 1)
+
 # ---------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------
 
-
-def add_months(d: np.ndarray, months: int) -> np.ndarray:
-    """``d`` + ``months`` calendar months, clamped at month end (2008-08-31 + 6 = 2009-02-28)."""
-    month = d.astype("datetime64[M]")
-    day = (d - month.astype("datetime64[D]")).astype(np.int64)
-    target = month + months
-    last = ((target + 1).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(np.int64)
-    return target.astype("datetime64[D]") + np.minimum(day, last - 1)
+NAT = np.datetime64("NaT", "D")
 
 
 def iso(d: np.ndarray) -> np.ndarray:
     """Dates as ISO text."""
     return np.datetime_as_string(d, unit="D")
+
+
+def iso_or_none(d: np.ndarray) -> list[str | None]:
+    """Dates as ISO text, None where NaT (an empty cell in the CSV)."""
+    return [None if np.isnat(x) else str(x) for x in d]
 
 
 def pick(rng: np.random.Generator, values: tuple[str, ...], p: tuple[float, ...],
@@ -151,17 +173,26 @@ def pick(rng: np.random.Generator, values: tuple[str, ...], p: tuple[float, ...]
     return np.asarray(values)[rng.choice(len(values), size=n, p=np.asarray(p) / np.sum(p))]
 
 
+def age_at(birth: np.ndarray, when: np.ndarray) -> np.ndarray:
+    """Whole years of age on ``when`` (a day count, close enough for a synthetic HES age)."""
+    return np.floor((when - birth).astype(np.int64) / 365.25).astype(np.int64)
+
+
 @dataclass
-class Cohort:
+class Population:
+    """Everyone: the cases first, then the pool."""
+
     patient_id: np.ndarray
-    index_date: np.ndarray
-    treated: np.ndarray
-    site: np.ndarray
-    matched_set: np.ndarray
-    weight: np.ndarray
-    age: np.ndarray
+    case: np.ndarray  # bool
+    index_date: np.ndarray  # NaT for the pool
+    site: np.ndarray  # the case's site; the pool's local site (their provider)
+    sex: np.ndarray  # "F" / "M"
+    birth_date: np.ndarray
+    deprivation: np.ndarray  # decile, 1 = most deprived
+    ltc: np.ndarray  # long-term conditions
     frailty: np.ndarray
-    death: np.ndarray  # NaT where alive at the end of follow-up
+    death: np.ndarray  # NaT where alive at END
+    intervention_start: np.ndarray  # NaT but for a few pool members
 
     @property
     def n(self) -> int:
@@ -170,102 +201,81 @@ class Cohort:
 
 @dataclass
 class Events:
-    patient: np.ndarray  # index into the cohort
+    patient: np.ndarray  # index into the population
     date: np.ndarray
 
     def __len__(self) -> int:
         return len(self.patient)
 
 
-def make_cohort(rng: np.random.Generator) -> Cohort:
-    """Cases at two sites and their matched controls (same index date, age within 2 years)."""
+def make_population(rng: np.random.Generator) -> Population:
+    """A population of older people; the cases drawn from it with a selection on long-term
+    conditions and sex, then put first."""
     n_cases = CASES_PER_SITE * len(SITES)
-    k = np.asarray(CONTROLS_PER_CASE)[
-        rng.choice(len(CONTROLS_PER_CASE), size=n_cases, p=CONTROLS_PER_CASE_P)]
-    n = n_cases + int(k.sum())
-    ids = np.char.upper(np.char.mod("%012x", rng.choice(16**11, size=n + 1, replace=False)))
-    case_of = np.concatenate([np.arange(n_cases), np.repeat(np.arange(n_cases), k)])
-    case_idx = FIRST_INDEX + rng.integers(0, INDEX_SPAN_DAYS, n_cases).astype("timedelta64[D]")
-    case_site = np.repeat(np.asarray(SITES), CASES_PER_SITE)
-    case_age = rng.integers(*AGE_RANGE, n_cases)
-    age = np.clip(case_age[case_of] + np.where(np.arange(n) < n_cases, 0, rng.integers(-2, 3, n)),
-                  AGE_RANGE[0], AGE_RANGE[1] + 2)
-    treated = np.arange(n) < n_cases
-    weight = np.where(treated, 1.0, 1.0 / k[case_of])
-    index_date = case_idx[case_of]
-    dies = rng.random(n) < DEATH_P
-    death = np.where(dies, index_date + rng.integers(5, 180, n).astype("timedelta64[D]"),
-                     np.datetime64("NaT"))
-    return Cohort(
-        patient_id=ids[:n], index_date=index_date, treated=treated, site=case_site[case_of],
-        matched_set=ids[:n][case_of], weight=weight, age=age,
-        frailty=rng.gamma(FRAILTY_SHAPE, 1.0 / FRAILTY_SHAPE, n), death=death,
+    n = n_cases + POOL
+    ids = np.char.upper(np.char.mod("%012x", rng.choice(16**11, size=n, replace=False)))
+    female = rng.random(n) < FEMALE_P
+    age = rng.integers(*AGE_RANGE, n)
+    birth = FIRST_INDEX - (age * 365.25 + rng.integers(0, 365, n)).astype("timedelta64[D]")
+    deprivation = rng.integers(1, 11, n)
+    ltc = np.minimum(rng.poisson(LTC_MEAN, n), LTC_MAX)
+    frailty = np.exp(LTC_FRAILTY * (ltc - LTC_REF) + AGE_FRAILTY * (age - 80)
+                     + rng.normal(0.0, FRAILTY_SIGMA, n))
+    odds = np.exp(SELECT_LTC * ltc) * np.where(female, SELECT_FEMALE, 1.0)
+    chosen = rng.choice(n, size=n_cases, replace=False, p=odds / odds.sum())
+    rest = np.setdiff1d(np.arange(n), chosen)
+    order = np.concatenate([chosen, rest])
+    case = np.arange(n) < n_cases
+    index_date = np.where(
+        case, FIRST_INDEX + rng.integers(0, INDEX_SPAN_DAYS, n).astype("timedelta64[D]"), NAT)
+    case_site = np.asarray(SITES)[np.minimum(np.arange(n) // CASES_PER_SITE, len(SITES) - 1)]
+    site = np.where(case, case_site, np.asarray(SITES)[rng.integers(0, len(SITES), n)])
+    span = (END - START).astype(np.int64)
+    case_dies = case & (rng.random(n) < CASE_DEATH_P)
+    pool_dies = ~case & (rng.random(n) < POOL_DEATH_P)
+    death = np.where(case_dies, index_date + rng.integers(5, 180, n).astype("timedelta64[D]"),
+                     np.where(pool_dies, START + rng.integers(0, span, n).astype("timedelta64[D]"),
+                              NAT))
+    later = ~case & (rng.random(n) < LATER_INTERVENTION_P)
+    start = np.where(later, FIRST_INDEX + rng.integers(0, 2 * 365, n).astype("timedelta64[D]"), NAT)
+    return Population(
+        patient_id=ids, case=case, index_date=index_date, site=site,
+        sex=np.where(female[order], "F", "M"), birth_date=birth[order],
+        deprivation=deprivation[order], ltc=ltc[order], frailty=frailty[order], death=death,
+        intervention_start=start,
     )
 
 
-def draw_events(rng: np.random.Generator, c: Cohort, setting: str) -> Events:
-    """Poisson events per patient per window; dates uniform within the window; none after death."""
-    patients, dates = [], []
-    for k in WINDOWS:
-        start = add_months(c.index_date, MONTHS * k)
-        end = add_months(c.index_date, MONTHS * (k + 1))
-        effect = np.where(c.treated & (k >= 0), site_effect(c, setting), 1.0)
-        rate = BASE_RATE[setting] * TREND[k] * WINDOW_EXTENT[k] * c.frailty * effect
-        count = rng.poisson(rate)
-        who = np.repeat(np.arange(c.n), count)
-        span = (end - start).astype(np.int64)[who]
-        when = start[who] + np.floor(rng.random(len(who)) * span).astype("timedelta64[D]")
-        alive = np.isnat(c.death[who]) | (when < c.death[who])
-        patients.append(who[alive])
-        dates.append(when[alive])
-    p, d = np.concatenate(patients), np.concatenate(dates)
-    order = np.lexsort((p, d))
-    return Events(p[order], d[order])
+def trend(d: np.ndarray) -> np.ndarray:
+    """The common calendar trend of every rate."""
+    return np.exp(TREND_PER_YEAR * (d - FIRST_INDEX).astype(np.int64) / 365.25)
 
 
-# ---------------------------------------------------------------------------------------
-# evaluation layer: site types and covariates with a built-in imbalance (all SYNTHETIC)
-# ---------------------------------------------------------------------------------------
-
-# Site A runs case management; site B another kind of integrated care, with a weaker effect:
-# the "case-management sites" against "all sites" comparison of the ICP evaluation.
-SITE_TYPE = {"A": "case management", "B": "other"}
-OTHER_SITE_EFFECT_SHARE = 0.3  # effect at "other" sites = 1 + 0.3 * (EFFECT - 1)
-# Cases are frailer than their age-matched controls (matching on age alone misses it), and
-# more often women: the imbalance the balance table should flag and risk adjustment address.
-CASE_FRAILTY = 1.25
-FEMALE_P = (0.52, 0.62)  # controls, cases
-PRIOR_COST_PER_FRAILTY = 2400.0  # £ of secondary care in the year before the index date
-PRIOR_COST_SIGMA = 0.5  # lognormal noise around it
-COVARIATE_SEED = SEED + 20  # own stream: the activity draws do not shift with these
-
-
-@dataclass
-class Covariates:
-    site_type: np.ndarray
-    sex: np.ndarray  # "F" / "M"
-    prior_cost: np.ndarray  # £, whole pounds
-
-
-def site_effect(c: Cohort, setting: str) -> np.ndarray:
-    """Per-patient multiplier on the rate from the index date on, if treated: by site type."""
+def site_effect(p: Population, setting: str) -> np.ndarray:
+    """Per-patient multiplier on the rate from the index date on: 1 for the pool, by site
+    type for the cases."""
     full = EFFECT[setting]
     other = 1.0 + OTHER_SITE_EFFECT_SHARE * (full - 1.0)
-    case_management = np.vectorize(SITE_TYPE.get)(c.site) == "case management"
-    return np.where(case_management, full, other)
+    case_management = np.vectorize(SITE_TYPE.get)(p.site) == "case management"
+    return np.where(p.case, np.where(case_management, full, other), 1.0)
 
 
-def add_covariates(c: Cohort) -> Covariates:
-    """Make the cases frailer (in place) and draw sex and prior-year cost from frailty."""
-    rng = np.random.default_rng(COVARIATE_SEED)
-    c.frailty = np.where(c.treated, c.frailty * CASE_FRAILTY, c.frailty)
-    female = rng.random(c.n) < np.where(c.treated, FEMALE_P[1], FEMALE_P[0])
-    noise = rng.lognormal(-PRIOR_COST_SIGMA**2 / 2, PRIOR_COST_SIGMA, c.n)
-    return Covariates(
-        site_type=np.vectorize(SITE_TYPE.get)(c.site),
-        sex=np.where(female, "F", "M"),
-        prior_cost=np.round(PRIOR_COST_PER_FRAILTY * c.frailty * noise),
-    )
+def draw_events(rng: np.random.Generator, p: Population, setting: str) -> Events:
+    """A Poisson process per patient over [START, END) at rate base x frailty x trend x
+    (effect from a case's index date), by thinning; none after death."""
+    span = int((END - START).astype(np.int64))
+    effect = site_effect(p, setting)
+    peak = BASE_RATE[setting] * p.frailty * trend(np.asarray([END]))[0] * np.maximum(effect, 1.0)
+    count = rng.poisson(peak * span / SIX_MONTHS_DAYS)
+    who = np.repeat(np.arange(p.n), count)
+    when = START + rng.integers(0, span, len(who)).astype("timedelta64[D]")
+    after = p.case[who] & (when >= p.index_date[who])
+    rate = BASE_RATE[setting] * p.frailty[who] * trend(when) * np.where(after, effect[who], 1.0)
+    keep = rng.random(len(who)) < rate / peak[who]
+    alive = np.isnat(p.death[who]) | (when < p.death[who])
+    who, when = who[keep & alive], when[keep & alive]
+    order = np.lexsort((who, when))
+    return Events(who[order], when[order])
 
 
 # ---------------------------------------------------------------------------------------
@@ -273,7 +283,7 @@ def add_covariates(c: Cohort) -> Covariates:
 # ---------------------------------------------------------------------------------------
 
 
-def apc_spells(rng: np.random.Generator, c: Cohort, nel: Events, el: Events) -> pl.DataFrame:
+def apc_spells(rng: np.random.Generator, p: Population, nel: Events, el: Events) -> pl.DataFrame:
     """One row per spell: patient, admission date, LOS, method, classification, HRG(s)."""
     n_nel, n_el = len(nel), len(el)
     # emergency spells
@@ -286,9 +296,12 @@ def apc_spells(rng: np.random.Generator, c: Cohort, nel: Events, el: Events) -> 
     dc = rng.random(n_el) < DC_P
     el_hrg = np.where(dc, pick(rng, DC_HRGS, DC_HRG_P, n_el), pick(rng, EL_HRGS, EL_HRG_P, n_el))
     el_los = np.where(dc, 0, rng.integers(*EL_LOS, n_el))
+    patient = np.concatenate([nel.patient, el.patient])
+    admidate = np.concatenate([nel.date, el.date])
     spells = pl.DataFrame({
-        "patient": np.concatenate([nel.patient, el.patient]),
-        "admidate": np.concatenate([nel.date, el.date]),
+        "patient": patient,
+        "admidate": admidate,
+        "age": age_at(p.birth_date[patient], admidate),
         "los": np.concatenate([nel_los, el_los]),
         "ADMIMETH": np.concatenate([nel_method, pick(rng, EL_METHODS, EL_METHOD_P, n_el)]),
         "CLASSPAT": np.concatenate([np.full(n_nel, "1"), np.where(dc, "2", "1")]),
@@ -300,14 +313,14 @@ def apc_spells(rng: np.random.Generator, c: Cohort, nel: Events, el: Events) -> 
     return spells.sort("admidate", "patient").with_row_index("spell")
 
 
-def apc_episodes(c: Cohort, spells: pl.DataFrame) -> pl.DataFrame:
+def apc_episodes(p: Population, spells: pl.DataFrame) -> pl.DataFrame:
     """One row per episode (two for a two-episode spell), HES APC columns."""
-    pid, prov, age = c.patient_id, np.vectorize(PROVIDER.get)(c.site), c.age
+    prov = np.vectorize(PROVIDER.get)(p.site)
     idx = spells["patient"].to_numpy()
     eps = (
         spells.with_columns(
-            pl.Series("PSEUDO_HESID", pid[idx]), pl.Series("PROCODE3", prov[idx]),
-            pl.Series("STARTAGE", age[idx].astype(str)),
+            pl.Series("PSEUDO_HESID", p.patient_id[idx]), pl.Series("PROCODE3", prov[idx]),
+            pl.col("age").cast(pl.String).alias("STARTAGE"),
             pl.format("SP{}", (pl.col("spell") + 1).cast(pl.String).str.zfill(6)).alias("SPELL_ID"),
             pl.col("admidate").dt.to_string("%Y-%m-%d").alias("ADMIDATE"),
             (pl.col("admidate") + pl.duration(days=pl.col("los"))).dt.to_string("%Y-%m-%d")
@@ -329,7 +342,7 @@ def apc_episodes(c: Cohort, spells: pl.DataFrame) -> pl.DataFrame:
                       "DISDATE", "ADMIMETH", "CLASSPAT", "STARTAGE", "SUSHRG", "SPELL_HRG")
 
 
-def op_extract(rng: np.random.Generator, c: Cohort, op: Events) -> pl.DataFrame:
+def op_extract(rng: np.random.Generator, p: Population, op: Events) -> pl.DataFrame:
     """Outpatient appointments (attended, DNA, cancelled), some with a procedure HRG."""
     n = len(op)
     tfc = pick(rng, OP_TFC, OP_TFC_P, n)
@@ -341,10 +354,10 @@ def op_extract(rng: np.random.Generator, c: Cohort, op: Events) -> pl.DataFrame:
     hrg = np.where(has_proc, proc_hrg, wf)
     return pl.DataFrame({
         "ATTENDKEY": np.char.mod("2%011d", np.arange(1, n + 1)),
-        "PSEUDO_HESID": c.patient_id[op.patient],
-        "PROCODE3": np.vectorize(PROVIDER.get)(c.site[op.patient]),
+        "PSEUDO_HESID": p.patient_id[op.patient],
+        "PROCODE3": np.vectorize(PROVIDER.get)(p.site[op.patient]),
         "APPTDATE": iso(op.date),
-        "APPTAGE": c.age[op.patient].astype(str),
+        "APPTAGE": age_at(p.birth_date[op.patient], op.date).astype(str),
         "TRETSPEF": tfc,
         "FIRSTATT": first,
         "ATTENDED": attended,
@@ -353,38 +366,42 @@ def op_extract(rng: np.random.Generator, c: Cohort, op: Events) -> pl.DataFrame:
     })
 
 
-def ae_extract(rng: np.random.Generator, c: Cohort, admitted: Events,
+def ae_extract(rng: np.random.Generator, p: Population, admitted: Events,
                other: Events) -> pl.DataFrame:
     """A&E attendances: one per admission through A&E (disposal 01) and the others."""
     na, no = len(admitted), len(other)
-    p = np.concatenate([admitted.patient, other.patient])
+    who = np.concatenate([admitted.patient, other.patient])
     d = np.concatenate([admitted.date, other.date])
     hrg = np.concatenate([pick(rng, AE_HRGS_ADMITTED, AE_HRGS_ADMITTED_P, na),
                           pick(rng, AE_HRGS_OTHER, AE_HRGS_OTHER_P, no)])
     dept = np.concatenate([np.full(na, "01"), pick(rng, AE_DEPT, AE_DEPT_P, no)])
     disp = np.concatenate([np.full(na, "01"), pick(rng, AE_DISP_OTHER, AE_DISP_OTHER_P, no)])
-    order = np.lexsort((p, d))
-    p, d, hrg, dept, disp = p[order], d[order], hrg[order], dept[order], disp[order]
+    order = np.lexsort((who, d))
+    who, d, hrg, dept, disp = who[order], d[order], hrg[order], dept[order], disp[order]
     n = na + no
     return pl.DataFrame({
         "AEKEY": np.char.mod("3%011d", np.arange(1, n + 1)),
-        "PSEUDO_HESID": c.patient_id[p],
-        "PROCODE3": np.vectorize(PROVIDER.get)(c.site[p]),
+        "PSEUDO_HESID": p.patient_id[who],
+        "PROCODE3": np.vectorize(PROVIDER.get)(p.site[who]),
         "ARRIVALDATE": iso(d),
-        "ARRIVALAGE": c.age[p].astype(str),
+        "ARRIVALAGE": age_at(p.birth_date[who], d).astype(str),
         "AEDEPTTYPE": dept,
         "AEATTENDDISP": disp,
         "SUSHRG": hrg,
     })
 
 
-def add_awkward(c: Cohort, apc: pl.DataFrame, op: pl.DataFrame, ae: pl.DataFrame,
+def add_awkward(p: Population, apc: pl.DataFrame, op: pl.DataFrame, ae: pl.DataFrame,
                 outsider: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """A few records any real extract has, so the coverage table has something to show."""
+    """A few records any real extract has, so the coverage table has something to show.
+    They belong to the first cases (around their index dates)."""
     def day(i: int, offset: int) -> str:
-        return str(c.index_date[i] + np.timedelta64(offset, "D"))
+        return str(p.index_date[i] + np.timedelta64(offset, "D"))
 
-    pid, site = c.patient_id, c.site
+    def age(i: int) -> str:
+        return str(age_at(p.birth_date[i:i + 1], p.index_date[i:i + 1])[0])
+
+    pid, site = p.patient_id, p.site
     prov = [PROVIDER[s] for s in site[:6]]
     extra_apc = pl.DataFrame({
         "EPIKEY": ["190000000001", "190000000002", "190000000003", "190000000004",
@@ -394,24 +411,25 @@ def add_awkward(c: Cohort, apc: pl.DataFrame, op: pl.DataFrame, ae: pl.DataFrame
         "SPELL_ID": ["SPX00001", "SPX00002", "SPX00003", "SPX00004", "SPX00004", "SPX00005"],
         "EPIORDER": ["1", "1", "1", "1", "2", "1"],
         # UZ01Z (ungroupable) / HRG no table knows / HES dummy admission date /
-        # two-episode spell with no spell HRG / a patient who is not in the cohort
+        # two-episode spell with no spell HRG / a patient who is neither a case nor in the pool
         "ADMIDATE": [day(0, 30), day(1, -40), "1800-01-01", day(3, 60), day(3, 60), day(0, 10)],
         "DISDATE": [day(0, 33), day(1, -38), day(2, 20), day(3, 66), day(3, 66), day(0, 12)],
         "ADMIMETH": ["21", "11", "21", "21", "21", "21"],
         "CLASSPAT": ["1", "1", "1", "1", "1", "1"],
-        "STARTAGE": [str(a) for a in c.age[[0, 1, 2, 3, 3, 0]]],
+        "STARTAGE": [age(0), age(1), age(2), age(3), age(3), "70"],
         "SUSHRG": ["UZ01Z", "DZ99Z", "DZ65K", "EB03E", "WJ06J", "DZ65K"],
         "SPELL_HRG": ["UZ01Z", "DZ99Z", "DZ65K", "", "", "DZ65K"],
     })
-    # a patient who is not in the cohort (twice), and an attendance after a patient's death
-    dead = int(np.flatnonzero(~np.isnat(c.death))[0])
-    after_death = str(c.death[dead] + np.timedelta64(7, "D"))
+    # a patient who is neither a case nor in the pool (twice), and an attendance after a
+    # case's death
+    dead = int(np.flatnonzero(p.case & ~np.isnat(p.death))[0])
+    after_death = str(p.death[dead] + np.timedelta64(7, "D"))
     extra_op = pl.DataFrame({
         "ATTENDKEY": ["290000000001", "290000000002", "290000000003"],
         "PSEUDO_HESID": [outsider, outsider, pid[dead]],
         "PROCODE3": ["ZZA", "ZZA", PROVIDER[site[dead]]],
         "APPTDATE": [day(0, 20), day(0, 50), after_death],
-        "APPTAGE": ["70", "70", str(c.age[dead])],
+        "APPTAGE": ["70", "70", age(dead)],
         "TRETSPEF": ["300", "300", "430"],
         "FIRSTATT": ["1", "2", "2"],
         "ATTENDED": ["5", "5", "5"],
@@ -423,7 +441,7 @@ def add_awkward(c: Cohort, apc: pl.DataFrame, op: pl.DataFrame, ae: pl.DataFrame
         "PSEUDO_HESID": [pid[4]],
         "PROCODE3": [prov[4]],
         "ARRIVALDATE": [day(4, 15)],
-        "ARRIVALAGE": [str(c.age[4])],
+        "ARRIVALAGE": [age(4)],
         "AEDEPTTYPE": ["01"],
         "AEATTENDDISP": ["03"],
         "SUSHRG": [""],  # no HRG recorded
@@ -431,20 +449,33 @@ def add_awkward(c: Cohort, apc: pl.DataFrame, op: pl.DataFrame, ae: pl.DataFrame
     return (pl.concat([apc, extra_apc]), pl.concat([op, extra_op]), pl.concat([ae, extra_ae]))
 
 
-def cohort_frame(c: Cohort, cov: Covariates) -> pl.DataFrame:
-    """The cohort file: one row per patient, with the evaluation's covariates last."""
+def cases_frame(p: Population) -> pl.DataFrame:
+    """The cases: index date, site and site type, death, then their attributes."""
+    c = p.case
     return pl.DataFrame({
-        "patient_id": c.patient_id,
-        "index_date": iso(c.index_date),
-        "group": np.where(c.treated, "intervention", "control"),
-        "site": c.site,
-        "matched_set": c.matched_set,
-        "weight": np.round(c.weight, 6),
-        "end_of_follow_up": [None if np.isnat(d) else str(d) for d in c.death],
-        "site_type": cov.site_type,
-        "age": c.age,
-        "sex": cov.sex,
-        "prior_cost": cov.prior_cost,
+        "patient_id": p.patient_id[c],
+        "index_date": iso(p.index_date[c]),
+        "site": p.site[c],
+        "site_type": np.vectorize(SITE_TYPE.get)(p.site[c]),
+        "end_of_follow_up": iso_or_none(p.death[c]),
+        "sex": p.sex[c],
+        "birth_date": iso(p.birth_date[c]),
+        "deprivation_decile": p.deprivation[c],
+        "ltc_count": p.ltc[c],
+    })
+
+
+def pool_frame(p: Population) -> pl.DataFrame:
+    """The candidate controls and their attributes, deaths and later interventions."""
+    c = ~p.case
+    return pl.DataFrame({
+        "patient_id": p.patient_id[c],
+        "sex": p.sex[c],
+        "birth_date": iso(p.birth_date[c]),
+        "deprivation_decile": p.deprivation[c],
+        "ltc_count": p.ltc[c],
+        "death_date": iso_or_none(p.death[c]),
+        "intervention_start": iso_or_none(p.intervention_start[c]),
     })
 
 
@@ -454,35 +485,29 @@ def cohort_frame(c: Cohort, cov: Covariates) -> pl.DataFrame:
 
 
 def generate(data_dir: Path = DATA) -> dict[str, Path]:
-    """Write the cohort and the three extracts; return the paths."""
+    """Write the cases, the pool and the three extracts; return the paths."""
     rng = np.random.default_rng(SEED)
-    c = make_cohort(rng)
-    cov = add_covariates(c)
-    # Cohort ids have 11 hex digits after a leading 0, so an id starting with F is not one.
-    outsider = "F" + c.patient_id[0][1:]
-    nel = draw_events(rng, c, "nel")
-    el = draw_events(rng, c, "el")
-    op = draw_events(rng, c, "op")
-    ae_other = draw_events(rng, c, "ae_other")
+    p = make_population(rng)
+    # Ids have 11 hex digits after a leading 0, so an id starting with F is nobody's.
+    outsider = "F" + p.patient_id[0][1:]
+    nel = draw_events(rng, p, "nel")
+    el = draw_events(rng, p, "el")
+    op = draw_events(rng, p, "op")
+    ae_other = draw_events(rng, p, "ae_other")
     through_ae = rng.random(len(nel)) < AE_BEFORE_NEL_P
     ae_admitted = Events(nel.patient[through_ae], nel.date[through_ae])
 
-    apc = apc_episodes(c, apc_spells(rng, c, nel, el))
-    op_df = op_extract(rng, c, op)
-    ae_df = ae_extract(rng, c, ae_admitted, ae_other)
-    apc, op_df, ae_df = add_awkward(c, apc, op_df, ae_df, outsider)
+    apc = apc_episodes(p, apc_spells(rng, p, nel, el))
+    op_df = op_extract(rng, p, op)
+    ae_df = ae_extract(rng, p, ae_admitted, ae_other)
+    apc, op_df, ae_df = add_awkward(p, apc, op_df, ae_df, outsider)
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "cohort": data_dir / "cohort.csv",
-        "apc": data_dir / "apc.csv",
-        "op": data_dir / "op.csv",
-        "ae": data_dir / "ae.csv",
-    }
-    cohort_frame(c, cov).write_csv(paths["cohort"], line_terminator="\n")
-    apc.write_csv(paths["apc"], line_terminator="\n")
-    op_df.write_csv(paths["op"], line_terminator="\n")
-    ae_df.write_csv(paths["ae"], line_terminator="\n")
+    frames = {"cases": cases_frame(p), "pool": pool_frame(p), "apc": apc, "op": op_df, "ae": ae_df}
+    paths = {}
+    for name, frame in frames.items():
+        paths[name] = data_dir / f"{name}.csv"
+        frame.write_csv(paths[name], line_terminator="\n")
     return paths
 
 

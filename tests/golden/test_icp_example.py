@@ -1,9 +1,13 @@
 """Golden test of the worked example in examples/icp/ (``make demo``).
 
 The generator runs twice into temporary folders (its output must be byte-identical, and equal
-to the files committed in examples/icp/), then the whole pipeline (``costing.run``) runs on
-the generated files with the example's run file. Its results are compared with the committed
-golden CSVs in tests/golden/icp/:
+to the files committed in examples/icp/), then the whole pipeline (``costing.run``: price,
+match the cases to the candidate pool, windows, evaluate) runs on the generated files with the
+example's run file. Its results are compared with the committed golden CSVs in
+tests/golden/icp/:
+
+* ``match_balance.csv``: the matching's balance table (means, standardised differences and
+  variance ratios before and after matching, 2 dp);
 
 * ``window_means.csv``: per arm x window x category, patients, total and mean cost, records,
   unpriced and excluded records, days observed (money rounded to 2 dp);
@@ -115,6 +119,7 @@ def _coverage(coverage: pl.DataFrame) -> pl.DataFrame:
 
 
 GOLDEN_FRAMES: dict[str, Callable[[RunResult], pl.DataFrame]] = {
+    "match_balance.csv": lambda r: r.match.balance,
     "window_means.csv": lambda r: _window_means(_require(r.window_costs)),
     "window_patient_totals.csv": lambda r: _patient_totals(_require(r.window_costs)),
     "did.csv": lambda r: _did_points(_require(r.did)),
@@ -156,7 +161,7 @@ def result(generated: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactor
 def test_generator_is_deterministic(generated: tuple[Path, Path]) -> None:
     first, second = generated
     files = _files(first)
-    assert len(files) == 4, files  # cohort + 3 extracts (the tariff is a shipped edition)
+    assert len(files) == 5, files  # cases, pool + 3 extracts (the tariff is a shipped edition)
     assert files == _files(second)
     _, mismatch, errors = filecmp.cmpfiles(first, second, files, shallow=False)
     assert mismatch == [] and errors == []
@@ -174,12 +179,14 @@ def test_committed_example_matches_generator(generated: tuple[Path, Path]) -> No
 
 
 def test_generated_files_are_small(generated: tuple[Path, Path]) -> None:
+    # the extracts hold a candidate pool of 4,000 patients over three and a half years
     for p in (generated[0] / "data").iterdir():
-        assert p.stat().st_size < 1_000_000, p
+        assert p.stat().st_size < 2_000_000, p
 
 
 def test_run_writes_every_output(result: RunResult, generated: tuple[Path, Path]) -> None:
-    for key in ("priced", "window_costs", "audit", "coverage", "did", "manifest"):
+    for key in ("priced", "window_costs", "audit", "coverage", "did", "manifest",
+                "matched_cohort", "match_balance", "love_plot"):
         assert result.files[key].is_file(), key
     # Never lose a record: one priced row per OP and A&E record, one per APC spell (spell
     # id), and the spells' episode counts add up to the APC rows of the extract.
@@ -222,13 +229,30 @@ def test_did_has_the_icp_shape(result: RunResult) -> None:
     assert did["adjusted_did"].null_count() == 0
 
 
-def test_balance_flags_the_built_in_imbalance(result: RunResult) -> None:
-    """generate.py makes cases frailer (higher prior-year cost) and more often women than
-    their age-matched controls; age is matched."""
-    assert result.balance is not None
-    flags = dict(zip(result.balance["variable"], result.balance["imbalanced"], strict=True))
-    assert flags["prior_cost"] and flags["sex=F"] and not flags["age"]
-    assert result.files["balance"].is_file() and result.files["chart_balance"].is_file()
+def test_matching_removes_the_built_in_imbalance(result: RunResult, generated: tuple[Path, Path]) -> None:
+    """generate.py picks the cases for their long-term conditions and more often women, so
+    before matching they have more conditions, more prior use and fewer men than the pool;
+    after matching no |SMD| exceeds 0.1."""
+    m = result.match
+    assert m is not None
+    before = dict(zip(m.balance["variable"], m.balance["smd_before"], strict=True))
+    assert before["ltc_count"] > 0.5 and before["sex=M"] < -0.1
+    assert before["n_non_elective_m1"] > 0.1 and before["cost_outpatient_m2"] > 0.1
+    assert m.balance["smd_after"].abs().max() < 0.1
+    assert m.balance["imbalanced_before"].sum() > 10 and not m.balance["imbalanced_after"].any()
+    # controls come from the pool, never a case, each used once, and take their case's site type
+    data = generated[0] / "data"
+    cases = pl.read_csv(data / "cases.csv", infer_schema=False)
+    pool = pl.read_csv(data / "pool.csv", infer_schema=False)
+    controls = m.cohort.filter(pl.col("group") == "control")
+    assert controls["patient_id"].is_in(pool["patient_id"].implode()).all()
+    assert not controls["patient_id"].is_in(cases["patient_id"].implode()).any()
+    assert controls["patient_id"].n_unique() == controls.height
+    site_type = dict(zip(cases["patient_id"], cases["site_type"], strict=True))
+    assert [site_type[s] for s in controls["matched_set"]] == controls["site_type"].to_list()
+    sums = controls.group_by("matched_set").agg(pl.col("weight").sum())["weight"]
+    assert ((sums - 1.0).abs() < 1e-9).all()
+    assert result.files["love_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_manifest_counts_match_the_priced_output(result: RunResult) -> None:

@@ -67,9 +67,9 @@ def test_price_provider_equals_polars_record_for_record(spark: Any, activity: pl
 
 
 def test_purchaser_spells_over_many_batches_and_custom_tables(spark: Any) -> None:
-    # The ICP example's admitted episodes (7,936, many spells of several episodes) priced
+    # The ICP example's admitted episodes (18,783, many spells of several episodes) priced
     # at the shipped 2016-17 tariff, with a TableSet other than the shipped default (the
-    # 2017-18 tariff left out) broadcast to the workers. Two partitions of about 4,000 rows
+    # 2017-18 tariff left out) broadcast to the workers. Two partitions of about 9,000 rows
     # each reach the worker in batches of 1,000 rows.
     tables = costing.load_tables().without("tariff", "2017-18")
     apc = costing.read_activity(ICP / "data" / "apc.csv", setting="apc", columns="hes").collect()

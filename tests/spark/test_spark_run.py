@@ -19,10 +19,14 @@ pytestmark = pytest.mark.spark
 ICP = Path(__file__).resolve().parents[2] / "examples" / "icp"
 
 
-def _run_file(tmp: Path, engine: str) -> Path:
-    """The ICP run file in its own folder, the same but for the engine (n_boot cut to 40)."""
+def _run_file(tmp: Path, engine: str, cohort: Path | None = None) -> Path:
+    """The ICP run file in its own folder, the same but for the engine (n_boot cut to 40);
+    with ``cohort``, its ``[match]`` section becomes ``[cohort]`` (Spark does not match)."""
     text = (ICP / "run.toml").read_text(encoding="utf-8")
-    text = re.sub(r'path = "data/', f'path = "{ICP.as_posix()}/data/', text)
+    if cohort is not None:
+        text = re.sub(r"\[match\].*?\n\n", f'[cohort]\npath = "{cohort.as_posix()}"\n\n', text,
+                      count=1, flags=re.DOTALL)
+    text = re.sub(r'= "data/', f'= "{ICP.as_posix()}/data/', text)
     text = text.replace('paths = ["shipped", "tables"]', f'paths = ["shipped", "{ICP.as_posix()}/tables"]')
     text = text.replace("n_boot = 2000", "n_boot = 40")
     text = text.replace("[output]", "[output]\nreport = false")
@@ -34,8 +38,9 @@ def _run_file(tmp: Path, engine: str) -> Path:
 
 
 def test_run_spark_equals_polars_run(spark: Any, tmp_path: Path) -> None:
+    # the polars run matches; the Spark run takes the cohort it built as [cohort]
     want = costing.run(_run_file(tmp_path, "polars"))
-    got = costing.run(_run_file(tmp_path, "spark"))
+    got = costing.run(_run_file(tmp_path, "spark", cohort=want.files["matched_cohort"]))
     # priced records: a Parquet dataset with the polars run's rows and values
     priced = pl.read_parquet(got.files["priced"] / "*.parquet")
     expected = want.priced.cast({c: pl.String for c, t in want.priced.schema.items()
@@ -55,8 +60,15 @@ def test_run_spark_equals_polars_run(spark: Any, tmp_path: Path) -> None:
                            pl.read_csv(want.files[name.removesuffix(".csv")]), check_exact=False)
     # the manifest: same configuration, tables, inputs, counts and outputs; the engine named
     m_got, m_want = (json.loads(r.files["manifest"].read_text()) for r in (got, want))
-    for key in ("config_sha256", "tables_sha256", "inputs", "rows_in", "counts_by_status", "trimpoints", "warnings"):
+    for key in ("tables_sha256", "rows_in", "counts_by_status", "trimpoints", "warnings"):
         assert m_got[key] == m_want[key], key
+    # the same configuration but [cohort] for [match], and the inputs the matched cohort's file
+    assert ({k: v for k, v in m_got["config"].items() if k not in ("cohort", "match")}
+            == {k: v for k, v in m_want["config"].items() if k not in ("cohort", "match")})
+    assert m_got["config"]["match"] is None and m_want["config"]["cohort"] is None
+    extracts = [[e for e in m["inputs"] if e["name"] in ("apc.csv", "op.csv", "ae.csv")]
+                for m in (m_got, m_want)]
+    assert extracts[0] == extracts[1] and len(extracts[1]) == 3
     assert m_got["outputs"]["window_costs"] == m_want["outputs"]["window_costs"]
     assert m_got["outputs"]["priced"]["rows"] == m_want["outputs"]["priced"]["rows"]
     assert m_got["outputs"]["priced"]["cost_total"] == pytest.approx(m_want["outputs"]["priced"]["cost_total"])

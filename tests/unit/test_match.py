@@ -286,6 +286,18 @@ def test_contamination_column_excludes_the_cases_practices(small):
     assert not ctl["practice"].is_in(cases["practice"].implode()).any()
 
 
+def test_columns_only_the_cases_have_go_to_the_whole_set(small):
+    """A case column the pool lacks (e.g. site_type) is a property of the matched set: each
+    control takes its case's value, as with site, so it can serve as a subgroup."""
+    kind = pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.lit("case management")).otherwise(pl.lit("other"))
+    cases = small.cases.with_columns(kind.alias("site_type"))
+    m = match(cases, small.pool, small.priced, k=2, windows=SIM_WINDOWS, score="propensity")
+    of_case = dict(zip(cases["patient_id"], cases["site_type"], strict=True))
+    assert m.cohort["site_type"].null_count() == 0
+    assert m.cohort["site_type"].to_list() == [of_case[s] for s in m.cohort["matched_set"]]
+    assert set(m.cohort.filter(pl.col("group") == "control")["site_type"]) == {"case management", "other"}
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"k": 6}, "1 to 5"),
     ({"k": 2, "min_k": 3}, "min_k"),

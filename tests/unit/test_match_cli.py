@@ -70,14 +70,13 @@ def test_run_file_match_section():
 
 
 def test_run_with_a_match_section_matches_windows_and_evaluates(tmp_path):
-    """The worked example's outpatient and A&E extracts, with its intervention patients as
-    cases and the others as the pool: costing run prices, matches, windows and evaluates."""
+    """The worked example's outpatient and A&E extracts, with its cases and pool (their ids
+    and dates only): costing run prices, matches, windows and evaluates."""
     example = Path(__file__).resolve().parents[2] / "examples" / "icp"
-    cohort = pl.read_csv(example / "data" / "cohort.csv", infer_schema=False)
-    cohort.filter(pl.col("group") == "intervention").select("patient_id", "index_date", "site") \
-        .write_csv(tmp_path / "cases.csv")
-    cohort.select("patient_id", pl.col("end_of_follow_up").alias("death_date")) \
-        .write_csv(tmp_path / "pool.csv")
+    pl.read_csv(example / "data" / "cases.csv", infer_schema=False) \
+        .select("patient_id", "index_date", "site").write_csv(tmp_path / "cases.csv")
+    pl.read_csv(example / "data" / "pool.csv", infer_schema=False) \
+        .select("patient_id", "death_date").write_csv(tmp_path / "pool.csv")
     inputs = "\n".join(f'[inputs.{s}]\npath = "{example / "data" / f"{s}.csv"}"\n' for s in ("op", "ae"))
     (tmp_path / "run.toml").write_text(f"""
 [tables]
