@@ -29,7 +29,15 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from costing.errors import ConfigError, ConservationError
-from costing.run import Progress, RunConfig, RunResult, balance_table, evaluate_windows, unpriced_table
+from costing.run import (
+    Progress,
+    RunConfig,
+    RunResult,
+    balance_table,
+    evaluate_windows,
+    event_study_options,
+    unpriced_table,
+)
 from costing.tables import TableSet
 
 if TYPE_CHECKING:
@@ -232,6 +240,15 @@ def _union(frames: list[DataFrame]) -> DataFrame:
 def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None = None) -> RunResult:
     """:func:`costing.run` on Spark (see the module's docstring); ``out_dir``: where to write
     (``costing.run`` passes its temporary folder), default the run file's output folder."""
+    # refused before pyspark is imported: the message is for users without Spark too
+    if cfg.match is not None:
+        raise ConfigError(
+            "[match] runs on the polars engine only, so the Spark run refuses it: build the "
+            "matched cohort first, with `costing match CASES POOL PRICED -o matched_cohort.csv` "
+            "(PRICED: the cases' and pool's priced records, e.g. from `costing price`) or a "
+            "polars `costing run` with [match] (it writes matched_cohort.csv); then replace "
+            "[match] in the run file with [cohort] path = \"matched_cohort.csv\" and run on "
+            "Spark again (see docs/spark.md)")
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -246,14 +263,6 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
     from costing.unpriced import assess_unpriced_counts
     from costing.windows import widen
 
-    if cfg.match is not None:
-        raise ConfigError(
-            "[match] runs on the polars engine only, so the Spark run refuses it: build the "
-            "matched cohort first, with `costing match CASES POOL PRICED -o matched_cohort.csv` "
-            "(PRICED: the cases' and pool's priced records, e.g. from `costing price`) or a "
-            "polars `costing run` with [match] (it writes matched_cohort.csv); then replace "
-            "[match] in the run file with [cohort] path = \"matched_cohort.csv\" and run on "
-            "Spark again (see docs/spark.md)")
     t0 = time.perf_counter()
     e = cfg.engine
     spark = cs.session(e.master, e.conf)
@@ -366,7 +375,8 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
         say("report")
         files.update(write_report(out_dir, priced=counts, coverage=cov, window_costs=windows,
                                   did_table=did_frame, manifest=manifest,
-                                  unpriced_windows=unpriced_windows, balance_table=balance_frame))
+                                  unpriced_windows=unpriced_windows, balance_table=balance_frame,
+                                  event_study=event_study_options(cfg.evaluate, cohort)))
     return RunResult(priced=counts, window_costs=windows, audit=None, coverage=cov, did=did_frame,
                      manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=rows_in, unpriced=unpriced,
