@@ -311,7 +311,7 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
     """The pipeline, writing into ``out_dir`` (the temporary folder of ``run``)."""
     from costing.io import read_cohort, write_frame
     from costing.pricing import price
-    from costing.report import coverage_table, write_report
+    from costing.report import coverage_table
     from costing.unpriced import assess_unpriced
 
     say = progress or (lambda _msg: None)
@@ -394,7 +394,7 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
     files["coverage_trimpoints"] = write_frame(trim, out_dir / "coverage_trimpoints.csv")
 
     say("manifest")
-    from costing.manifest import run_manifest, write_run_manifest
+    from costing.manifest import run_manifest
 
     manifest = run_manifest(
         config=cfg.model_dump(mode="json", exclude={"base_dir", "run_file", "engine"})
@@ -405,20 +405,11 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
         counts_by_status=priced,  # counted (records and cost) by run_manifest
         rows_in={"records": records_in, "cohort_patients": cohort.height if cohort is not None else 0},
     ) | {"trimpoints": trim.to_dicts()}
-    manifest["unpriced"] = unpriced.to_dict()
-    if warnings:
-        manifest["warnings"] = warnings
-        for msg in warnings:
-            logger.warning(msg)
-    files["manifest"] = write_run_manifest(manifest, out_dir / "run_manifest.json")
-    if cfg.output.report:
-        say("report")
-        files.update(write_report(out_dir, priced=priced, coverage=cov, window_costs=windows,
-                                  did_table=did_frame, manifest=manifest,
-                                  unpriced_windows=unpriced_windows,
-                                  match_balance=matched.balance if matched is not None else None,
-                                  balance_table=balance_frame,
-                                  event_study=event_study_options(cfg.evaluate, cohort)))
+    write_manifest_and_report(cfg, manifest, unpriced, warnings, files, out_dir, say, cohort,
+                              priced=priced, coverage=cov, window_costs=windows,
+                              did_table=did_frame, unpriced_windows=unpriced_windows,
+                              match_balance=matched.balance if matched is not None else None,
+                              balance_table=balance_frame)
     return RunResult(priced=priced, window_costs=windows, audit=audit_frame, coverage=cov,
                      did=did_frame, manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=records_in, match=matched,
@@ -497,6 +488,26 @@ def evaluate_windows(e: EvaluateSpec, windows: pl.DataFrame, cohort: pl.DataFram
         return did_frame, None
     trend = did_pretrend(windows, windows=pretrend, **kwargs)
     return pl.concat([did_frame, trend], how="diagonal_relaxed"), trend
+
+
+def write_manifest_and_report(cfg: RunConfig, manifest: dict[str, Any], unpriced: UnpricedAssessment,
+                              warnings: list[str], files: dict[str, Path], out_dir: Path,
+                              say: Progress, cohort: pl.DataFrame | None, **frames: Any) -> None:
+    """The end of a run on either engine: the unpriced assessment and warnings into the
+    manifest (warnings logged), the manifest written, then the report from ``frames``."""
+    from costing.manifest import write_run_manifest
+    from costing.report import write_report
+
+    manifest["unpriced"] = unpriced.to_dict()
+    if warnings:
+        manifest["warnings"] = warnings
+        for msg in warnings:
+            logger.warning(msg)
+    files["manifest"] = write_run_manifest(manifest, out_dir / "run_manifest.json")
+    if cfg.output.report:
+        say("report")
+        files.update(write_report(out_dir, manifest=manifest,
+                                  event_study=event_study_options(cfg.evaluate, cohort), **frames))
 
 
 def event_study_options(e: EvaluateSpec | None, cohort: pl.DataFrame | None) -> dict[str, Any]:

@@ -35,8 +35,8 @@ from costing.run import (
     RunResult,
     balance_table,
     evaluate_windows,
-    event_study_options,
     unpriced_table,
+    write_manifest_and_report,
 )
 from costing.tables import TableSet
 
@@ -256,9 +256,8 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
     from costing.cohort import validate_cohort
     from costing.coverage import combine_coverage
     from costing.io import duplicate_lines, read_cohort, write_frame
-    from costing.manifest import _COST_DECIMALS, run_manifest, write_run_manifest
+    from costing.manifest import _COST_DECIMALS, run_manifest
     from costing.pairing import run_warnings
-    from costing.report import write_report
     from costing.schema import COHORT_SCHEMA
     from costing.unpriced import assess_unpriced_counts
     from costing.windows import widen
@@ -365,18 +364,10 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
     manifest["inputs"] += other_inputs
     manifest["engine"] |= {"spark": spark.version, "master": spark.sparkContext.master, "partitions": n}
     manifest["trimpoints"] = trim.to_dicts()
-    manifest["unpriced"] = unpriced.to_dict()
-    if warnings:
-        manifest["warnings"] = warnings
-        for msg in warnings:
-            logger.warning(msg)
-    files["manifest"] = write_run_manifest(manifest, out_dir / "run_manifest.json")
-    if cfg.output.report:
-        say("report")
-        files.update(write_report(out_dir, priced=counts, coverage=cov, window_costs=windows,
-                                  did_table=did_frame, manifest=manifest,
-                                  unpriced_windows=unpriced_windows, balance_table=balance_frame,
-                                  event_study=event_study_options(cfg.evaluate, cohort)))
+    write_manifest_and_report(cfg, manifest, unpriced, warnings, files, out_dir, say, cohort,
+                              priced=counts, coverage=cov, window_costs=windows,
+                              did_table=did_frame, unpriced_windows=unpriced_windows,
+                              balance_table=balance_frame)
     return RunResult(priced=counts, window_costs=windows, audit=None, coverage=cov, did=did_frame,
                      manifest=manifest, output_dir=out_dir, files=files,
                      seconds=time.perf_counter() - t0, records_in=rows_in, unpriced=unpriced,
