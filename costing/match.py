@@ -545,17 +545,6 @@ def _pool_frame(pool: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return out
 
 
-def _months_between(a: dt.date, b: dt.date) -> int:
-    return (b.year - a.year) * 12 + b.month - a.month
-
-
-@dataclass
-class _Stratum:
-    key: tuple[Any, ...]
-    cases: np.ndarray  # positions in the case table
-    cands: np.ndarray  # positions in the month's candidate table
-
-
 def _greedy(
     case_pts: np.ndarray, cand_pts: np.ndarray, case_lp: np.ndarray, cand_lp: np.ndarray,
     order: np.ndarray, k: int, width: float | None,
