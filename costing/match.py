@@ -46,9 +46,17 @@ from costing.balance import SMD_FLAG, weighted_smd
 from costing.cohort import _to_date as _date_expr
 from costing.cohort import validate_cohort
 from costing.errors import ConfigError, InputError, MissingColumnsError
-from costing.schema import COST_CATEGORIES
-from costing.status import Status
-from costing.windows import BUCKETS, _collect, _spec, cost_by_window, window_bound
+from costing.features import (
+    DEFAULT_FEATURE_WINDOWS,
+    PriorRecords,
+    any_record,
+    check_windows,
+    feature_names,
+    features,
+    index_spells,
+    prior_records,
+    prior_use,
+)
 
 __all__ = [
     "DEFAULT_FEATURE_WINDOWS",
@@ -66,161 +74,13 @@ logger = logging.getLogger(__name__)
 
 Score = Literal["both", "propensity", "prognostic"]
 MATCH_SCORES: Final = ("both", "propensity", "prognostic")
-DEFAULT_FEATURE_WINDOWS: Final = (-4, -3, -2, -1)
 #: Attributes used when present in the cases or pool (as well as any user covariates).
 DEMOGRAPHICS: Final = ("age", "sex", "deprivation_decile")
 TREATED: Final = "intervention"
 CONTROL: Final = "control"
 _PROGNOSTIC_MONTHS: Final = 12
 _MAX_K: Final = 5
-_IN_WINDOW: Final = BUCKETS.index("in_window")
-_EXCLUDED: Final = int(Status.EXCLUDED_NOT_ATTENDED)
 _NEIGHBOURS: Final = 16  # neighbours fetched per case and round before an exact search
-
-
-# --------------------------------------------------------------------------------------
-# features
-# --------------------------------------------------------------------------------------
-
-
-def _window_label(k: int) -> str:
-    return f"m{-k}" if k < 0 else f"p{k}"
-
-
-def feature_names(windows: Sequence[int] = DEFAULT_FEATURE_WINDOWS) -> list[str]:
-    """Names of the ``prior_use`` columns, in order: per window, per category the number
-    of records and their cost, then the bed days.
-
-    Example:
-        >>> feature_names((-1,))
-        ['n_elective_m1', 'cost_elective_m1', 'n_non_elective_m1', 'cost_non_elective_m1', 'n_outpatient_m1', 'cost_outpatient_m1', 'n_ae_m1', 'cost_ae_m1', 'bed_days_m1']
-    """
-    names = []
-    for k in windows:
-        for c in COST_CATEGORIES:
-            names += [f"n_{c}_{_window_label(k)}", f"cost_{c}_{_window_label(k)}"]
-        names.append(f"bed_days_{_window_label(k)}")
-    return names
-
-
-def _check_windows(windows: Sequence[int], months: int) -> tuple[int, ...]:
-    ws = tuple(windows)
-    if not ws or any(not isinstance(k, int) or isinstance(k, bool) or k >= 0 for k in ws):
-        raise ConfigError(
-            f"feature windows must be negative whole numbers (before the index date), e.g. "
-            f"(-4, -3, -2, -1); got {windows!r}"
-        )
-    return _spec(ws, months, "apportion", "category").windows
-
-
-def index_spells(
-    priced: pl.DataFrame | pl.LazyFrame, cohort: pl.DataFrame, days: int
-) -> pl.Series:
-    """Whether each priced record is its patient's index spell (a boolean per record).
-
-    An index spell is an admitted-patient-care record of a cohort patient admitted on or
-    before the index date and discharged on or after ``index_date - days`` (the spell in
-    progress at the index date, or one that ended at most ``days`` days before it): the
-    admission that typically triggers enrolment. ``match(index_spell_days=...)`` leaves these
-    out of the features of both arms and ``costing run`` out of their windows.
-
-    Example:
-        >>> import datetime as d, polars as pl
-        >>> p = pl.DataFrame({"patient_id": ["a", "a"], "setting": ["apc", "op"],
-        ...     "activity_date": [d.date(2009, 1, 1)] * 2, "discharge_date": [d.date(2009, 1, 9), None]})
-        >>> c = pl.DataFrame({"patient_id": ["a"], "index_date": [d.date(2009, 1, 5)]})
-        >>> index_spells(p, c, days=0).to_list()
-        [True, False]
-    """
-    if days < 0:
-        raise ConfigError(f"index_spell_days={days!r}: give a number of days >= 0")
-    lf = priced.lazy().select("patient_id", "setting", "activity_date", "discharge_date")
-    idx = cohort.lazy().select(pl.col("patient_id").cast(pl.String), "index_date")
-    out = (
-        lf.with_columns(pl.col("patient_id").cast(pl.String))
-        .join(idx, on="patient_id", how="left", maintain_order="left")
-        .select(
-            (
-                (pl.col("setting") == "apc")
-                & (pl.col("activity_date") <= pl.col("index_date"))
-                & (pl.col("discharge_date") >= pl.col("index_date") - pl.duration(days=days))
-            )
-            .fill_null(False)
-            .alias("index_spell")
-        )
-        .collect()
-    )
-    return out.to_series()
-
-
-def prior_use(
-    priced: pl.DataFrame | pl.LazyFrame,
-    cohort: pl.DataFrame | pl.LazyFrame,
-    windows: Sequence[int] = DEFAULT_FEATURE_WINDOWS,
-    months: int = 6,
-    index_spell_days: int | None = None,
-) -> pl.DataFrame:
-    """Prior hospital use per cohort patient, strictly before the index date.
-
-    Window ``k`` (negative) is ``[index_date + months*k, index_date + months*(k+1))`` as in
-    ``cost_by_window``. Spells are apportioned by night (``assign="apportion"``), so a spell
-    running over the index date contributes only its nights (and that share of its cost)
-    before it; activity on or after the index date never enters a feature. Per window and
-    category: ``n_<category>_<w>`` (records that start their stay in the window, attended
-    ones only: a did-not-attend is not use) and ``cost_<category>_<w>`` (priced cost; an
-    unpriced record adds nothing), and ``bed_days_<w>`` (nights in hospital in the window).
-    ``w`` is ``m4`` for k = -4.
-
-    Args:
-        priced: ``costing.price`` output (patient_id, setting, activity_date,
-            discharge_date, cost_category, cost, status).
-        cohort: one row per patient with patient_id and index_date.
-        windows: negative window numbers.
-        months: window length in calendar months.
-        index_spell_days: leave out each patient's index spell (``index_spells``).
-
-    Returns:
-        patient_id then ``feature_names(windows)``, one row per cohort patient in cohort
-        order (zero where there was no use).
-
-    Example:
-        >>> import datetime as d, polars as pl
-        >>> p = pl.DataFrame({"patient_id": ["a", "a"], "setting": ["op", "op"],
-        ...     "activity_date": [d.date(2009, 3, 1), d.date(2009, 7, 1)],
-        ...     "discharge_date": pl.Series([None, None], dtype=pl.Date),
-        ...     "cost_category": ["outpatient", "outpatient"], "cost": [100.0, 120.0], "status": [0, 0]})
-        >>> c = pl.DataFrame({"patient_id": ["a"], "index_date": [d.date(2009, 7, 1)]})
-        >>> prior_use(p, c, windows=(-1,)).select("n_outpatient_m1", "cost_outpatient_m1").row(0)
-        (1, 100.0)
-    """
-    ws = _check_windows(windows, months)
-    spec = _spec(ws, months, "apportion", "category")
-    coh = validate_cohort(cohort)
-    src = priced.lazy()
-    if index_spell_days is not None:
-        src = src.filter(~index_spells(src, coh, index_spell_days))
-    _, _, assigned, _ = _collect(src, coh, spec)
-    inw = assigned.filter(pl.col("_b") == _IN_WINDOW).select(
-        "_pidx", "_wi", "_ci", "_first", "status",
-        pl.col("_part_cost").fill_null(0.0), pl.col("_nights").fill_null(0),
-    )
-    n_w, n_c = len(ws), len(COST_CATEGORIES)
-    pw = inw["_pidx"].cast(pl.Int64).to_numpy() * n_w + inw["_wi"].cast(pl.Int64).to_numpy()
-    key = pw * n_c + inw["_ci"].cast(pl.Int64).to_numpy()
-    size = coh.height * n_w
-    starts = (inw["_first"] & (inw["status"] != _EXCLUDED)).to_numpy()
-    n = np.bincount(key[starts], minlength=size * n_c).reshape(coh.height, n_w, n_c)
-    cost = np.bincount(key, weights=inw["_part_cost"].to_numpy(), minlength=size * n_c)
-    cost = cost.reshape(coh.height, n_w, n_c)
-    beds = np.bincount(pw, weights=inw["_nights"].to_numpy(), minlength=size)
-    beds = beds.reshape(coh.height, n_w)
-    columns: dict[str, Any] = {"patient_id": coh["patient_id"]}
-    for i, k in enumerate(ws):
-        for j, c in enumerate(COST_CATEGORIES):
-            columns[f"n_{c}_{_window_label(k)}"] = pl.Series(n[:, i, j], dtype=pl.Int32)
-            columns[f"cost_{c}_{_window_label(k)}"] = pl.Series(cost[:, i, j])
-        columns[f"bed_days_{_window_label(k)}"] = pl.Series(beds[:, i], dtype=pl.Int32)
-    return pl.DataFrame(columns).select("patient_id", *feature_names(ws))
 
 
 # --------------------------------------------------------------------------------------
@@ -314,29 +174,54 @@ def _design_columns(attrs: _Attributes, feats: Sequence[str]) -> list[str]:
     return names + list(feats)
 
 
+class _AttributeRows:
+    """The attribute columns of the model for a fixed list of patients (``ids``), built
+    once; ``at`` gives them for some of those patients at dates (age moves with the date)."""
+
+    def __init__(self, attrs: _Attributes, ids: pl.Series) -> None:
+        rows = pl.DataFrame({"patient_id": ids}).join(
+            attrs.frame, on="patient_id", how="left", maintain_order="left"
+        )
+        self.birth = (rows["birth_date"].to_physical().to_numpy().astype(np.int64)
+                      if attrs.birth_date else None)
+        cols: list[np.ndarray | None] = []  # None: age from birth date
+        for c in attrs.numeric:
+            cols.append(None if c == "age" and attrs.birth_date else rows[c].to_numpy())
+        for c, levels in attrs.categorical.items():
+            s = rows[c]
+            cols += [(s == v).to_numpy() for v in levels[1:]]
+        self.columns = cols
+        self.n = rows.height
+
+    def at(self, pos: np.ndarray | None, days: np.ndarray | int) -> np.ndarray:
+        """Rows ``pos`` (None: all) at day numbers ``days`` (per row, or one for all)."""
+        def take(a: np.ndarray) -> np.ndarray:
+            return a if pos is None else a[pos]
+
+        n = self.n if pos is None else len(pos)
+        out = np.empty((n, len(self.columns)), dtype=np.float64, order="F")
+        for j, col in enumerate(self.columns):
+            if col is None:
+                assert self.birth is not None
+                out[:, j] = (days - take(self.birth)) / 365.25
+            else:
+                out[:, j] = take(col)
+        return out
+
+
+def _day_numbers(dates: pl.Series) -> np.ndarray:
+    return dates.cast(pl.Date).to_physical().to_numpy().astype(np.int64)
+
+
 def _design(
-    attrs: _Attributes, ids: pl.Series, dates: pl.Series, feats: pl.DataFrame
+    attrs: _Attributes, ids: pl.Series, dates: pl.Series, feats: np.ndarray
 ) -> np.ndarray:
     """Model matrix rows for patients ``ids`` at ``dates``: attributes then features."""
-    rows = pl.DataFrame({"patient_id": ids, "_d": dates}).join(
-        attrs.frame, on="patient_id", how="left", maintain_order="left"
-    )
-    cols = []
-    for c in attrs.numeric:
-        if c == "age" and attrs.birth_date:
-            days = (rows["_d"] - rows["birth_date"]).dt.total_days()
-            cols.append((days / 365.25).to_numpy())
-        else:
-            cols.append(rows[c].to_numpy())
-    for c, levels in attrs.categorical.items():
-        s = rows[c]
-        cols += [(s == v).to_numpy() for v in levels[1:]]
-    cols += [feats[c].to_numpy() for c in feats.columns if c != "patient_id"]
-    # one allocation, filled a column at a time (a pool of a million rows makes every
-    # intermediate copy of the whole matrix count)
-    x = np.empty((len(ids), len(cols)), dtype=np.float64, order="F")
-    for j, col in enumerate(cols):
-        x[:, j] = col
+    a = _AttributeRows(attrs, ids).at(None, _day_numbers(dates))
+    # one allocation (a pool of a million rows makes every copy of the whole matrix count)
+    x = np.empty((len(ids), a.shape[1] + feats.shape[1]), dtype=np.float64, order="F")
+    x[:, : a.shape[1]] = a
+    x[:, a.shape[1]:] = feats
     return x
 
 
@@ -363,11 +248,21 @@ class ScoreModel:
     design: np.ndarray = field(repr=False)
     outcome: np.ndarray = field(repr=False)
 
-    def logit(self, x: np.ndarray) -> np.ndarray:
-        # ((x - mean) / scale) @ coef as one product with x: no standardised copy of x
-        w = np.zeros(x.shape[1])
+    def _weights(self) -> tuple[np.ndarray, float]:
+        # ((x - mean) / scale) @ coef as products with x: no standardised copy of x
+        w = np.zeros(len(self.columns))
         w[self.kept] = self.coef / self.scale[self.kept]
-        return np.asarray(self.intercept - self.mean @ w + x @ w, dtype=np.float64)
+        return w, self.intercept - float(self.mean @ w)
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        w, b = self._weights()
+        return np.asarray(b + x @ w, dtype=np.float64)
+
+    def logit_parts(self, attributes: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        """``logit`` of the design ``[attributes | feats]`` without building it."""
+        w, b = self._weights()
+        na = attributes.shape[1]
+        return np.asarray(b + attributes @ w[:na] + feats @ w[na:], dtype=np.float64)
 
     def terms(self) -> pl.DataFrame:
         """The coefficients per standardised design column (intercept first)."""
@@ -660,7 +555,7 @@ def match(
         >>> windows = cost_by_window(priced, result.cohort, windows=(-2, -1, 0))  # doctest: +SKIP
     """
     _check_args(k, min_k, caliper, score, covariates, exact)
-    ws = _check_windows(windows, months)
+    ws = check_windows(windows, months)
     config = {
         "covariates": list(covariates), "k": k, "exact": list(exact), "caliper": caliper,
         "score": score, "seed": seed, "min_k": min_k, "windows": list(ws), "months": months,
@@ -703,33 +598,19 @@ def match(
     ref_date = pl.select(pl.lit(first_index).dt.offset_by(f"-{_PROGNOSTIC_MONTHS}mo")).item()
     earliest = pl.select(pl.lit(ref_date).dt.offset_by(f"-{months_span + months}mo")).item()
     ids = pl.concat([case_df["patient_id"], cand["patient_id"]])
-    # only what the features and the prognostic outcome read (an absent column is named by
-    # the windows' own check)
-    read = ("patient_id", "setting", "activity_date", "discharge_date", "cost_category", "cost", "status")
-    have = priced.lazy().collect_schema().names()
-    src = (
-        priced.lazy()
-        .select([c for c in read if c in have])
-        .filter(pl.col("patient_id").cast(pl.String).is_in(ids.implode())
-                & (pl.col("activity_date") >= earliest) & (pl.col("activity_date") < last_index))
-        .collect()
+    # the records of cases and candidates on the dates the features and the prognostic
+    # outcome read, as arrays (an absent column is named by prior_records)
+    rec = prior_records(
+        priced.lazy().filter((pl.col("activity_date") >= earliest) & (pl.col("activity_date") < last_index)),
+        ids,
     )
-
-    def features_at(pids: pl.Series, dates: pl.Series, one_date: dt.date | None = None) -> pl.DataFrame:
-        coh = pl.DataFrame({"patient_id": pids, "index_date": dates})
-        records = src
-        if one_date is not None:  # only the records that can fall in its windows
-            start = pl.select(pl.lit(one_date).dt.offset_by(f"-{months_span}mo")).item()
-            records = src.filter(
-                (pl.col("activity_date") < one_date)
-                & ((pl.col("activity_date") >= start) | (pl.col("discharge_date") >= start))
-            )
-        return prior_use(records, coh, ws, months, index_spell_days)
-
+  # case i is code i; candidate j is code n_case + j
+    n_case = case_df.height
     rng = np.random.default_rng(seed)
-    case_feats = features_at(case_df["patient_id"], case_df["index_date"])
+    case_feats = features(rec, np.arange(n_case), case_df["index_date"], ws, months, index_spell_days)
     x_case = _design(attrs, case_df["patient_id"], case_df["index_date"], case_feats)
     columns = _design_columns(attrs, feats)
+    cand_attrs = _AttributeRows(attrs, cand["patient_id"])
 
     # strata: index month (and exact values); candidates per month, eligible at its last case
     month = case_df["index_date"].dt.truncate("1mo")
@@ -743,11 +624,17 @@ def match(
             (pl.col("death_date").is_null() | (pl.col("death_date") > t_date))
             & (pl.col("intervention_start").is_null() | (pl.col("intervention_start") > t_date))
         )
-        pids = elig["patient_id"]
-        f = features_at(pids, pl.repeat(s_date, len(pids), dtype=pl.Date, eager=True), s_date)
-        x = _design(attrs, pids, pl.repeat(s_date, len(pids), dtype=pl.Date, eager=True), f)
-        per_month[m] = {"pids": pids, "x": x, "elig": elig, "date": s_date,
+        per_month[m] = {"pids": elig["patient_id"], "elig": elig, "date": s_date,
                         "pos": elig["_cand"].to_numpy()}
+
+    def candidate_parts(m: dt.date, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The attribute and feature columns of month ``m``'s eligible candidates (or of
+        its ``rows`` among them), at the month's feature date."""
+        info = per_month[m]
+        pos = info["pos"] if rows is None else info["pos"][rows]
+        s_date = info["date"]
+        f = features(rec, n_case + pos, s_date, ws, months, index_spell_days)
+        return cand_attrs.at(pos, (s_date - dt.date(1970, 1, 1)).days), f
 
     # propensity model: cases against a sample of eligible candidate-month rows
     n_cand_rows = sum(len(v["pids"]) for v in per_month.values())
@@ -756,12 +643,13 @@ def match(
                          "any case's index date")
     take = (np.sort(rng.choice(n_cand_rows, size=max_fit_rows, replace=False))
             if n_cand_rows > max_fit_rows else np.arange(n_cand_rows))
-    # the sampled rows, month by month (rows numbered across the months in order), without
-    # stacking every candidate-month row first
+    # the sampled rows, month by month (rows numbered across the months in order): only
+    # their features are computed now, every candidate's after the fits
     ends = np.cumsum([len(v["pids"]) for v in per_month.values()])
     x_cand_fit = np.vstack([
-        v["x"][take[(take >= end - len(v["pids"])) & (take < end)] - (end - len(v["pids"]))]
-        for v, end in zip(per_month.values(), ends, strict=True)
+        np.hstack(candidate_parts(m, take[(take >= end - len(v["pids"])) & (take < end)]
+                                  - (end - len(v["pids"]))))
+        for (m, v), end in zip(per_month.items(), ends, strict=True)
     ])
     x_fit = np.vstack([x_case, x_cand_fit])
     y_fit = np.r_[np.ones(len(x_case)), np.zeros(len(x_cand_fit))]
@@ -770,7 +658,7 @@ def match(
     models.append(prop)
     prog: ScoreModel | None = None
     if score in ("both", "prognostic"):
-        prog = _prognostic(src, pool_df, cand, attrs, ref_date, ws, months, index_spell_days,
+        prog = _prognostic(rec, n_case, cand, attrs, ref_date, ws, months, index_spell_days,
                            max_fit_rows, rng, columns)
         models.append(prog)
 
@@ -803,9 +691,10 @@ def match(
     for m in months_list:
         info = per_month[m]
         case_pos = np.flatnonzero((case_df["_month"] == m).to_numpy())
-        lp_c = prop.logit(info["x"])
-        pg_c = prog.logit(info["x"]) if prog is not None else None
-        del info["x"]  # the scores are all the matching needs from here
+        a_c, f_c = candidate_parts(m)
+        lp_c = prop.logit_parts(a_c, f_c)
+        pg_c = prog.logit_parts(a_c, f_c) if prog is not None else None
+        del a_c, f_c  # the scores are all the matching needs from here
         info["scores"] = (lp_c, pg_c)
         cal_c = pg_c if score == "prognostic" else lp_c
         assert cal_c is not None
@@ -839,7 +728,7 @@ def match(
     cohort = _with_set_columns(cohort, case_df, pool_df)
     diag_models = pl.concat([m.terms() for m in models])
     balance = _balance(
-        cohort, x_case, x_cand_fit, case_df, attrs, columns, src, ws, months, index_spell_days,
+        cohort, x_case, x_cand_fit, attrs, columns, rec, ws, months, index_spell_days,
     )
     wc = cohort.filter(pl.col("group") == CONTROL)["weight"].to_numpy()
     ess = float(wc.sum() ** 2 / (wc**2).sum()) if wc.size else 0.0
@@ -864,7 +753,7 @@ def _attr_values(attrs: _Attributes, ids: pl.Series, col: str) -> np.ndarray:
 
 
 def _prognostic(
-    src: pl.DataFrame, pool_df: pl.DataFrame, cand: pl.DataFrame, attrs: _Attributes,
+    rec: PriorRecords, n_case: int, cand: pl.DataFrame, attrs: _Attributes,
     ref_date: dt.date, ws: tuple[int, ...], months: int, index_spell_days: int | None,
     max_fit_rows: int, rng: np.random.Generator, columns: Sequence[str],
 ) -> ScoreModel:
@@ -877,16 +766,10 @@ def _prognostic(
     if at.height > max_fit_rows:
         at = at[np.sort(rng.choice(at.height, size=max_fit_rows, replace=False))]
     dates = pl.repeat(ref_date, at.height, dtype=pl.Date, eager=True)
-    coh = pl.DataFrame({"patient_id": at["patient_id"], "index_date": dates})
-    f = prior_use(src, coh, ws, months, index_spell_days)
+    codes = n_case + at["_cand"].to_numpy()
+    f = features(rec, codes, ref_date, ws, months, index_spell_days)
     x = _design(attrs, at["patient_id"], dates, f)
-    out = cost_by_window(src, coh, windows=(0,), months=_PROGNOSTIC_MONTHS)
-    y = (
-        out.filter(pl.col("category") == "non_elective")
-        .select((pl.col("n_records") > 0).cast(pl.Float64))
-        .to_series()
-        .to_numpy()
-    )
+    y = any_record(rec, codes, ref_date, _PROGNOSTIC_MONTHS, "non_elective").astype(np.float64)
     return _fit("prognostic", x, y, columns)
 
 
@@ -904,10 +787,11 @@ def _cohort(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The matched cohort (with the logit scores each patient was matched on) and the
     unmatched cases (with the reason)."""
-    case_rows, ctrl_parts, unmatched = [], [], []
+    case_rows, unmatched = [], []
+    # per month: the chosen candidates' positions and, for each, its case's row
+    chosen: dict[dt.date, tuple[list[np.ndarray], list[np.ndarray]]] = {m: ([], []) for m in per_month}
     for i in range(case_df.height):
         m, got, n_candidates = matches[i]
-        pid = case_df["patient_id"][i]
         if len(got) < min_k:
             reason = (
                 "no eligible candidate left in its stratum (index month and exact values)"
@@ -915,17 +799,28 @@ def _cohort(
                 f"{len(got)} control(s) within the caliper among the {n_candidates} candidates "
                 f"left in its stratum, fewer than min_k={min_k}"
             )
-            unmatched.append({"patient_id": pid, "index_date": case_df["index_date"][i],
+            unmatched.append({"patient_id": case_df["patient_id"][i],
+                              "index_date": case_df["index_date"][i],
                               "n_controls": len(got), "reason": reason})
             continue
         case_rows.append(i)
-        elig = per_month[m]["elig"][got]
-        ctrl_parts.append(elig.select(
+        chosen[m][0].append(got)
+        chosen[m][1].append(np.full(len(got), i))
+    ctrl_parts = []
+    for m, (gots, cases) in chosen.items():
+        if not gots:
+            continue
+        got, case = np.concatenate(gots), np.concatenate(cases)
+        n_set = np.bincount(case, minlength=case_df.height)[case]
+        ctrl_parts.append(per_month[m]["elig"][got].select(
             "patient_id", "death_date", "intervention_start",
-            pl.lit(pid).alias("matched_set"), pl.lit(case_df["index_date"][i]).alias("index_date"),
-            pl.lit(case_df["site"][i], pl.String).alias("site"),
-            pl.lit(1.0 / len(got)).alias("weight"),
-        ).hstack(_scores(*(None if a is None else a[got] for a in per_month[m]["scores"]))))
+        ).hstack([
+            case_df["patient_id"].gather(case).alias("matched_set"),
+            case_df["index_date"].gather(case).alias("index_date"),
+            case_df["site"].cast(pl.String).gather(case).alias("site"),
+            pl.Series("weight", 1.0 / n_set, dtype=pl.Float64),
+            *_scores(*(None if a is None else a[got] for a in per_month[m]["scores"])),
+        ]))
     cases_out = case_df[case_rows].select(
         "patient_id", "index_date", pl.lit(TREATED).alias("group"), "site",
         pl.col("patient_id").alias("matched_set"), pl.lit(1.0).alias("weight"),
@@ -978,12 +873,16 @@ def _with_set_columns(cohort: pl.DataFrame, case_df: pl.DataFrame, pool_df: pl.D
 
 
 def _balance(
-    cohort: pl.DataFrame, x_case: np.ndarray, x_cand: np.ndarray, case_df: pl.DataFrame,
-    attrs: _Attributes, columns: Sequence[str], src: pl.DataFrame, ws: tuple[int, ...],
-    months: int, index_spell_days: int | None,
+    cohort: pl.DataFrame, x_case: np.ndarray, x_cand: np.ndarray, attrs: _Attributes,
+    columns: Sequence[str], rec: PriorRecords, ws: tuple[int, ...], months: int,
+    index_spell_days: int | None,
 ) -> pl.DataFrame:
     """Means, SMD (pooled pre-match SD, the same before and after), variance ratio, flag."""
-    f = prior_use(src, cohort, ws, months, index_spell_days)
+    codes = cohort.select("patient_id").join(
+        pl.DataFrame({"patient_id": rec.ids, "_code": np.arange(len(rec.ids))}),
+        on="patient_id", how="left", maintain_order="left")["_code"].to_numpy()
+    f = features(rec, codes, cohort["index_date"], ws, months, index_spell_days,
+                 cohort["end_of_follow_up"])
     x_after = _design(attrs, cohort["patient_id"], cohort["index_date"], f)
     treated = (cohort["group"] == TREATED).to_numpy()
     w = cohort["weight"].to_numpy()

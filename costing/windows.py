@@ -526,20 +526,25 @@ def _check_assigned(assigned: pl.DataFrame, totals: pl.DataFrame, spec: _Spec) -
 
 
 def _check_categories(assigned: pl.DataFrame, priced: pl.LazyFrame, spec: _Spec) -> None:
-    if assigned["_ci"].null_count() == 0:
-        return
-    col = spec.category_column
+    if assigned["_ci"].null_count():
+        check_known_categories(priced, spec.category_column, spec.categories)
+
+
+def check_known_categories(priced: pl.LazyFrame, col: str, categories: Sequence[str]) -> None:
+    """Raise InputError naming the values of ``col`` outside ``categories`` (or missing)."""
     bad = (
         priced.select(pl.col(col).cast(pl.String))
-        .filter(~pl.col(col).is_in(spec.categories) | pl.col(col).is_null())
+        .filter(~pl.col(col).is_in(list(categories)) | pl.col(col).is_null())
         .group_by(col)
         .len()
         .sort("len", descending=True)
         .collect()
     )
+    if bad.height == 0:
+        return
     shown = ", ".join(f"{v!r} ({n} rows)" for v, n in bad.head(10).iter_rows())
     raise InputError(
-        f"priced frame: column {col!r} has value(s) outside {list(spec.categories)}: {shown}. "
+        f"priced frame: column {col!r} has value(s) outside {list(categories)}: {shown}. "
         f"Every record needs a known {col} to be placed in a window; check the pricing output."
     )
 
