@@ -447,19 +447,29 @@ def _greedy(
     """Greedy nearest-neighbour matching without replacement, in rounds.
 
     In round r every case still in play (in ``order``) takes its nearest unused candidate
-    whose logit score is within ``width`` of its own. Nearest neighbours come from a k-d
-    tree (scikit-learn); a case whose fetched neighbours are all used or outside the caliper
-    is searched exactly over the candidates within the caliper. A case that finds none stops.
+    whose logit score is within ``width`` of its own; of equally near ones, the first in
+    candidate order. Nearest neighbours come from a k-d tree (SciPy's ``cKDTree``); a case
+    whose fetched neighbours nearer than the farthest fetched are all used or outside the
+    caliper is searched exactly over the candidates within the caliper. So the choice never
+    depends on how the tree orders equal distances. A case that finds none stops.
     """
-    from sklearn.neighbors import NearestNeighbors
+    from scipy.spatial import cKDTree
 
     n_c = len(cand_pts)
     got: list[list[int]] = [[] for _ in range(len(case_pts))]
     if n_c == 0:
         return got
     q = min(n_c, _NEIGHBOURS * k)
-    nn = NearestNeighbors(n_neighbors=q).fit(cand_pts)
-    _, idx = nn.kneighbors(case_pts)
+    # an unbalanced tree without compacted nodes builds several times faster, and its
+    # queries are exact all the same (docs/decisions/0022-matching-with-scikit-learn.md)
+    tree = cKDTree(cand_pts, balanced_tree=False, compact_nodes=False)
+    dist, idx = tree.query(case_pts, k=q)
+    dist, idx = dist.reshape(len(case_pts), q), idx.reshape(len(case_pts), q)
+    by = np.lexsort((idx, dist), axis=-1)  # nearest first, equal distances in candidate order
+    dist, idx = np.take_along_axis(dist, by, -1), np.take_along_axis(idx, by, -1)
+    # every candidate nearer than the farthest fetched one is fetched; at that distance some
+    # may not be (unless all candidates were)
+    sure = dist < dist[:, -1:] if q < n_c else np.ones_like(dist, dtype=bool)
     used = np.zeros(n_c, dtype=bool)
     ptr = np.zeros(len(case_pts), dtype=np.int64)
     lp_order = np.argsort(cand_lp, kind="stable")
@@ -468,10 +478,9 @@ def _greedy(
         for i in order:
             if len(got[i]) < r:
                 continue
-            row = idx[i]
             j = -1
-            while ptr[i] < q:
-                c = int(row[ptr[i]])
+            while ptr[i] < q and sure[i, ptr[i]]:
+                c = int(idx[i, ptr[i]])
                 ptr[i] += 1
                 if not used[c] and (width is None or abs(cand_lp[c] - case_lp[i]) <= width):
                     j = c
@@ -485,7 +494,7 @@ def _greedy(
                     band = lp_order[lo:hi]
                 band = band[~used[band]]
                 if band.size:
-                    d = ((cand_pts[band] - case_pts[i]) ** 2).sum(axis=1)
+                    d = np.sqrt(((cand_pts[band] - case_pts[i]) ** 2).sum(axis=1))
                     j = int(band[np.lexsort((band, d))[0]])
             if j >= 0:
                 used[j] = True
