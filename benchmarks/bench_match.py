@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     rss_before = _rss_gib("VmRSS")
     reset = _reset_peak()
     profiler = cProfile.Profile() if args.profile else None
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0, t0 = _cpu_seconds(), time.perf_counter()
     if profiler is not None:
         profiler.enable()
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if profiler is not None:
         profiler.disable()
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
     # the peak since the reset (matching alone), else the process's (the simulation too)
     peak_gib = _rss_gib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     d = result.diagnostics
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "match", "cases": sim.cases.height, "pool": args.pool,
         "records": sim.priced.height, "index_months": args.index_months, "k": args.k,
         "score": args.score, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+        "cpu_user_s": round(ru1.ru_utime - ru0.ru_utime, 3), "cpu_sys_s": round(ru1.ru_stime - ru0.ru_stime, 3),
+        "numpy_madvise_hugepage": os.environ.get("NUMPY_MADVISE_HUGEPAGE", "default"),
         "rss_before_gib": round(rss_before, 3), "peak_rss_gib": round(peak_gib, 3),
         "peak_is_matching_only": reset, "import_s": round(import_s, 3),
         "profiled": bool(profiler), "load_1min": round(os.getloadavg()[0], 1),

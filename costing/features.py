@@ -22,7 +22,7 @@ arrays once (``PriorRecords``: patients as integer codes, days as integers), and
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -43,6 +43,7 @@ __all__ = [
     "feature_names",
     "features",
     "index_spells",
+    "iter_features",
     "prior_records",
     "prior_use",
 ]
@@ -330,6 +331,48 @@ def _sums(fr: _Frame, rec: PriorRecords, whole: np.ndarray, spells: np.ndarray,
     return sums.reshape(n_slots, n_feat)
 
 
+def iter_features(
+    rec: PriorRecords,
+    rows: np.ndarray,
+    dates: pl.Series | dt.date,
+    windows: tuple[int, ...],
+    months: int,
+    index_spell_days: int | None = None,
+    end_of_follow_up: pl.Series | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``features`` a block of rows at a time: (row positions, their feature rows). A
+    caller that reduces each block (to scores, say) never holds the whole matrix."""
+    _check_index_spell_days(index_spell_days)
+    rows = np.asarray(rows, dtype=np.int64)
+    n_rows, n_w, n_ids = len(rows), len(windows), len(rec.ids)
+    if n_rows == 0:
+        return
+    row_of = np.full(n_ids, -1, dtype=np.int64)
+    row_of[rows] = np.arange(n_rows, dtype=np.int64)
+    date_series = pl.Series([dates], dtype=pl.Date) if isinstance(dates, dt.date) else dates.cast(pl.Date)
+    censor = None
+    if end_of_follow_up is not None and end_of_follow_up.null_count() < len(end_of_follow_up):
+        eofu = end_of_follow_up.cast(pl.Date).to_physical().cast(pl.Int64)
+        censor = (eofu + 1).fill_null(_NEVER).to_numpy()  # the first day not observed
+    fr = _Frame(row_of, _bounds(date_series, windows, months),
+                date_series.to_physical().to_numpy().astype(np.int64), censor, n_w, index_spell_days)
+    if n_rows * 8 < n_ids:  # a few patients: their own records, each sum straight to its row
+        yield np.arange(n_rows), _sums(fr, rec, _ranges(rec.whole.offsets, rows),
+                                       _ranges(rec.spells.offsets, rows), row_of, n_rows)
+        return
+    # many: block by block of patient codes (each block's records are contiguous)
+    slot = np.arange(n_ids, dtype=np.int64)
+    for c0 in range(0, n_ids, _BLOCK):
+        c1 = min(c0 + _BLOCK, n_ids)
+        here = row_of[c0:c1]
+        asked = here >= 0
+        if not asked.any():
+            continue
+        whole = np.arange(rec.whole.offsets[c0], rec.whole.offsets[c1], dtype=np.int64)
+        spells = np.arange(rec.spells.offsets[c0], rec.spells.offsets[c1], dtype=np.int64)
+        yield here[asked], _sums(fr, rec, whole, spells, slot - c0, c1 - c0)[asked]
+
+
 def features(
     rec: PriorRecords,
     rows: np.ndarray,
@@ -345,37 +388,10 @@ def features(
     ``index_spell_days`` leaves out each patient's index spell (``index_spells``);
     ``end_of_follow_up`` (per row, may be null) leaves out what happens after it.
     """
-    _check_index_spell_days(index_spell_days)
-    rows = np.asarray(rows, dtype=np.int64)
-    n_rows, n_w, n_ids = len(rows), len(windows), len(rec.ids)
-    n_feat = n_w * (2 * _N_CAT + 1)
-    row_of = np.full(n_ids, -1, dtype=np.int64)
-    row_of[rows] = np.arange(n_rows, dtype=np.int64)
-    date_series = pl.Series([dates], dtype=pl.Date) if isinstance(dates, dt.date) else dates.cast(pl.Date)
-    censor = None
-    if end_of_follow_up is not None and end_of_follow_up.null_count() < len(end_of_follow_up):
-        eofu = end_of_follow_up.cast(pl.Date).to_physical().cast(pl.Int64)
-        censor = (eofu + 1).fill_null(_NEVER).to_numpy()  # the first day not observed
-    fr = _Frame(row_of, _bounds(date_series, windows, months),
-                date_series.to_physical().to_numpy().astype(np.int64), censor, n_w, index_spell_days)
-    out = np.zeros((n_rows, n_feat))
-    if n_rows == 0:
-        return out
-    if n_rows * 8 < n_ids:  # a few patients: their own records
-        slot = row_of  # each record's sums go straight to its row
-        return _sums(fr, rec, _ranges(rec.whole.offsets, rows), _ranges(rec.spells.offsets, rows),
-                     slot, n_rows)
-    # many: block by block of patient codes (each block's records are contiguous)
-    slot = np.arange(n_ids, dtype=np.int64)
-    for c0 in range(0, n_ids, _BLOCK):
-        c1 = min(c0 + _BLOCK, n_ids)
-        here = row_of[c0:c1]
-        if not (here >= 0).any():
-            continue
-        whole = np.arange(rec.whole.offsets[c0], rec.whole.offsets[c1], dtype=np.int64)
-        spells = np.arange(rec.spells.offsets[c0], rec.spells.offsets[c1], dtype=np.int64)
-        sums = _sums(fr, rec, whole, spells, slot - c0, c1 - c0)
-        out[here[here >= 0]] = sums[here >= 0]
+    out = np.zeros((len(rows), len(windows) * (2 * _N_CAT + 1)))
+    for at, values in iter_features(rec, rows, dates, windows, months, index_spell_days,
+                                    end_of_follow_up):
+        out[at] = values
     return out
 
 

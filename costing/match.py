@@ -54,6 +54,7 @@ from costing.features import (
     feature_names,
     features,
     index_spells,
+    iter_features,
     prior_records,
     prior_use,
 )
@@ -447,11 +448,12 @@ def _greedy(
     """Greedy nearest-neighbour matching without replacement, in rounds.
 
     In round r every case still in play (in ``order``) takes its nearest unused candidate
-    whose logit score is within ``width`` of its own; of equally near ones, the first in
-    candidate order. Nearest neighbours come from a k-d tree (SciPy's ``cKDTree``); a case
-    whose fetched neighbours nearer than the farthest fetched are all used or outside the
-    caliper is searched exactly over the candidates within the caliper. So the choice never
-    depends on how the tree orders equal distances. A case that finds none stops.
+    whose logit score is within ``width`` of its own; of equally near candidates, the first
+    in candidate order. Nearest neighbours come from a k-d tree (SciPy's ``cKDTree``)
+    over the distinct points; a case whose fetched points nearer than the farthest fetched
+    have no unused candidate within the caliper is searched exactly over the candidates
+    within the caliper. So the choice never depends on how the tree orders equal distances.
+    A case that finds none stops.
     """
     from scipy.spatial import cKDTree
 
@@ -459,6 +461,81 @@ def _greedy(
     got: list[list[int]] = [[] for _ in range(len(case_pts))]
     if n_c == 0:
         return got
+    # the distinct points, each with its candidates in candidate order (many candidates can
+    # share a point: the same attributes and no prior use)
+    # (points in the order of their first candidate; each point's candidates in order)
+    cols = [f"x{j}" for j in range(cand_pts.shape[1])]
+    groups = (
+        pl.DataFrame(cand_pts, schema=cols).with_row_index("_i")
+        .group_by(cols, maintain_order=True).agg(pl.col("_i"))
+    )
+    points = groups.select(cols).to_numpy()
+    members = groups["_i"].explode(empty_as_null=False).to_numpy().astype(np.int64)
+    first_of = np.r_[0, np.cumsum(groups["_i"].list.len().to_numpy())]  # point u: members[first_of[u]:first_of[u+1]]
+    point_lp = cand_lp[members[first_of[:-1]]]
+    n_p = len(points)
+    q = min(n_p, _NEIGHBOURS * k)
+    # an unbalanced tree without compacted nodes builds several times faster, and its
+    # queries are exact all the same (docs/decisions/0022-matching-with-scikit-learn.md)
+    tree = cKDTree(points, balanced_tree=False, compact_nodes=False)
+    dist, idx = tree.query(case_pts, k=q)
+    dist, idx = dist.reshape(len(case_pts), q), idx.reshape(len(case_pts), q)
+    by = np.lexsort((idx, dist), axis=-1)  # nearest first, equal distances in point order
+    dist, idx = np.take_along_axis(dist, by, -1), np.take_along_axis(idx, by, -1)
+    # every point nearer than the farthest fetched one is fetched; at that distance some
+    # may not be (unless all points were)
+    sure = dist < dist[:, -1:] if q < n_p else np.ones_like(dist, dtype=bool)
+    used = np.zeros(n_c, dtype=bool)
+    next_member = first_of[:-1].copy()  # per point, its first candidate perhaps unused
+    ptr = np.zeros(len(case_pts), dtype=np.int64)
+    lp_order: np.ndarray | None = None  # candidates by score, for the exact searches
+
+    def unused_at(u: int) -> int:
+        """The point's first unused candidate, or -1."""
+        m, end = next_member[u], first_of[u + 1]
+        while m < end and used[members[m]]:
+            m += 1
+        next_member[u] = m
+        return int(members[m]) if m < end else -1
+
+    def within(i: int, u: int) -> int:
+        """Point u's first unused candidate if within case i's caliper, else -1."""
+        return unused_at(u) if width is None or abs(point_lp[u] - case_lp[i]) <= width else -1
+
+    for r in range(k):
+        for i in order:
+            if len(got[i]) < r:
+                continue
+            j = -1
+            while ptr[i] < q and sure[i, ptr[i]]:
+                p = int(ptr[i])
+                j = within(i, int(idx[i, p]))
+                if j >= 0:  # of equally near points, the first unused candidate of them all
+                    p2 = p + 1
+                    while p2 < q and sure[i, p2] and dist[i, p2] == dist[i, p]:
+                        j2 = within(i, int(idx[i, p2]))
+                        j = j2 if 0 <= j2 < j else j
+                        p2 += 1
+                    break  # the point may hold more: look at it again next round
+                ptr[i] += 1
+            if j < 0 and q < n_p:  # exact search among unused candidates within the caliper
+                if width is None:
+                    band = np.arange(n_c)
+                else:
+                    if lp_order is None:
+                        lp_order = np.argsort(cand_lp, kind="stable")
+                        lp_sorted = cand_lp[lp_order]
+                    lo = np.searchsorted(lp_sorted, case_lp[i] - width, side="left")
+                    hi = np.searchsorted(lp_sorted, case_lp[i] + width, side="right")
+                    band = lp_order[lo:hi]
+                band = band[~used[band]]
+                if band.size:
+                    d = np.sqrt(((cand_pts[band] - case_pts[i]) ** 2).sum(axis=1))
+                    j = int(band[np.lexsort((band, d))[0]])
+            if j >= 0:
+                used[j] = True
+                got[i].append(j)
+    return got
     q = min(n_c, _NEIGHBOURS * k)
     # an unbalanced tree without compacted nodes builds several times faster, and its
     # queries are exact all the same (docs/decisions/0022-matching-with-scikit-learn.md)
@@ -474,6 +551,10 @@ def _greedy(
     ptr = np.zeros(len(case_pts), dtype=np.int64)
     lp_order = np.argsort(cand_lp, kind="stable")
     lp_sorted = cand_lp[lp_order]
+    def within(i: int, u: int) -> int:
+        """Point u's first unused candidate if within case i's caliper, else -1."""
+        return unused_at(u) if width is None or abs(point_lp[u] - case_lp[i]) <= width else -1
+
     for r in range(k):
         for i in order:
             if len(got[i]) < r:
@@ -489,6 +570,9 @@ def _greedy(
                 if width is None:
                     band = np.arange(n_c)
                 else:
+                    if lp_order is None:
+                        lp_order = np.argsort(cand_lp, kind="stable")
+                        lp_sorted = cand_lp[lp_order]
                     lo = np.searchsorted(lp_sorted, case_lp[i] - width, side="left")
                     hi = np.searchsorted(lp_sorted, case_lp[i] + width, side="right")
                     band = lp_order[lo:hi]
@@ -636,14 +720,26 @@ def match(
         per_month[m] = {"pids": elig["patient_id"], "elig": elig, "date": s_date,
                         "pos": elig["_cand"].to_numpy()}
 
-    def candidate_parts(m: dt.date, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The attribute and feature columns of month ``m``'s eligible candidates (or of
-        its ``rows`` among them), at the month's feature date."""
+    def candidate_parts(m: dt.date, rows: np.ndarray) -> np.ndarray:
+        """The design rows of month ``m``'s eligible candidates ``rows`` at the month's
+        feature date."""
         info = per_month[m]
-        pos = info["pos"] if rows is None else info["pos"][rows]
-        s_date = info["date"]
+        pos, s_date = info["pos"][rows], info["date"]
         f = features(rec, n_case + pos, s_date, ws, months, index_spell_days)
-        return cand_attrs.at(pos, (s_date - dt.date(1970, 1, 1)).days), f
+        return np.hstack([cand_attrs.at(pos, (s_date - dt.date(1970, 1, 1)).days), f])
+
+    def candidate_scores(m: dt.date, models: Sequence[ScoreModel]) -> list[np.ndarray]:
+        """Each model's logit score of every eligible candidate of month ``m``, a block of
+        candidates at a time (the million-row design matrix is never built)."""
+        info = per_month[m]
+        pos, s_date = info["pos"], info["date"]
+        day = (s_date - dt.date(1970, 1, 1)).days
+        out = [np.empty(len(pos)) for _ in models]
+        for at, f in iter_features(rec, n_case + pos, s_date, ws, months, index_spell_days):
+            a = cand_attrs.at(pos[at], day)
+            for o, model in zip(out, models, strict=True):
+                o[at] = model.logit_parts(a, f)
+        return out
 
     # propensity model: cases against a sample of eligible candidate-month rows
     n_cand_rows = sum(len(v["pids"]) for v in per_month.values())
@@ -656,8 +752,7 @@ def match(
     # their features are computed now, every candidate's after the fits
     ends = np.cumsum([len(v["pids"]) for v in per_month.values()])
     x_cand_fit = np.vstack([
-        np.hstack(candidate_parts(m, take[(take >= end - len(v["pids"])) & (take < end)]
-                                  - (end - len(v["pids"]))))
+        candidate_parts(m, take[(take >= end - len(v["pids"])) & (take < end)] - (end - len(v["pids"])))
         for (m, v), end in zip(per_month.items(), ends, strict=True)
     ])
     x_fit = np.vstack([x_case, x_cand_fit])
@@ -700,10 +795,8 @@ def match(
     for m in months_list:
         info = per_month[m]
         case_pos = np.flatnonzero((case_df["_month"] == m).to_numpy())
-        a_c, f_c = candidate_parts(m)
-        lp_c = prop.logit_parts(a_c, f_c)
-        pg_c = prog.logit_parts(a_c, f_c) if prog is not None else None
-        del a_c, f_c  # the scores are all the matching needs from here
+        scores = candidate_scores(m, models)
+        lp_c, pg_c = scores[0], (scores[1] if prog is not None else None)
         info["scores"] = (lp_c, pg_c)
         cal_c = pg_c if score == "prognostic" else lp_c
         assert cal_c is not None
