@@ -1,5 +1,6 @@
-"""The shipped policy parameter table (``tariffs/parameters/``), read from the tariff workbooks
-where they state the rules, else from the hand-kept table of recalled rules.
+"""The policy parameter table (``tariffs/parameters/``): the shipped editions, read from the
+tariff workbooks where they state the rules, else from the hand-kept table of recalled rules;
+and ``import_edition`` for a user's own rows (``costing tables import parameters my.csv``).
 
 =========  ===========================================================================
 2022-23    Annex A, sheet "8 SSEM": length of stay, age and admission methods (read)
@@ -20,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
 
@@ -28,11 +29,18 @@ from costing.errors import ImportFormatError
 from costing.importers._excel import SheetGrid, open_workbook, read_grid
 from costing.importers.provenance import Provenance
 from costing.importers.shipped_tariffs import SHIPPED_TARIFFS
-from costing.importers.small_tables import checked_shared_file, read_text_csv, readme_sha256
+from costing.importers.small_tables import (
+    checked_shared_file,
+    pick_columns,
+    read_text_csv,
+    readme_sha256,
+)
+from costing.pricing.parameters import PARAMETERS
 from costing.schema import EMERGENCY_METHODS, TABLE_SCHEMAS
 from costing.tables import Source, edition_dates, shipped_tables_path, write_edition
 
-__all__ = ["SSEM_SHEET", "RECALLED", "read_ssem", "read_glossary", "read_recalled", "build_shipped"]
+__all__ = ["SSEM_SHEET", "RECALLED", "read_ssem", "read_glossary", "read_recalled", "build_shipped",
+           "import_edition"]
 
 SSEM_SHEET: Final = "8 SSEM"
 GLOSSARY_SHEET: Final = "Contents"
@@ -226,3 +234,52 @@ def _notes(table: pl.DataFrame) -> list[str]:
         out.append(f"Recalled, not read from a published file (verified false): {', '.join(recalled)}. "
                    "Set them in the configuration to price with other values.")
     return out
+
+
+def import_edition(
+    source: Path,
+    *,
+    edition: str,
+    into: Path,
+    hrg_version: str | None = None,
+    overwrite: bool = False,
+    grouper: str | None = None,
+    provenance: Provenance = Provenance(),
+    **opts: Any,
+) -> Path:
+    """Import your own policy parameter rows (a CSV with ``parameter, value, source,
+    statement`` and optionally ``valid_from`` (default: the first day of ``edition``),
+    ``location`` and ``verified`` (default false)) as ``<into>/parameters/<edition>/``.
+
+    Raises:
+        ImportFormatError: a column is missing, a parameter is unknown or a value does not
+            read as that parameter (line named).
+    """
+    if opts or hrg_version is not None or grouper is not None:
+        raise ImportFormatError(f"{source}: policy parameters take no HRG version, grouper or options")
+    path = Path(source)
+    df = read_text_csv(path)
+    cols = pick_columns(df, path, {c: [c] for c in ("parameter", "value", "source", "statement")})
+    known = {p.name: p for p in PARAMETERS}
+    first = edition_dates(edition)[0]
+    rows = []
+    for r in df.iter_rows(named=True):
+        where = f"{path}, line {r['line']}"
+        name, value = r[cols["parameter"]], r[cols["value"]]
+        if name not in known:
+            raise ImportFormatError(f"{where}: unknown parameter {name!r}; expected one of {', '.join(known)}")
+        try:
+            known[name].parse(value or "")
+            valid_from = dt.date.fromisoformat(r["valid_from"]) if r.get("valid_from") else first
+        except ValueError as exc:
+            raise ImportFormatError(f"{where}: {name} = {value!r}, valid_from {r.get('valid_from')!r}: {exc}") from None
+        if name == "sse_admission_methods":
+            _methods(", ".join(value.split()), where)
+        rows.append({"parameter": name, "valid_from": valid_from, "value": value,
+                     "verified": (r.get("verified") or "false").casefold() == "true",
+                     "source": r[cols["source"]], "location": r.get("location") or "supplied by the user",
+                     "statement": r[cols["statement"]]})
+    return write_edition(
+        into, kind="parameters", edition=edition, frames={"parameters": _frame(rows)},
+        sources=[provenance.source(path, title=f"Policy parameters {edition}")],
+        description=f"Policy thresholds of the pricing rules from {path.name}", overwrite=overwrite)

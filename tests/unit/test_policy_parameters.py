@@ -228,3 +228,27 @@ def test_the_run_manifest_records_each_editions_parameters(tmp_path: Path) -> No
         "location": "", "verified": None, "valid_from": None, "table": None}
     assert by["tariff", "2017-18", "sse_admission_methods"]["value"] == SSE_METHODS.split()
     assert by["tariff", "2017-18", "sse_min_age"]["source"] == "test fixture (invented rules)"
+
+
+def test_your_own_rows_price_an_older_edition(tmp_path: Path) -> None:
+    rules = tmp_path / "rules-2008-09.csv"
+    rules.write_text("parameter,value,source,statement\n"
+                     "sse_max_los,0,my reading of the 2008/09 guidance,same-day stays only\n"
+                     "sse_min_age,19,my reading of the 2008/09 guidance,19 and over\n"
+                     "sse_admission_methods,21 28,my reading of the 2008/09 guidance,21 and 28\n")
+    costing.importers.import_edition("parameters", rules, edition="2008-09", into=tmp_path / "t")
+    write_tariff(tmp_path / "t", "2008-09", apc_rows({"hrg_code": "E12", "nel_price": 2000.0, "sse_applicable": True,
+                                                      "sse_price": 600.0}), hrg_version="v3.5")
+    tables = costing.load_tables(["shipped", tmp_path / "t"])
+    got = {p.name: (p.value, p.verified, p.table_edition) for p in resolve(tables, CostingConfig(),
+                                                                            tables.get("tariff", "2008-09"))}
+    assert got == {"sse_max_los": (0, False, "2008-09"), "sse_min_age": (19, False, "2008-09"),
+                   "sse_admission_methods": (("21", "28"), False, "2008-09")}
+    # same day, method 28: the short-stay price 600; one night: the NEL price 2,000
+    out = costing.price(frame(apc("same_day", admit=D(2008, 6, 2), los=0, method="28", hrg="E12", version="v3.5"),
+                              apc("one_night", admit=D(2008, 6, 2), los=1, method="28", hrg="E12", version="v3.5")),
+                        tables, CostingConfig(tariff_edition="2008-09", chain=("tariff",)))
+    assert out["cost"].to_list() == [600.0, 2000.0]
+    rules.write_text("parameter,value,source,statement\nsse_min_ag,19,x,y\n")
+    with pytest.raises(ImportFormatError, match="line 2: unknown parameter 'sse_min_ag'"):
+        costing.importers.import_edition("parameters", rules, edition="2009-10", into=tmp_path / "t")
