@@ -273,8 +273,6 @@ def import_edition(
             valid_from = dt.date.fromisoformat(r["valid_from"]) if r.get("valid_from") else first
         except ValueError as exc:
             raise ImportFormatError(f"{where}: {name} = {value!r}, valid_from {r.get('valid_from')!r}: {exc}") from None
-        if name == "sse_admission_methods":
-            _methods(", ".join(value.split()), where)
         rows.append({"parameter": name, "valid_from": valid_from, "value": value,
                      "verified": (r.get("verified") or "false").casefold() == "true",
                      "source": r[cols["source"]], "location": r.get("location") or "supplied by the user",

@@ -38,6 +38,7 @@ import polars as pl
 
 from costing.config import CostingConfig
 from costing.errors import ConfigError, TableError
+from costing.schema import EMERGENCY_METHODS
 from costing.tables import Edition, TableSet, load_tables, shipped_tables_path
 
 __all__ = ["Parameter", "PARAMETERS", "ResolvedParameter", "parse_methods", "parameter_rows", "resolve",
@@ -47,8 +48,23 @@ KIND = "parameters"
 
 
 def parse_methods(text: str) -> tuple[str, ...]:
-    """Admission method codes written separated by spaces ("21 22 2A")."""
-    return tuple(text.split())
+    """Emergency admission method codes written separated by spaces ("21 22 2A").
+
+    Raises:
+        ValueError: none given, or a code that is not an emergency admission method.
+    """
+    codes = tuple(text.split())
+    if not codes or any(c not in EMERGENCY_METHODS for c in codes):
+        raise ValueError(f"not emergency admission methods ({', '.join(EMERGENCY_METHODS)})")
+    return codes
+
+
+def _whole(text: str) -> int:
+    """A whole number of days or years, not negative."""
+    n = int(text)
+    if n < 0:
+        raise ValueError("negative")
+    return n
 
 
 @dataclass(frozen=True)
@@ -63,13 +79,13 @@ class Parameter:
 
 
 PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("sse_max_los", "tariff", int,
+    Parameter("sse_max_los", "tariff", _whole,
               "short-stay emergency applies when the adjusted length of stay is at most this (days)"),
-    Parameter("sse_min_age", "tariff", int,
+    Parameter("sse_min_age", "tariff", _whole,
               "short-stay emergency applies from this age (years, on the date of admission)"),
     Parameter("sse_admission_methods", "tariff", parse_methods,
               "the emergency admission methods short-stay emergency applies to"),
-    Parameter("nes_los_threshold", "reference_cost", int,
+    Parameter("nes_los_threshold", "reference_cost", _whole,
               "a non-elective stay shorter than this (days) is costed as a short stay (NES)"),
 )
 

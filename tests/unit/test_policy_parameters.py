@@ -22,18 +22,18 @@ from costing.pricing.parameters import parameter_rows, parameters_used, resolve
 from costing.pricing.reference import price_reference
 from costing.tables import shipped_tables_path
 from tests.fixtures.tables import (
+    SSE_METHODS,
     D,
     apc,
     apc_rows,
     frame,
     load,
+    two_rule_years,
     write_parameters,
-    write_reference_costs,
     write_tariff,
 )
 
 WORKBOOK = {t.edition: t.file for t in SHIPPED_TARIFFS}
-SSE_METHODS = "21 22 23 24 25 2A 2B 2C 2D"
 
 
 def _values(resolved: tuple[object, ...]) -> dict[str, object]:
@@ -178,20 +178,8 @@ def test_the_configuration_checks_its_overrides() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _two_years(root: Path) -> costing.TableSet:
-    """Tariffs and reference costs of 2016/17 and 2017/18 with the same invented prices, but
-    the short-stay age 19 then 65, and the NES threshold 2 then 3."""
-    for edition, age, nes in (("2016-17", "19", "2"), ("2017-18", "65", "3")):
-        write_tariff(root, edition, apc_rows({"hrg_code": "DZ11V", "nel_price": 2000.0, "nel_trim_days": 30,
-                                              "sse_applicable": True, "sse_price": 600.0}))
-        write_reference_costs(root, edition, [("NEL", None, "DZ11V", 1500.0), ("NES", None, "DZ11V", 400.0)])
-        write_parameters(root, edition, {"sse_max_los": "1", "sse_min_age": age,
-                                         "sse_admission_methods": SSE_METHODS, "nes_los_threshold": nes})
-    return load(root)
-
-
 def test_dated_mode_prices_the_same_stay_by_each_editions_parameters(tmp_path: Path) -> None:
-    tables = _two_years(tmp_path)
+    tables = two_rule_years(tmp_path)
     # the same one-day emergency stay of a 40-year-old, and a two-day one, in each year
     records = frame(*(apc(f"{kind}{year}", admit=D(year, 10, 2), los=los, age=40)
                       for year in (2016, 2017) for kind, los in (("short", 1), ("two_days", 2))))
@@ -216,7 +204,7 @@ def test_dated_mode_prices_the_same_stay_by_each_editions_parameters(tmp_path: P
 
 
 def test_the_run_manifest_records_each_editions_parameters(tmp_path: Path) -> None:
-    tables = _two_years(tmp_path)
+    tables = two_rule_years(tmp_path)
     cfg = CostingConfig(chain=("tariff",), sse_max_los=0)
     priced = costing.price(frame(apc("a", admit=D(2017, 10, 2), los=1)), tables, cfg)
     got = json.loads(json.dumps(parameters_used(tables, cfg, priced)))  # as the manifest holds it
