@@ -37,7 +37,7 @@ from costing.importers.small_tables import (
 )
 from costing.pricing.parameters import PARAMETERS
 from costing.schema import EMERGENCY_METHODS, TABLE_SCHEMAS
-from costing.tables import Source, edition_dates, shipped_tables_path, write_edition
+from costing.tables import Source, edition_dates, financial_year_of, shipped_tables_path, write_edition
 
 __all__ = ["SSEM_SHEET", "RECALLED", "read_ssem", "read_glossary", "read_recalled", "build_shipped",
            "import_edition"]
@@ -197,7 +197,7 @@ def build_shipped(shared_data: Path, into: Path) -> list[Path]:
         "are not in the shared data (each row names its document)",
         obtained_from=f"hand-kept in the costing repository: tariffs/{RECALLED}",
         licence="MIT (the costing project)")
-    years = sorted({*_READERS, *(f"{d.year}-{(d.year + 1) % 100:02d}" for d in recalled["valid_from"])})
+    years = sorted({*_READERS, *map(financial_year_of, recalled["valid_from"])})
     written = []
     for edition in years:
         frames, sources = [], []

@@ -170,7 +170,8 @@ def resolve(tables: TableSet, cfg: CostingConfig, edition: Edition) -> tuple[Res
         return ()
     rows = parameter_rows(tables)
     on = edition.manifest.valid_from
-    out, missing = [], []
+    out: list[ResolvedParameter] = []
+    missing: list[tuple[Parameter, str]] = []
     for p in wanted:
         given = getattr(cfg, p.name)
         if given is not None:
@@ -194,14 +195,13 @@ def resolve(tables: TableSet, cfg: CostingConfig, edition: Edition) -> tuple[Res
                 "no row in force, and the short-stay emergency rule cannot apply at this edition "
                 "(it is off, or the edition publishes no short-stay emergency price)"))
         else:
-            since = f"from {mine['valid_from'].min()}" if mine.height else "none"
-            missing.append(f"{p.name} ({p.meaning}; table rows: {since})")
+            missing.append((p, f"from {mine['valid_from'].min()}" if mine.height else "none"))
     if missing:
         raise ConfigError(
             f"{edition.kind} edition {edition.edition} (from {on}) is older than the policy parameter "
-            f"table's rows for: {'; '.join(missing)}. Set "
-            f"{', '.join(m.split(' ')[0] for m in missing)} in the configuration ([costing] in the "
-            "run file, or CostingConfig) to the rules of that year, or add a parameters edition "
+            f"table's rows for: {'; '.join(f'{p.name} ({p.meaning}; table rows: {since})' for p, since in missing)}. "
+            f"Set {', '.join(p.name for p, _ in missing)} in the configuration ([pricing] in the "
+            "run file, or CostingConfig) to the rules of that year, or import a parameters edition "
             "holding them (docs/tables.md#parameters).")
     return tuple(out)
 
