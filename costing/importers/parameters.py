@@ -214,7 +214,7 @@ def build_shipped(shared_data: Path, into: Path) -> list[Path]:
         table = pl.concat(frames)
         written.append(write_edition(
             into, kind="parameters", edition=edition, frames={"parameters": table}, sources=sources,
-            overwrite=True, published=_published(edition),
+            overwrite=True, published=_published(edition), status=_status(table),
             description="Policy thresholds of the pricing rules in force from this year: "
                         + ", ".join(sorted(table["parameter"])),
             notes=_notes(table)))
@@ -223,6 +223,13 @@ def build_shipped(shared_data: Path, into: Path) -> list[Path]:
 
 def _published(edition: str) -> dt.date | None:
     return next((t.published for t in SHIPPED_TARIFFS if t.edition == edition), None)
+
+
+def _status(table: pl.DataFrame) -> str | None:
+    """"recalled" or "partly recalled" (shown by ``costing tables list``), None when all read."""
+    if table["verified"].all():
+        return None
+    return "recalled" if not table["verified"].any() else "partly recalled"
 
 
 def _notes(table: pl.DataFrame) -> list[str]:

@@ -102,7 +102,12 @@ def test_the_shipped_parameter_tables_equal_a_fresh_import(shared_data: Path, tm
 
 
 def test_recalled_rows_name_their_document_and_are_not_verified() -> None:
-    rows = parameter_rows(costing.load_tables())
+    tables = costing.load_tables()
+    rows = parameter_rows(tables)
+    listed = tables.summary().filter(pl.col("kind") == "parameters")  # as `costing tables list` shows
+    assert listed.select("edition", "status").rows() == [
+        ("2011-12", "recalled"), ("2016-17", "partly recalled"), ("2017-18", "partly recalled"),
+        ("2018-19", "partly recalled"), ("2022-23", "final")]
     recalled = rows.filter(~pl.col("verified"))
     assert set(recalled["location"]) == {"recalled: not in the shared data"}
     assert recalled.height == 7 and all("guidance" in s for s in recalled["source"])
