@@ -35,8 +35,8 @@ from costing.importers.small_tables import (
     read_text_csv,
     readme_sha256,
 )
-from costing.pricing.parameters import PARAMETERS
-from costing.schema import EMERGENCY_METHODS, TABLE_SCHEMAS
+from costing.pricing.parameters import PARAMETERS, parse_methods
+from costing.schema import TABLE_SCHEMAS
 from costing.tables import Source, edition_dates, financial_year_of, shipped_tables_path, write_edition
 
 __all__ = ["SSEM_SHEET", "RECALLED", "read_ssem", "read_glossary", "read_recalled", "build_shipped",
@@ -95,11 +95,10 @@ def _methods(listed: str, where: str) -> str:
             codes += [str(c) for c in range(int(m.group(1)), int(m.group(2)) + 1)]
         else:
             codes.append(token.upper())
-    unknown = [c for c in codes if c not in EMERGENCY_METHODS]
-    if unknown or not codes:
-        raise ImportFormatError(f"{where}: admission methods {listed!r} are not emergency "
-                                f"methods the importer knows ({', '.join(EMERGENCY_METHODS)})")
-    return " ".join(codes)
+    try:
+        return " ".join(parse_methods(" ".join(codes)))
+    except ValueError as exc:
+        raise ImportFormatError(f"{where}: admission methods {listed!r}: {exc}") from None
 
 
 def _frame(rows: list[dict[str, object]]) -> pl.DataFrame:
