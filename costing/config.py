@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from costing.errors import ConfigError
+from costing.schema import EMERGENCY_METHODS
 from costing.tables import check_edition
 
 __all__ = ["CostingConfig", "Level", "LEVELS", "DEFAULT_TRIMPOINTS_SUBSTITUTE", "read_toml",
@@ -124,11 +125,24 @@ class CostingConfig(BaseModel):
     mff: bool = False
     short_stay_emergency: bool = True
     long_stay: bool = True
-    nes_los_threshold: int = Field(
-        2, ge=0, description="Non-elective spells with LOS below this use the NES reference cost."
+    # Policy thresholds: None takes each edition's value from the dated parameter table
+    # (costing.pricing.parameters, docs/tables.md#parameters); a value overrides every edition.
+    nes_los_threshold: int | None = Field(
+        None, ge=0, description="Non-elective spells with LOS below this use the NES reference "
+        "cost; None: the reference-cost edition's value in the parameter table."
     )
-    sse_max_los: int = Field(1, ge=0, description="Short-stay emergency applies when LOS <= this.")
-    sse_min_age: int = Field(19, ge=0, description="Short-stay emergency applies from this age.")
+    sse_max_los: int | None = Field(
+        None, ge=0, description="Short-stay emergency applies when LOS <= this; None: the tariff "
+        "edition's value in the parameter table."
+    )
+    sse_min_age: int | None = Field(
+        None, ge=0, description="Short-stay emergency applies from this age; None: the tariff "
+        "edition's value in the parameter table."
+    )
+    sse_admission_methods: tuple[str, ...] | None = Field(
+        None, description="Emergency admission methods short-stay emergency applies to (e.g. "
+        "[\"21\", \"22\"]); None: the tariff edition's value in the parameter table."
+    )
     max_los_days: int = Field(
         3650, gt=0, description="A longer stay is treated as an invalid record (absurd LOS)."
     )
@@ -153,6 +167,19 @@ class CostingConfig(BaseModel):
     @classmethod
     def _edition(cls, v: str | None) -> str | None:
         return None if v is None else check_edition(v)
+
+    @field_validator("sse_admission_methods")
+    @classmethod
+    def _methods(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return None
+        codes = tuple(str(c).strip().upper() for c in v)
+        unknown = [c for c in codes if c not in EMERGENCY_METHODS]
+        if not codes or unknown:
+            raise ValueError(
+                f"{'no admission method given' if not codes else f'not emergency admission methods: {unknown}'}"
+                f"; give some of {', '.join(EMERGENCY_METHODS)}, or leave it out for the table's")
+        return codes
 
     @model_validator(mode="after")
     def _check(self) -> CostingConfig:

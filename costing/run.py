@@ -395,6 +395,7 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
 
     say("manifest")
     from costing.manifest import run_manifest
+    from costing.pricing.parameters import parameters_used
 
     manifest = run_manifest(
         config=cfg.model_dump(mode="json", exclude={"base_dir", "run_file", "engine"})
@@ -404,7 +405,7 @@ def _run(cfg: RunConfig, tables: TableSet | None, progress: Progress | None, out
                  if v is not None},
         counts_by_status=priced,  # counted (records and cost) by run_manifest
         rows_in={"records": records_in, "cohort_patients": cohort.height if cohort is not None else 0},
-    ) | {"trimpoints": trim.to_dicts()}
+    ) | {"trimpoints": trim.to_dicts(), "parameters": parameters_used(ts, cfg.pricing, priced)}
     write_manifest_and_report(cfg, manifest, unpriced, warnings, files, out_dir, say, cohort,
                               priced=priced, coverage=cov, window_costs=windows,
                               did_table=did_frame, unpriced_windows=unpriced_windows,

@@ -30,7 +30,6 @@ __all__ = [
     "COHORT_SCHEMA",
     "ELECTIVE_METHODS",
     "EMERGENCY_METHODS",
-    "SHORT_STAY_EMERGENCY_METHODS",
     "MATERNITY_METHODS",
     "OTHER_METHODS",
     "UNKNOWN_METHODS",
@@ -46,7 +45,7 @@ __all__ = [
 # Canonical tables: kind -> resource name -> {column: dtype}
 # --------------------------------------------------------------------------------------
 
-TABLE_KINDS: Final = ("tariff", "reference_cost", "trimpoints", "mff", "index")
+TABLE_KINDS: Final = ("tariff", "reference_cost", "trimpoints", "mff", "index", "parameters")
 
 HRG_VERSIONS: Final = ("v3.5", "HRG4")
 
@@ -126,6 +125,21 @@ TABLE_SCHEMAS: Final[dict[str, dict[str, dict[str, pl.DataType]]]] = {
             "is_forecast": pl.Boolean(),
         },
     },
+    "parameters": {
+        # Policy thresholds of the pricing rules (costing.pricing.parameters), one row per
+        # parameter x the date from which it is in force (until the next row of that parameter).
+        # value is text (a number, or admission method codes separated by spaces); source,
+        # location and statement say where it was read (or, verified false, recalled from).
+        "parameters": {
+            "parameter": pl.String(),
+            "valid_from": pl.Date(),
+            "value": pl.String(),
+            "verified": pl.Boolean(),
+            "source": pl.String(),
+            "location": pl.String(),
+            "statement": pl.String(),
+        },
+    },
 }
 
 TABLE_PRIMARY_KEYS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
@@ -138,6 +152,7 @@ TABLE_PRIMARY_KEYS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
     "trimpoints": {"trimpoints": ("hrg_code",)},
     "mff": {"mff": ("provider_code",)},
     "index": {"index": ("index_name", "financial_year")},
+    "parameters": {"parameters": ("parameter", "valid_from")},
 }
 
 # Columns allowed to be null inside a primary key (null is a value, compared as equal).
@@ -151,9 +166,6 @@ SETTINGS: Final = ("apc", "op", "ae")
 
 ELECTIVE_METHODS: Final = ("11", "12", "13")
 EMERGENCY_METHODS: Final = ("21", "22", "23", "24", "25", "28", "2A", "2B", "2C", "2D")
-# The short-stay emergency adjustment's methods (2022/23 Annex A sheet "8 SSEM"): 21-25 and
-# 2A-2D; 28 ("other means") only where a provider had not implemented CDS 6.2, so not here.
-SHORT_STAY_EMERGENCY_METHODS: Final = ("21", "22", "23", "24", "25", "2A", "2B", "2C", "2D")
 MATERNITY_METHODS: Final = ("31", "32")
 OTHER_METHODS: Final = ("81", "82", "83", "84", "89")
 UNKNOWN_METHODS: Final = ("98", "99")

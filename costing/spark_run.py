@@ -50,7 +50,8 @@ logger = logging.getLogger("costing.run")  # the polars run's logger: the same w
 SUMMARY = "_costing_summary"  # the binary column of each bucket's summary row
 AUDIT = "_costing_audit"  # true on a bucket's audit rows (the priced rows leave it null)
 _COUNT_KEYS = ("cost_category", "status", "status_name", "cost_source")
-# what costing.pairing.run_warnings reads of the priced records: the editions used
+# what costing.pairing.run_warnings and the manifest's policy parameters read of the priced
+# records: the editions used
 _EDITION_COLUMNS = ("tariff_edition", "reference_cost_edition", "mff_factor")
 
 
@@ -258,6 +259,7 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
     from costing.io import duplicate_lines, read_cohort, write_frame
     from costing.manifest import _COST_DECIMALS, run_manifest
     from costing.pairing import run_warnings
+    from costing.pricing.parameters import parameters_used
     from costing.schema import COHORT_SCHEMA
     from costing.unpriced import assess_unpriced_counts
     from costing.windows import widen
@@ -344,7 +346,8 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
     read = [_spark_path(cfg, p) for spec in cfg.inputs.values()
             for p in ([spec.path] if isinstance(spec.path, str) else spec.path)]
     warnings = duplicate_lines(combine_duplicates(_combine(summaries, "duplicates"), read))  # type: ignore[arg-type]
-    warnings += run_warnings(_combine(summaries, "editions").unique(), ts, cfg.pricing)  # type: ignore[union-attr]
+    editions = _combine(summaries, "editions").unique()  # type: ignore[union-attr]
+    warnings += run_warnings(editions, ts, cfg.pricing)
     trim = combine_trimpoints(_combine(summaries, "trimpoints"))  # type: ignore[arg-type]
     files["coverage_trimpoints"] = write_frame(trim, out_dir / "coverage_trimpoints.csv")
 
@@ -364,6 +367,7 @@ def run_spark(cfg: RunConfig, ts: TableSet, say: Progress, out_dir: Path | None 
     manifest["inputs"] += other_inputs
     manifest["engine"] |= {"spark": spark.version, "master": spark.sparkContext.master, "partitions": n}
     manifest["trimpoints"] = trim.to_dicts()
+    manifest["parameters"] = parameters_used(ts, cfg.pricing, editions)
     write_manifest_and_report(cfg, manifest, unpriced, warnings, files, out_dir, say, cohort,
                               priced=counts, coverage=cov, window_costs=windows,
                               did_table=did_frame, unpriced_windows=unpriced_windows,

@@ -1,9 +1,10 @@
 """Inputs shared by every implementation: code sets, configuration values and table files.
 
 The code sets and configuration values are read from the engine (``costing.schema``,
-``costing.activity``, ``CostingConfig``) once, by the parent process, and written as JSON so
-the DuckDB and pandas children never import the engine (which would add its import cost to
-their peak memory) and never restate a code in a second place.
+``costing.activity``, ``CostingConfig``, the policy parameters it resolves) once, by the
+parent process, and written as JSON so the DuckDB and pandas children never import the engine
+(which would add its import cost to their peak memory) and never restate a code in a second
+place.
 """
 
 from __future__ import annotations
@@ -63,16 +64,19 @@ def engine_rules(edition: str = "2017-18", windows: tuple[int, ...] = (-1, 0), m
     """The engine's own code sets and provider defaults (imports the engine)."""
     import costing
     from costing.activity import AE_TYPES, OP_FIRST, OP_NOT_ATTENDED
+    from costing.pricing.parameters import resolve
     from costing.schema import ADMISSION_METHODS, COST_CATEGORIES, ELECTIVE_METHODS
     from costing.status import NOT_PRICED_FROM, Status
 
     cfg = costing.CostingConfig(perspective="provider", reference_cost_edition=edition)
     tables = costing.load_tables()
+    # the policy thresholds of the edition, as the engine resolves them (parameter table)
+    params = {p.name: p.value for p in resolve(tables, cfg, tables.get("reference_cost", edition))}
     return Rules(
         edition=edition,
         edition_hrg_version=tables.get("reference_cost", edition).hrg_version,
         default_hrg_version=cfg.default_hrg_version,
-        nes_los_threshold=cfg.nes_los_threshold,
+        nes_los_threshold=params["nes_los_threshold"],
         long_stay=cfg.long_stay,
         op_reference_department=cfg.op_reference_department,
         elective_methods=tuple(ELECTIVE_METHODS),

@@ -136,7 +136,8 @@ def import_cmd(kind: str, source: str, edition: str, hrg_version: str | None,
                into: str | None, overwrite: bool) -> None:
     """Import an official workbook or CSV as a canonical edition with a manifest.
 
-    KIND is one of: tariff, reference_cost, trimpoints, mff, index.
+    KIND is one of: tariff, reference_cost, trimpoints, mff, index, parameters (the rules'
+    policy thresholds: docs/tables.md#parameters).
 
     \b
     Examples:

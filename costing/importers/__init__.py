@@ -25,6 +25,7 @@ KIND_ALIASES = {
     "mff": "mff",
     "index": "index",
     "indices": "index",
+    "parameters": "parameters",
 }
 
 # (kind, source form) -> importer module; form is the file extension or "dir".
@@ -43,6 +44,7 @@ _MODULES = {
     ("mff", ".csv"): "mff",
     ("mff", ".xlsx"): "mff_workbook",
     ("index", ".csv"): "indices",
+    ("parameters", ".csv"): "parameters",
 }
 
 

@@ -13,7 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from costing.importers import reference_costs, shipped_tariffs, small_tables
+from costing.importers import parameters, reference_costs, shipped_tariffs, small_tables
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,6 +24,7 @@ def build_all(shared_data: Path, into: Path) -> list[Path]:
         *reference_costs.build_shipped(shared_data, into),
         *small_tables.build_shipped(shared_data, into),
         *shipped_tariffs.build_shipped(shared_data, into),
+        *parameters.build_shipped(shared_data, into),
     ]
 
 

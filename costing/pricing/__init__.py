@@ -10,6 +10,8 @@ HRG average), each level's rules small declared objects.
 ``engine/in_memory.py``  :func:`price`: keyed, in memory
 ``engine/streaming.py``  :func:`price_lazy`: keyed, streamed
 ``engine/spells.py``   in-memory spells
+``parameters.py``      the rules' policy thresholds, resolved per edition from the dated
+                       ``parameters`` table (the configuration only overrides them)
 ``options.py``         :class:`EngineOptions`: how the keyed engines work (never what they compute)
 ``reference.py``       ``price_reference``: every rule on every record, the definition the
                        keyed engines are tested against

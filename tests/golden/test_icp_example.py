@@ -289,3 +289,18 @@ def test_real_tariff_pairing_is_reported(result: RunResult) -> None:
     missing = coded.filter(~pl.col("hrg_code").is_in(held.to_list())).height
     assert (tariff["n_records"], tariff["n_hrg_not_found"]) == (coded.height, missing)
     assert 0 < missing < coded.height  # some fall back on purpose, most do not
+
+
+def test_the_manifest_records_the_policy_parameters_each_edition_used(result: RunResult) -> None:
+    """docs/tables.md#parameters: the 2016-17 tariff's short-stay thresholds (the stay read from
+    the 2016/17 workbook's glossary, age and methods recalled) and the 2016-17 reference
+    costs' NES threshold (recalled, in force from 2011/12), none overridden."""
+    got = {(p["level"], p["edition"], p["parameter"]): (p["value"], p["verified"], p["table"], p["overridden"])
+           for p in result.manifest["parameters"]}
+    assert got == {
+        ("tariff", "2016-17", "sse_max_los"): (1, True, "parameters/2016-17", False),
+        ("tariff", "2016-17", "sse_min_age"): (19, False, "parameters/2016-17", False),
+        ("tariff", "2016-17", "sse_admission_methods"): (
+            ["21", "22", "23", "24", "25", "2A", "2B", "2C", "2D"], False, "parameters/2016-17", False),
+        ("reference_cost", "2016-17", "nes_los_threshold"): (2, False, "parameters/2011-12", False),
+    }

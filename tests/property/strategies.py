@@ -36,6 +36,7 @@ from tests.fixtures.tables import (
     apc_rows,
     write_index,
     write_mff,
+    write_parameters,
     write_reference_costs,
     write_tariff,
     write_trimpoints,
@@ -198,6 +199,7 @@ def write_tables(
     with_tariff: bool = True,
     earlier: str | None = None,
     index: dict[str, float] | None = None,
+    parameters: dict[str, dict[str, str]] | None = None,
 ) -> TableSet:
     """Write ``spec`` as editions under ``root`` and load them (verified) as a TableSet.
 
@@ -211,7 +213,11 @@ def write_tables(
         earlier: also write the tariff and reference costs as this (earlier) edition, every
             price 90% of the spec's (so the edition a record is priced at shows).
         index: an inflation index ``INDEX_NAME`` with these values by financial year.
+        parameters: policy parameter editions (edition -> parameter -> value as text); None:
+            the shipped ones.
     """
+    for edition, values in (parameters or {}).items():
+        write_parameters(root, edition, values)
     if earlier is not None:
         _write_edition(root, spec, tariff_scale * 0.9, rc_scale * 0.9, drop_tariff_hrg, with_tariff, earlier)
     if index is not None:

@@ -2,7 +2,7 @@
 ``costing.pricing.reference``), the keyed in-memory engine (``costing.price``) and the
 streaming engine (``costing.price_lazy``) return the same frame, every column, for every
 configuration: both perspectives, declared chains, fixed and dated editions, MFF, inflation,
-spells, thresholds moved, adjustments switched off; on input held in several chunks, with
+spells, thresholds moved, policy parameters differing by edition, adjustments switched off; on input held in several chunks, with
 codes as read or as an extract might hold them, and under engine options that force the rare
 paths (tiny batches and check slices, colliding hashes, no threads).
 
@@ -50,10 +50,18 @@ CONFIGS = {
     # thresholds moved: a stay newly short enough must get the short-stay price in every
     # engine (the stay test is read per record for age and per key for the price)
     "thresholds_moved": FIXED.model_copy(update={"sse_max_los": 3, "sse_min_age": 40, "nes_los_threshold": 4}),
+    # dated, each edition its own policy parameters (the tables' PARAMETERS below): a record's
+    # tariff and reference-cost editions choose the short-stay and NES thresholds
+    "dated_parameters_differ": CostingConfig(),
     "adjustments_off": FIXED.model_copy(update={
         "short_stay_emergency": False, "long_stay": False, "rp_source": "tariff_day_case",
         "op_reference_department": "NCL"}),
 }
+_SSE = "21 22 23 24 25 2A 2B 2C 2D"
+PARAMETERS = {"dated_parameters_differ": {
+    EARLIER: {"sse_max_los": "2", "sse_min_age": "65", "sse_admission_methods": "21 2A", "nes_los_threshold": "3"},
+    EDITION: {"sse_max_los": "1", "sse_min_age": "19", "sse_admission_methods": _SSE, "nes_los_threshold": "2"},
+}}
 OPTIONS = st.sampled_from([
     costing.EngineOptions(),
     costing.EngineOptions(key_batch_rows=2, check_rows=3, drop_by_slices=0),
@@ -117,7 +125,7 @@ def test_reference_in_memory_and_streaming_engines_give_the_same_frame(
         config: str, spec: TableSpec, df: pl.DataFrame, piece: int, as_read: bool,
         options: costing.EngineOptions) -> None:
     tables = write_tables(_SCRATCH.folder(), spec, earlier=EARLIER,
-                          index={EARLIER: 96.5, EDITION: 100.0})
+                          index={EARLIER: 96.5, EDITION: 100.0}, parameters=PARAMETERS.get(config))
     cfg = CONFIGS[config]
     records = _with_twins(df) if as_read else messy(_with_twins(df))
     expected = _outcome(lambda: price_reference(records, tables, cfg))

@@ -13,6 +13,7 @@ import costing
 from benchmarks.generate import generate, generate_cohort
 from costing import spark as cs
 from costing.schema import PRICED_COLUMNS, WINDOW_COLUMNS
+from tests.fixtures.tables import D, apc, frame, two_rule_years
 from tests.spark.conftest import collect
 
 pytestmark = pytest.mark.spark
@@ -83,6 +84,18 @@ def test_purchaser_spells_over_many_batches_and_custom_tables(spark: Any) -> Non
     assert int(got["n_episodes"].sum()) == apc.height  # every episode counted in its spell
     by_tariff = got.filter(pl.col("cost_source") == "tariff")
     assert by_tariff.height > 0 and set(by_tariff["tariff_edition"]) == {"2016-17"}
+
+
+def test_dated_policy_parameters_per_edition(spark: Any, tmp_path: Path) -> None:
+    # the same one-day emergency stay of a 40-year-old in 2016/17 (short-stay age 19: the
+    # short-stay price 600) and in 2017/18 (age 65: the NEL price 2,000), on two workers
+    tables = two_rule_years(tmp_path)
+    records = frame(*(apc(f"y{year}", admit=D(year, 10, 2), los=1, age=40) for year in (2016, 2017)))
+    cfg = costing.CostingConfig(chain=("tariff",))
+    got = collect(cs.price(cs._spark_frame(spark, records), tables, cfg, partitions=2))
+    want = costing.price(records, tables, cfg)
+    _same(got.select(want.columns), want, ["record_id"])
+    assert dict(zip(got["record_id"], got["cost"], strict=True)) == {"y2016": 600.0, "y2017": 2000.0}
 
 
 def test_empty_partitions_and_source_row_added(spark: Any) -> None:

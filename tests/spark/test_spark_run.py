@@ -60,8 +60,9 @@ def test_run_spark_equals_polars_run(spark: Any, tmp_path: Path) -> None:
                            pl.read_csv(want.files[name.removesuffix(".csv")]), check_exact=False)
     # the manifest: same configuration, tables, inputs, counts and outputs; the engine named
     m_got, m_want = (json.loads(r.files["manifest"].read_text()) for r in (got, want))
-    for key in ("tables_sha256", "rows_in", "counts_by_status", "trimpoints", "warnings"):
+    for key in ("tables_sha256", "rows_in", "counts_by_status", "trimpoints", "warnings", "parameters"):
         assert m_got[key] == m_want[key], key
+    assert len(m_want["parameters"]) == 4  # the tariff's three short-stay thresholds and NES
     # the same configuration but [cohort] for [match], and the inputs the matched cohort's file
     assert ({k: v for k, v in m_got["config"].items() if k not in ("cohort", "match")}
             == {k: v for k, v in m_want["config"].items() if k not in ("cohort", "match")})

@@ -19,7 +19,7 @@ from polars.testing import assert_frame_equal
 
 import costing
 from costing import CostingConfig, Status
-from costing.errors import ImportFormatError
+from costing.errors import ConfigError, ImportFormatError
 from costing.importers import mff_workbook, tariff_workbook
 from costing.importers.shipped_tariffs import SHIPPED_TARIFFS
 from costing.pairing import hrg_not_found_by_edition, run_warnings
@@ -309,7 +309,14 @@ def test_v35_2008_09_layout_imports_and_prices(tmp_path: Path) -> None:
         {"record_id": "ae", "patient_id": "q", "setting": "ae", "activity_date": D(2008, 10, 1),
          "hrg_code": "V01", "hrg_version": "v3.5", "department_type": "03"},          # type 3: 50
     )
-    out = costing.price(records, tables, CostingConfig(tariff_edition="2008-09", chain=("tariff",)))
+    cfg = CostingConfig(tariff_edition="2008-09", chain=("tariff",))
+    # the parameter table starts 2016/17: a 2008/09 tariff with short-stay prices needs its rules
+    with pytest.raises(ConfigError, match="2008-09 .* older than the policy parameter table.*sse_min_age"):
+        costing.price(records, tables, cfg)
+    # the fixture's short-stay rule: LoS 0 or 1 day, aged 19 and over, methods 21-25 and 2A-2D
+    cfg = cfg.model_copy(update={"sse_max_los": 1, "sse_min_age": 19, "sse_admission_methods": (
+        "21", "22", "23", "24", "25", "2A", "2B", "2C", "2D")})
+    out = costing.price(records, tables, cfg)
     cost = dict(zip(out["record_id"], out["cost"], strict=True))
     assert cost == {"dc": 5000.0, "el": 5600.0, "nel": 2300.0, "sse": 600.0, "hrg4": None,
                     "op": 200.0, "ae": 50.0}

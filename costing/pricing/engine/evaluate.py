@@ -68,19 +68,22 @@ def level_column(output: str, cfg: CostingConfig, kind: str, ed: Editions, other
                  sets: dict[str, tuple[RuleSet, ...]] | None = None) -> pl.Expr:
     """The column ``output`` as each edition of level ``kind`` sets it: the rules of the
     edition's rule set (``costing.pricing.rules.RULE_SETS``) that set ``output``, in the set's
-    order, the first that applies winning. Editions that share their rules share one
-    expression; with editions whose rules differ, a record's edition chooses."""
+    order, the first that applies winning, each reading the edition's policy parameters
+    (:meth:`Editions.config_of`). Editions that share their rules and parameters share one
+    expression; where they differ, a record's edition chooses."""
     editions = [e.edition for e in ed.editions] or [RULE_SETS[kind][-1].first_edition if sets is None
                                                     else sets[kind][-1].first_edition]
-    groups: dict[tuple[Rule, ...], list[int]] = {}
+    groups: dict[tuple[tuple[Rule, ...], CostingConfig], list[int]] = {}
     for i, edition in enumerate(editions):
-        rules = tuple(r for r in rules_of_edition(kind, edition, sets) if r.output == output and r.active(cfg))
-        groups.setdefault(rules, []).append(i)
+        own = ed.config_of(i, cfg)
+        rules = tuple(r for r in rules_of_edition(kind, edition, sets) if r.output == output and r.active(own))
+        groups.setdefault((rules, own), []).append(i)
     if len(groups) == 1:
-        return first_applying(next(iter(groups)), cfg, otherwise).alias(output)
+        (rules, own), = groups
+        return first_applying(rules, own, otherwise).alias(output)
     out: pl.Expr = pl.lit(None) if otherwise is None else otherwise
-    for rules, at in reversed(groups.items()):
-        out = pl.when(pl.col(edition_index(kind)).is_in(at)).then(first_applying(rules, cfg, otherwise)).otherwise(out)
+    for (rules, own), at in reversed(groups.items()):
+        out = pl.when(pl.col(edition_index(kind)).is_in(at)).then(first_applying(rules, own, otherwise)).otherwise(out)
     return out.alias(output)
 
 

@@ -350,9 +350,9 @@ def editions_for(ts: TableSet, cfg: CostingConfig) -> dict[str, Editions]:
     chain = cfg.resolved_chain()
     eds: dict[str, Editions] = {}
     if "tariff" in chain:
-        eds["tariff"] = editions_of(ts, "tariff", cfg.tariff_edition)
+        eds["tariff"] = editions_of(ts, "tariff", cfg.tariff_edition, cfg)
     if "reference_cost" in chain or "total_hrg_average" in chain:
-        eds["reference_cost"] = editions_of(ts, "reference_cost", reference_cost_pairing(ts, cfg))
+        eds["reference_cost"] = editions_of(ts, "reference_cost", reference_cost_pairing(ts, cfg), cfg)
     return eds
 
 

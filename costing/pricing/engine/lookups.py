@@ -16,6 +16,7 @@ from polars._typing import PolarsDataType
 from costing.config import CostingConfig
 from costing.errors import EditionNotFoundError
 from costing.pairing import NO_PAIRED_EDITION
+from costing.pricing.parameters import ResolvedParameter, overrides, resolve
 from costing.pricing.rules.chain import REASON_RANK
 from costing.pricing.rules.reference_costs import choose_trimpoints
 from costing.schema import DEPARTMENTS
@@ -30,6 +31,13 @@ class Editions:
     editions: tuple[Edition, ...]
     fixed: str | None
     required: bool = True  # False: no edition on purpose (see costing.pairing)
+    # per edition (same order), the policy parameters its rules read (costing.pricing.parameters)
+    parameters: tuple[tuple[ResolvedParameter, ...], ...] = ()
+
+    def config_of(self, i: int, cfg: CostingConfig) -> CostingConfig:
+        """The configuration the rules of edition ``i`` read: ``cfg`` with that edition's
+        parameters (``cfg`` itself when the kind has no editions: no record reaches them)."""
+        return cfg.model_copy(update=dict(overrides(self.parameters[i]))) if self.parameters else cfg
 
     def index_expr(self, date: pl.Expr) -> pl.Expr:
         """Position in ``editions`` of the record's edition (null: none in force)."""
@@ -61,12 +69,13 @@ class Editions:
         return pl.concat(frames, how="diagonal_relaxed") if frames else None
 
 
-def editions_of(tables: TableSet, kind: str, fixed: str | None) -> Editions:
+def editions_of(tables: TableSet, kind: str, fixed: str | None, cfg: CostingConfig) -> Editions:
+    """The editions of ``kind`` a run prices at (``fixed``, or every edition held), each with
+    its policy parameters resolved (``costing.pricing.parameters.resolve``)."""
     if fixed == NO_PAIRED_EDITION:  # a fixed tariff year without reference costs of its own
         return Editions(kind, (), None, required=False)
-    if fixed is not None:
-        return Editions(kind, (tables.get(kind, fixed),), fixed)
-    return Editions(kind, tuple(tables.get(kind, e) for e in tables.editions(kind)), None)
+    eds = (tables.get(kind, fixed),) if fixed is not None else tuple(tables.get(kind, e) for e in tables.editions(kind))
+    return Editions(kind, eds, fixed, parameters=tuple(resolve(tables, cfg, e) for e in eds))
 
 
 def gather(values: Sequence[object] | pl.Series, dtype: PolarsDataType, index: pl.Expr) -> pl.Expr:

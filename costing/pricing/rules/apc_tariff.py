@@ -2,7 +2,9 @@
 delivery, the short-stay emergency price, and excess bed days beyond the trim point.
 
 The tariff lookups (``costing.pricing.engine.lookups``) set the ``_t_*`` columns: the prices
-and trim points of the record's HRG in its tariff edition.
+and trim points of the record's HRG in its tariff edition. The short-stay emergency thresholds
+(length of stay, age, admission methods) are policy parameters: the configuration the rules
+read holds the values of the tariff edition they price at (``costing.pricing.parameters``).
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ import polars as pl
 
 from costing.activity import one_of
 from costing.config import CostingConfig
-from costing.pricing.rules.base import Rule
-from costing.schema import SHORT_STAY_EMERGENCY_METHODS
+from costing.pricing.rules.base import Rule, parameter
 
 __all__ = ["SSE_AGE", "SSE_ELIGIBLE", "NO_SSE_TEST", "SHORT_STAY_EMERGENCY", "POD_PRICE", "TRIM_POINT",
            "EXCESS_BED_DAYS", "SSE_PRICE", "APC_PRICE", "excess_days", "short_stay"]
@@ -22,7 +23,21 @@ SSE_AGE_COLUMN = "_sse_age_ok"
 
 def short_stay(cfg: CostingConfig) -> pl.Expr:
     """A stay short enough for the short-stay emergency price: the one place this is said."""
-    return pl.col("los_days") <= cfg.sse_max_los
+    return pl.col("los_days") <= parameter(cfg, "sse_max_los", pl.Int32)
+
+
+def _eligible(cfg: CostingConfig) -> pl.Expr:
+    """Everything the short-stay emergency test asks but the age."""
+    if not cfg.short_stay_emergency:
+        return pl.lit(False)
+    methods = cfg.sse_admission_methods
+    return (
+        (pl.col("_apc_pod") == "NEL")
+        & (pl.lit(None, dtype=pl.Boolean) if methods is None else one_of(pl.col("admission_method"), methods))
+        & pl.col("_t_sse_applicable").fill_null(False)
+        & short_stay(cfg)
+        & pl.col("_t_sse_price").is_not_null()
+    ).fill_null(False)
 
 
 def excess_days(los: pl.Expr, trim: pl.Expr) -> pl.Expr:
@@ -35,7 +50,7 @@ def excess_days(los: pl.Expr, trim: pl.Expr) -> pl.Expr:
 SSE_AGE = Rule(
     name="short_stay_emergency_age", output=SSE_AGE_COLUMN, reads=("setting", "los_days", "age"),
     when=lambda cfg: (pl.col("setting") == "apc") & short_stay(cfg),
-    value=lambda cfg: pl.col("age") >= cfg.sse_min_age,
+    value=lambda cfg: pl.col("age") >= parameter(cfg, "sse_min_age", pl.Int32),
     active=lambda cfg: cfg.short_stay_emergency, row=True, section="sse",
 )
 
@@ -44,14 +59,7 @@ SSE_AGE = Rule(
 SSE_ELIGIBLE = Rule(
     name="short_stay_emergency_eligible", output="_t_sse_needs_age",
     reads=("_apc_pod", "admission_method", "_t_sse_applicable", "los_days", "_t_sse_price"),
-    value=lambda cfg: (
-        pl.lit(cfg.short_stay_emergency)
-        & (pl.col("_apc_pod") == "NEL") & one_of(pl.col("admission_method"), SHORT_STAY_EMERGENCY_METHODS)
-        & pl.col("_t_sse_applicable").fill_null(False)
-        & short_stay(cfg)
-        & pl.col("_t_sse_price").is_not_null()
-    ).fill_null(False),
-    section="sse",
+    value=_eligible, section="sse",
 )
 
 # Without the tariff in the chain no record is asked its age.

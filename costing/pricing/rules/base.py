@@ -61,6 +61,13 @@ class Rule:
         return pl.when(self.when(cfg)).then(self.value(cfg))
 
 
+def parameter(cfg: CostingConfig, name: str, dtype: pl.DataType) -> pl.Expr:
+    """A policy parameter (``costing.pricing.parameters``) as a literal: the engines give each
+    edition's rules a configuration holding that edition's values. None (no row in force, where
+    the edition cannot use it) is a null literal, so a condition on it never holds."""
+    return pl.lit(getattr(cfg, name), dtype=dtype)
+
+
 def first_applying(rules: Sequence[Rule], cfg: CostingConfig,
                    otherwise: pl.Expr | None = None) -> pl.Expr:
     """The value of the first of ``rules`` that applies (else ``otherwise``, else null)."""

@@ -16,7 +16,7 @@ from costing.config import DEFAULT_TRIMPOINTS_SUBSTITUTE, CostingConfig
 from costing.errors import ConfigError
 from costing.pricing.rules import ae, outpatients
 from costing.pricing.rules.apc_tariff import excess_days
-from costing.pricing.rules.base import Rule
+from costing.pricing.rules.base import Rule, parameter
 from costing.tables import Edition, TableSet
 
 __all__ = ["DEPARTMENT", "SERVICE", "EXCESS_DAY_DEPARTMENT", "EXCESS_DAY_SERVICE", "EXCESS_DAY_CODE",
@@ -28,7 +28,7 @@ _POD = pl.col("_apc_pod")
 
 def _non_elective_short(cfg: CostingConfig) -> pl.Expr:
     """A non-elective stay below the threshold is costed as a short stay (NES)."""
-    return pl.col("los_days") < cfg.nes_los_threshold
+    return pl.col("los_days") < parameter(cfg, "nes_los_threshold", pl.Int32)
 
 
 def _dept(name: str) -> pl.Expr:
