@@ -112,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         "records": sim.priced.height, "index_months": args.index_months, "k": args.k,
         "score": args.score, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
         "cpu_user_s": round(ru1.ru_utime - ru0.ru_utime, 3), "cpu_sys_s": round(ru1.ru_stime - ru0.ru_stime, 3),
-        "numpy_madvise_hugepage": os.environ.get("NUMPY_MADVISE_HUGEPAGE", "default"),
         "rss_before_gib": round(rss_before, 3), "peak_rss_gib": round(peak_gib, 3),
         "peak_is_matching_only": reset, "import_s": round(import_s, 3),
         "profiled": bool(profiler), "load_1min": round(os.getloadavg()[0], 1),
