@@ -6,8 +6,9 @@ engine already knows about every patient: their priced hospital use before the i
 1. **Features** (``prior_use``): per patient, strictly before the index date, in several
    windows (default four six-month windows, k = -4..-1): records and cost per category
    (elective and emergency admissions, outpatient and A&E attendances) and bed days. They
-   come from the windows machinery (``costing.windows``) with spells apportioned by night,
-   so nothing on or after the index date enters a feature.
+   follow the windows' rules with spells apportioned by night, so nothing on or after the
+   index date enters a feature; ``costing.features`` computes them from the priced records
+   read once into arrays, for every index month.
 2. **Risk sets** (pseudo index dates): the case's index month is an exact stratum (with any
    ``exact`` columns); a candidate is eligible in a month when it is alive and not yet
    treated at the month's latest case index date, is not a case and (optionally) is not from
@@ -22,7 +23,8 @@ engine already knows about every patient: their priced hospital use before the i
 4. **Matching**: greedy nearest neighbours within each stratum, without replacement, in
    rounds (every case takes its first control before any takes a second), in a seeded
    random case order, within a caliper on the logit propensity score (in its standard
-   deviations). The neighbour search is scikit-learn's ``NearestNeighbors`` (a k-d tree).
+   deviations); of equally near candidates, the first in candidate order. The neighbour
+   search is SciPy's ``cKDTree`` (a k-d tree) over the distinct points.
 5. **Outputs** (``MatchResult``): a cohort ready for ``cost_by_window`` and ``did``, the
    balance table (standardised mean differences before and after, same denominator), a
    love plot, and diagnostics.
