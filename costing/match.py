@@ -463,9 +463,8 @@ def _greedy(
     got: list[list[int]] = [[] for _ in range(len(case_pts))]
     if n_c == 0:
         return got
-    # the distinct points, each with its candidates in candidate order (many candidates can
-    # share a point: the same attributes and no prior use)
-    # (points in the order of their first candidate; each point's candidates in order)
+    # the distinct points (many candidates can share one: the same attributes and no prior
+    # use), in the order of their first candidate, each with its candidates in order
     cols = [f"x{j}" for j in range(cand_pts.shape[1])]
     groups = (
         pl.DataFrame(cand_pts, schema=cols).with_row_index("_i")
@@ -521,54 +520,6 @@ def _greedy(
                     break  # the point may hold more: look at it again next round
                 ptr[i] += 1
             if j < 0 and q < n_p:  # exact search among unused candidates within the caliper
-                if width is None:
-                    band = np.arange(n_c)
-                else:
-                    if lp_order is None:
-                        lp_order = np.argsort(cand_lp, kind="stable")
-                        lp_sorted = cand_lp[lp_order]
-                    lo = np.searchsorted(lp_sorted, case_lp[i] - width, side="left")
-                    hi = np.searchsorted(lp_sorted, case_lp[i] + width, side="right")
-                    band = lp_order[lo:hi]
-                band = band[~used[band]]
-                if band.size:
-                    d = np.sqrt(((cand_pts[band] - case_pts[i]) ** 2).sum(axis=1))
-                    j = int(band[np.lexsort((band, d))[0]])
-            if j >= 0:
-                used[j] = True
-                got[i].append(j)
-    return got
-    q = min(n_c, _NEIGHBOURS * k)
-    # an unbalanced tree without compacted nodes builds several times faster, and its
-    # queries are exact all the same (docs/decisions/0022-matching-with-scikit-learn.md)
-    tree = cKDTree(cand_pts, balanced_tree=False, compact_nodes=False)
-    dist, idx = tree.query(case_pts, k=q)
-    dist, idx = dist.reshape(len(case_pts), q), idx.reshape(len(case_pts), q)
-    by = np.lexsort((idx, dist), axis=-1)  # nearest first, equal distances in candidate order
-    dist, idx = np.take_along_axis(dist, by, -1), np.take_along_axis(idx, by, -1)
-    # every candidate nearer than the farthest fetched one is fetched; at that distance some
-    # may not be (unless all candidates were)
-    sure = dist < dist[:, -1:] if q < n_c else np.ones_like(dist, dtype=bool)
-    used = np.zeros(n_c, dtype=bool)
-    ptr = np.zeros(len(case_pts), dtype=np.int64)
-    lp_order = np.argsort(cand_lp, kind="stable")
-    lp_sorted = cand_lp[lp_order]
-    def within(i: int, u: int) -> int:
-        """Point u's first unused candidate if within case i's caliper, else -1."""
-        return unused_at(u) if width is None or abs(point_lp[u] - case_lp[i]) <= width else -1
-
-    for r in range(k):
-        for i in order:
-            if len(got[i]) < r:
-                continue
-            j = -1
-            while ptr[i] < q and sure[i, ptr[i]]:
-                c = int(idx[i, ptr[i]])
-                ptr[i] += 1
-                if not used[c] and (width is None or abs(cand_lp[c] - case_lp[i]) <= width):
-                    j = c
-                    break
-            if j < 0 and q < n_c:  # exact search among unused candidates within the caliper
                 if width is None:
                     band = np.arange(n_c)
                 else:
