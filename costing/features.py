@@ -217,9 +217,9 @@ def prior_records(priced: pl.DataFrame | pl.LazyFrame, ids: pl.Series) -> PriorR
     )
 
     def part(frame: pl.DataFrame) -> _Part:
-        arrays = [frame[f].to_numpy() for f in _PART_FIELDS]
-        offsets = np.searchsorted(arrays[0], np.arange(len(ids) + 1), side="left")
-        return _Part(*arrays, offsets=offsets)
+        arrays = {f: frame[f].to_numpy() for f in _PART_FIELDS}
+        offsets = np.searchsorted(arrays["patient"], np.arange(len(ids) + 1), side="left")
+        return _Part(**arrays, offsets=offsets)
 
     split = days["_split"]
     return PriorRecords(ids, part(days.filter(~split)), part(days.filter(split)))
