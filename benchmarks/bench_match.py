@@ -32,7 +32,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from benchmarks.bench_windows import _cpu_seconds  # noqa: E402
 from benchmarks.match_sim import simulate  # noqa: E402
 from costing.match import match  # noqa: E402
 
@@ -81,22 +80,22 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     import scipy.linalg  # noqa: F401  (loaded by match on first use)
-    import sklearn.linear_model  # noqa: F401
     import scipy.spatial  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
     import_s = time.perf_counter() - t
 
     rss_before = _rss_gib("VmRSS")
     reset = _reset_peak()
     profiler = cProfile.Profile() if args.profile else None
-    ru0 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    ru0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     if profiler is not None:
         profiler.enable()
     result = match(sim.cases, sim.pool, sim.priced, k=args.k, score=args.score, seed=args.seed)
     if profiler is not None:
         profiler.disable()
-    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
-    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    wall, ru1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    user, system = ru1.ru_utime - ru0.ru_utime, ru1.ru_stime - ru0.ru_stime
+    cpu = user + system
     # the peak since the reset (matching alone), else the process's (the simulation too)
     peak_gib = _rss_gib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     d = result.diagnostics
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "match", "cases": sim.cases.height, "pool": args.pool,
         "records": sim.priced.height, "index_months": args.index_months, "k": args.k,
         "score": args.score, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-        "cpu_user_s": round(ru1.ru_utime - ru0.ru_utime, 3), "cpu_sys_s": round(ru1.ru_stime - ru0.ru_stime, 3),
+        "cpu_user_s": round(user, 3), "cpu_sys_s": round(system, 3),
         "rss_before_gib": round(rss_before, 3), "peak_rss_gib": round(peak_gib, 3),
         "peak_is_matching_only": reset, "import_s": round(import_s, 3),
         "profiled": bool(profiler), "load_1min": round(os.getloadavg()[0], 1),

@@ -8,7 +8,7 @@ import json
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ from costing.schema import EMERGENCY_METHODS
 from costing.tables import check_edition
 
 __all__ = ["CostingConfig", "Level", "LEVELS", "DEFAULT_TRIMPOINTS_SUBSTITUTE", "read_toml",
-           "config_error"]
+           "config_error", "emergency_methods"]
 
 Level = Literal["tariff", "reference_cost", "total_hrg_average"]
 LEVELS: tuple[str, ...] = ("tariff", "reference_cost", "total_hrg_average")
@@ -87,6 +87,22 @@ _DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
     "purchaser": ("tariff", "reference_cost"),
     "provider": ("reference_cost",),
 }
+
+
+def emergency_methods(codes: Iterable[object]) -> tuple[str, ...]:
+    """Admission method codes for the short-stay emergency rule, normalised, each checked to
+    be an emergency method (the configuration and the parameter table both read them here).
+
+    Raises:
+        ValueError: none given, or a code that is not an emergency admission method.
+    """
+    out = tuple(str(c).strip().upper() for c in codes)
+    unknown = [c for c in out if c not in EMERGENCY_METHODS]
+    if not out or unknown:
+        raise ValueError(
+            f"{'no admission method given' if not out else f'not emergency admission methods: {unknown}'}"
+            f"; give some of {', '.join(EMERGENCY_METHODS)}")
+    return out
 
 
 class CostingConfig(BaseModel):
@@ -173,13 +189,10 @@ class CostingConfig(BaseModel):
     def _methods(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if v is None:
             return None
-        codes = tuple(str(c).strip().upper() for c in v)
-        unknown = [c for c in codes if c not in EMERGENCY_METHODS]
-        if not codes or unknown:
-            raise ValueError(
-                f"{'no admission method given' if not codes else f'not emergency admission methods: {unknown}'}"
-                f"; give some of {', '.join(EMERGENCY_METHODS)}, or leave it out for the table's")
-        return codes
+        try:
+            return emergency_methods(v)
+        except ValueError as exc:
+            raise ValueError(f"{exc}, or leave it out for the table's") from None
 
     @model_validator(mode="after")
     def _check(self) -> CostingConfig:

@@ -259,6 +259,16 @@ class _Frame:
     n_w: int
     index_spell_days: int | None
 
+    @property
+    def first(self) -> int:
+        """The first day of any window asked for."""
+        return int(self.bounds[:, : self.n_w].min())
+
+    @property
+    def last(self) -> int:
+        """The day after the last day of any window asked for."""
+        return int(self.bounds[:, self.n_w :].max())
+
     def per_record(self, r: np.ndarray, values: np.ndarray) -> np.ndarray:
         return values if len(values) == 1 else values[r]
 
@@ -289,9 +299,8 @@ def _sums(fr: _Frame, rec: PriorRecords, whole: np.ndarray, spells: np.ndarray,
 
     # records that fall wholly on their activity date: in the window holding that date
     w = rec.whole
-    start = w.start[whole]
-    first, last = int(fr.bounds[:, :n_w].min()), int(fr.bounds[:, n_w:].max())
-    at, r, b = mine(w, whole, (start >= first) & (start < last))
+    first, last = fr.first, fr.last
+    at, r, b = mine(w, whole, (w.start[whole] >= first) & (w.start[whole] < last))
     start = w.start[at]
     wi = np.full(len(at), -1, dtype=np.int64)
     for i in range(n_w):
@@ -312,19 +321,19 @@ def _sums(fr: _Frame, rec: PriorRecords, whole: np.ndarray, spells: np.ndarray,
     a, stop, stay = sp.start[at], sp.stop[at], sp.stop[at] - sp.start[at]
     if fr.censor is not None:
         stop = np.minimum(stop, fr.censor[r])
-    base = slot[sp.patient[at]] * n_feat + 2 * sp.category[at]
-    cost, attended = sp.cost[at], sp.attended[at]
+    row = slot[sp.patient[at]] * n_feat
+    cat, cost, attended = 2 * sp.category[at], sp.cost[at], sp.attended[at]
     counted = np.zeros(len(at), dtype=bool)
     for i in range(n_w):
         nights = np.maximum(np.minimum(stop, b[:, n_w + i]) - np.maximum(a, b[:, i]), 0)
         has = np.flatnonzero(nights > 0)
-        key = base[has] + i * width
+        window = row[has] + i * width
+        key = window + cat[has]
         first_here = ~counted[has] & attended[has]
         counted[has] = True
         add(key[first_here], np.ones(int(first_here.sum())))
         add(key + 1, cost[has] * nights[has] / stay[has])
-        bed_key = key - 2 * sp.category[at[has]] + 2 * _N_CAT
-        add(bed_key, nights[has])
+        add(window + 2 * _N_CAT, nights[has])
 
     sums = np.bincount(np.concatenate(keys), weights=np.concatenate(weights),
                        minlength=n_slots * n_feat)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -673,23 +673,29 @@ def match(
         per_month[m] = {"pids": elig["patient_id"], "elig": elig, "date": s_date,
                         "pos": elig["_cand"].to_numpy()}
 
-    def candidate_parts(m: dt.date, rows: np.ndarray) -> np.ndarray:
-        """The design rows of month ``m``'s eligible candidates ``rows`` at the month's
-        feature date."""
+    def candidate_blocks(
+        m: dt.date, rows: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Month ``m``'s eligible candidates (or its ``rows`` among them) at the month's
+        feature date, a block at a time: positions, attribute columns, feature columns."""
         info = per_month[m]
-        pos, s_date = info["pos"][rows], info["date"]
-        f = features(rec, n_case + pos, s_date, ws, months, index_spell_days)
-        return np.hstack([cand_attrs.at(pos, (s_date - dt.date(1970, 1, 1)).days), f])
+        pos = info["pos"] if rows is None else info["pos"][rows]
+        day = (info["date"] - dt.date(1970, 1, 1)).days
+        for at, f in iter_features(rec, n_case + pos, info["date"], ws, months, index_spell_days):
+            yield at, cand_attrs.at(pos[at], day), f
+
+    def candidate_design(m: dt.date, rows: np.ndarray) -> np.ndarray:
+        """The design rows of month ``m``'s eligible candidates ``rows``."""
+        x = np.empty((len(rows), len(columns)))
+        for at, a, f in candidate_blocks(m, rows):
+            x[at] = np.hstack([a, f])
+        return x
 
     def candidate_scores(m: dt.date, models: Sequence[ScoreModel]) -> list[np.ndarray]:
-        """Each model's logit score of every eligible candidate of month ``m``, a block of
-        candidates at a time (the million-row design matrix is never built)."""
-        info = per_month[m]
-        pos, s_date = info["pos"], info["date"]
-        day = (s_date - dt.date(1970, 1, 1)).days
-        out = [np.empty(len(pos)) for _ in models]
-        for at, f in iter_features(rec, n_case + pos, s_date, ws, months, index_spell_days):
-            a = cand_attrs.at(pos[at], day)
+        """Each model's logit score of every eligible candidate of month ``m``, a block at a
+        time (the million-row design matrix is never built)."""
+        out = [np.empty(len(per_month[m]["pos"])) for _ in models]
+        for at, a, f in candidate_blocks(m):
             for o, model in zip(out, models, strict=True):
                 o[at] = model.logit_parts(a, f)
         return out
@@ -705,7 +711,7 @@ def match(
     # their features are computed now, every candidate's after the fits
     ends = np.cumsum([len(v["pids"]) for v in per_month.values()])
     x_cand_fit = np.vstack([
-        candidate_parts(m, take[(take >= end - len(v["pids"])) & (take < end)] - (end - len(v["pids"])))
+        candidate_design(m, take[(take >= end - len(v["pids"])) & (take < end)] - (end - len(v["pids"])))
         for (m, v), end in zip(per_month.items(), ends, strict=True)
     ])
     x_fit = np.vstack([x_case, x_cand_fit])

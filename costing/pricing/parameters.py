@@ -36,9 +36,8 @@ from typing import Any
 
 import polars as pl
 
-from costing.config import CostingConfig
+from costing.config import CostingConfig, emergency_methods
 from costing.errors import ConfigError, TableError
-from costing.schema import EMERGENCY_METHODS
 from costing.tables import Edition, TableSet, load_tables, shipped_tables_path
 
 __all__ = ["Parameter", "PARAMETERS", "ResolvedParameter", "parse_methods", "parameter_rows", "resolve",
@@ -53,10 +52,7 @@ def parse_methods(text: str) -> tuple[str, ...]:
     Raises:
         ValueError: none given, or a code that is not an emergency admission method.
     """
-    codes = tuple(text.split())
-    if not codes or any(c not in EMERGENCY_METHODS for c in codes):
-        raise ValueError(f"not emergency admission methods ({', '.join(EMERGENCY_METHODS)})")
-    return codes
+    return emergency_methods(text.split())
 
 
 def _whole(text: str) -> int:
